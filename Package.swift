@@ -1,0 +1,68 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+// Swift packages come from the local copies of their GitHub repositories, by URL and a listed
+// version. Benchmarks that need package-benchmark live in Benchmarks/Package.swift so that a
+// broker embedding this module never builds them.
+let package = Package(
+    name: "BrokerReplication",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "BrokerReplication", targets: ["BrokerReplication"]),
+        .library(name: "BrokerReplicationTesting", targets: ["BrokerReplicationTesting"]),
+        .library(name: "LZ4", targets: ["LZ4"]),
+        .executable(name: "codec-demo", targets: ["CodecDemo"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CLZ4",
+            pkgConfig: "liblz4",
+            providers: [.apt(["liblz4-dev"])]
+        ),
+        .target(name: "LZ4", dependencies: ["CLZ4"]),
+        .target(
+            name: "BrokerReplication",
+            dependencies: [
+                "LZ4",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
+            name: "BrokerReplicationTesting",
+            dependencies: [
+                "BrokerReplication",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
+        .executableTarget(
+            name: "CodecDemo",
+            dependencies: [
+                "BrokerReplication",
+                "BrokerReplicationTesting",
+                "LZ4",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(name: "LZ4Tests", dependencies: ["LZ4"]),
+        .testTarget(
+            name: "BrokerReplicationTests",
+            dependencies: [
+                "BrokerReplication",
+                "BrokerReplicationTesting",
+                "LZ4",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ]
+        ),
+    ]
+)

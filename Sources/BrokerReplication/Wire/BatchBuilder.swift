@@ -1,0 +1,76 @@
+import LZ4
+import NIOCore
+
+/// A batch sealed into one complete data frame: compressed once, then shared by every follower.
+package struct SealedBatch: Sendable {
+    /// The whole frame, header included, ready to write to any number of channels.
+    package var frame: ByteBuffer
+    package var firstLSN: UInt64
+    package var recordCount: UInt32
+    /// Uncompressed payload bytes (the records as encoded).
+    package var payloadBytes: Int
+
+    package var lastLSN: UInt64 { firstLSN + UInt64(recordCount) - 1 }
+    /// Bytes on the wire for this batch, frame header included.
+    package var wireBytes: Int { frame.readableBytes }
+}
+
+/// Collects records with consecutive LSNs into one uncompressed payload, then seals them
+/// into a compressed data frame.
+///
+/// The payload buffer is reused from batch to batch, so steady-state encoding allocates only
+/// the sealed frame: one allocation per batch, not per record.
+package struct BatchBuilder {
+    private var payload: ByteBuffer
+    private let allocator: ByteBufferAllocator
+    package private(set) var firstLSN: UInt64 = 0
+    package private(set) var recordCount: UInt32 = 0
+
+    package init(allocator: ByteBufferAllocator = ByteBufferAllocator(), initialCapacity: Int = 64 * 1024) {
+        self.allocator = allocator
+        self.payload = allocator.buffer(capacity: initialCapacity)
+    }
+
+    package var isEmpty: Bool { recordCount == 0 }
+    /// Uncompressed bytes collected so far.
+    package var payloadBytes: Int { payload.readableBytes }
+    /// The LSN the next record must have.
+    package var nextLSN: UInt64 { firstLSN + UInt64(recordCount) }
+
+    /// Adds a record with LSN `lsn`, which must follow the batch's last one.
+    package mutating func append(_ record: ReplicationRecord, lsn: UInt64) {
+        if isEmpty {
+            precondition(lsn > 0, "LSNs start at 1")
+            firstLSN = lsn
+        } else {
+            precondition(lsn == nextLSN, "records in a batch have consecutive LSNs")
+        }
+        record.write(to: &payload)
+        recordCount += 1
+    }
+
+    /// Compresses the collected records into one data frame and starts an empty batch.
+    package mutating func seal(using compressor: LZ4BlockCompressor) -> SealedBatch {
+        precondition(!isEmpty, "sealing an empty batch")
+        let payloadBytes = payload.readableBytes
+        let bound = LZ4Block.maximumCompressedBytes(forInputBytes: payloadBytes)
+        var frame = allocator.buffer(capacity: Frame.headerBytes + DataFrame.headerBytes + bound)
+        frame.writeRepeatingByte(0, count: Frame.headerBytes)
+        frame.writeInteger(firstLSN)
+        frame.writeInteger(recordCount)
+        frame.writeInteger(UInt32(payloadBytes))
+        frame.writeInteger(DataFrame.codecLZ4Block)
+        payload.withUnsafeReadableBytes { source in
+            _ = frame.writeWithUnsafeMutableBytes(minimumWritableBytes: bound) { destination in
+                // Cannot fail: the destination holds the worst case and batches are far below 2 GiB.
+                try! compressor.compress(source, into: destination)
+            }
+        }
+        Frame.fillHeader(in: &frame, at: 0, type: .data)
+        let sealed = SealedBatch(frame: frame, firstLSN: firstLSN, recordCount: recordCount, payloadBytes: payloadBytes)
+        payload.clear()
+        recordCount = 0
+        firstLSN = 0
+        return sealed
+    }
+}

@@ -1,0 +1,100 @@
+import LZ4
+import NIOCore
+
+/// Turns a data frame back into records, checking every size before allocating for it.
+package struct BatchDecoder: Sendable {
+    package let limits: WireLimits
+    private let allocator: ByteBufferAllocator
+
+    package init(limits: WireLimits = .default, allocator: ByteBufferAllocator = ByteBufferAllocator()) {
+        self.limits = limits
+        self.allocator = allocator
+    }
+
+    /// Decompresses and parses `frame`'s records, in LSN order.
+    ///
+    /// The records' byte buffers are slices of one decompressed buffer: no copy per record.
+    package func records(of frame: DataFrame) throws(WireError) -> [ReplicationRecord] {
+        let declaredBytes = Int(frame.uncompressedBytes)
+        let declaredCount = Int(frame.recordCount)
+        guard declaredBytes <= limits.maximumBatchBytes else {
+            throw WireError(.batchTooLarge(declaredBytes: declaredBytes, limit: limits.maximumBatchBytes))
+        }
+        guard declaredCount <= limits.maximumRecordsPerBatch else {
+            throw WireError(.tooManyRecords(declared: declaredCount, limit: limits.maximumRecordsPerBatch))
+        }
+        guard declaredCount * ReplicationRecord.minimumEncodedBytes <= declaredBytes else {
+            throw WireError(.malformedBatch(reason: "\(declaredCount) records cannot fit in \(declaredBytes) bytes"))
+        }
+
+        var payload = allocator.buffer(capacity: declaredBytes)
+        var result: Result<Int, LZ4Error> = .success(0)
+        _ = frame.compressed.withUnsafeReadableBytes { source in
+            payload.writeWithUnsafeMutableBytes(minimumWritableBytes: declaredBytes) { destination in
+                let exact = UnsafeMutableRawBufferPointer(rebasing: destination.prefix(declaredBytes))
+                result = Result { () throws(LZ4Error) in try LZ4Block.decompress(source, into: exact) }
+                return (try? result.get()) ?? 0
+            }
+        }
+        if case .failure(let error) = result { throw WireError(.decompressionFailed(error)) }
+
+        var records: [ReplicationRecord] = []
+        records.reserveCapacity(declaredCount)
+        for index in 0..<declaredCount {
+            records.append(try readRecord(from: &payload, index: index))
+        }
+        if payload.readableBytes > 0 {
+            throw WireError(.malformedBatch(reason: "\(payload.readableBytes) bytes left after \(declaredCount) records"))
+        }
+        return records
+    }
+
+    private func readRecord(from payload: inout ByteBuffer, index: Int) throws(WireError) -> ReplicationRecord {
+        func short(_ field: String) -> WireError {
+            WireError(.malformedBatch(reason: "record \(index) is cut short in its \(field)"))
+        }
+        guard let rawKind = payload.readInteger(as: UInt8.self) else { throw short("kind") }
+        guard let kind = ReplicationRecord.Kind(rawValue: rawKind) else { throw WireError(.unknownRecordKind(rawKind)) }
+        var flags = ReplicationRecord.ReplaceFlags()
+        if kind == .replace {
+            guard let rawFlags = payload.readInteger(as: UInt8.self) else { throw short("flags") }
+            flags = ReplicationRecord.ReplaceFlags(rawValue: rawFlags)
+            guard flags.isSubset(of: .whole) else {
+                throw WireError(.malformedBatch(reason: "record \(index) has unknown replace flags 0b\(String(rawFlags, radix: 2))"))
+            }
+        }
+        guard let pathLength = payload.readInteger(as: UInt16.self) else { throw short("path length") }
+        guard Int(pathLength) <= limits.maximumPathBytes else {
+            throw WireError(.invalidPath(path: "<\(pathLength) bytes>", reason: "above the limit of \(limits.maximumPathBytes) bytes"))
+        }
+        guard let pathBytes = payload.readSlice(length: Int(pathLength)) else { throw short("path") }
+        guard let pathString = String(validating: pathBytes.readableBytesView, as: UTF8.self) else {
+            throw WireError(.invalidPath(path: String(decoding: pathBytes.readableBytesView, as: UTF8.self), reason: "not valid UTF-8"))
+        }
+        let path = try ReplicatedPath(pathString, maximumBytes: limits.maximumPathBytes)
+        if kind == .delete { return .delete(path: path) }
+
+        guard let dataLength = payload.readInteger(as: UInt32.self) else { throw short("data length") }
+        guard let data = payload.readSlice(length: Int(dataLength)) else {
+            throw WireError(.malformedBatch(reason: "record \(index) declares \(dataLength) data bytes, only \(payload.readableBytes) left"))
+        }
+        return kind == .append ? .append(path: path, bytes: data) : .replace(path: path, chunk: data, flags: flags)
+    }
+}
+
+/// Checks that data frames arrive with no gap and no repeat: each starts right after the last.
+package struct LSNSequence: Hashable, Sendable {
+    /// The LSN the next data frame must start with.
+    package private(set) var nextLSN: UInt64
+
+    package init(nextLSN: UInt64) {
+        self.nextLSN = nextLSN
+    }
+
+    package mutating func accept(_ frame: DataFrame) throws(WireError) {
+        guard frame.firstLSN == nextLSN else {
+            throw WireError(.lsnGap(expected: nextLSN, received: frame.firstLSN))
+        }
+        nextLSN = frame.lastLSN + 1
+    }
+}

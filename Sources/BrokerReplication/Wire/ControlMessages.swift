@@ -1,0 +1,232 @@
+import NIOCore
+
+/// Bytes in every nonce and HMAC-SHA256 proof of the handshake.
+package let handshakeTokenBytes = 32
+
+/// Follower to leader, first frame after the preamble: who is asking to follow.
+package struct Hello: Hashable, Sendable {
+    package var clusterID: String
+    package var nodeID: String
+    package var followerNonce: [UInt8]
+}
+
+/// Leader to follower: the leader's nonce, and its proof that it knows the secret.
+package struct Challenge: Hashable, Sendable {
+    package var leaderNodeID: String
+    package var leaderNonce: [UInt8]
+    package var leaderProof: [UInt8]
+}
+
+/// Follower to leader: proof of the secret, and where the follower's data stands.
+package struct Authenticate: Hashable, Sendable {
+    package var followerProof: [UInt8]
+    package var epoch: UInt64
+    package var lastDurableLSN: UInt64
+}
+
+/// Leader to follower: accepted, and how the stream resumes.
+package struct Welcome: Hashable, Sendable {
+    package enum Resync: UInt8, Hashable, Sendable {
+        /// The leader streams from `nextLSN`, which follows the follower's last durable LSN.
+        case resume = 1
+        /// The follower's data cannot be resumed; a full sync runs before streaming.
+        case fullSync = 2
+    }
+
+    package var epoch: UInt64
+    package var resync: Resync
+    package var nextLSN: UInt64
+}
+
+/// Either side: the connection is refused, with a reason a person can act on.
+package struct Refusal: Hashable, Sendable {
+    package struct Code: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
+        package var rawValue: UInt8
+        package init(rawValue: UInt8) { self.rawValue = rawValue }
+
+        package static let unsupportedVersion = Code(rawValue: 1)
+        package static let wrongCluster = Code(rawValue: 2)
+        package static let authenticationFailed = Code(rawValue: 3)
+        package static let protocolViolation = Code(rawValue: 4)
+        package static let duplicateNode = Code(rawValue: 5)
+        package static let shuttingDown = Code(rawValue: 6)
+
+        package var description: String {
+            switch self {
+            case .unsupportedVersion: "unsupported-version"
+            case .wrongCluster: "wrong-cluster"
+            case .authenticationFailed: "authentication-failed"
+            case .protocolViolation: "protocol-violation"
+            case .duplicateNode: "duplicate-node"
+            case .shuttingDown: "shutting-down"
+            default: "code-\(rawValue)"
+            }
+        }
+    }
+
+    /// The longest reason text, in UTF-8 bytes.
+    package static let maximumReasonBytes = 1024
+
+    package var code: Code
+    package var reason: String
+}
+
+/// Leader to follower on an idle link: the leader's newest LSN and a timestamp to echo.
+package struct Heartbeat: Hashable, Sendable {
+    package var leaderLSN: UInt64
+    package var sentAtNanoseconds: UInt64
+}
+
+/// Follower to leader: the echoed heartbeat timestamp and the follower's durable LSN.
+package struct HeartbeatReply: Hashable, Sendable {
+    package var echoedSentAtNanoseconds: UInt64
+    package var durableLSN: UInt64
+}
+
+/// Leader to follower: one compressed batch of records, still compressed.
+package struct DataFrame: Hashable, Sendable {
+    package static let codecLZ4Block: UInt8 = 1
+    /// Bytes before the compressed payload: first LSN 8, record count 4, size 4, codec 1.
+    package static let headerBytes = 17
+
+    package var firstLSN: UInt64
+    package var recordCount: UInt32
+    package var uncompressedBytes: UInt32
+    package var codec: UInt8
+    package var compressed: ByteBuffer
+
+    /// The LSN of the batch's last record.
+    package var lastLSN: UInt64 { firstLSN + UInt64(recordCount) - 1 }
+}
+
+/// Every message of protocol version 1, one per frame type.
+package enum WireMessage: Hashable, Sendable {
+    case hello(Hello)
+    case challenge(Challenge)
+    case authenticate(Authenticate)
+    case welcome(Welcome)
+    case refusal(Refusal)
+    case data(DataFrame)
+    case heartbeat(Heartbeat)
+    /// Follower to leader: every record up to and including this LSN is applied and durable.
+    case ack(durableLSN: UInt64)
+    case heartbeatReply(HeartbeatReply)
+
+    /// Decodes a checksummed frame's body, refusing any field that is out of bounds.
+    package init(decoding frame: Frame) throws(WireError) {
+        var reader = WireReader(frame.body, type: frame.type)
+        switch frame.type {
+        case .hello:
+            let clusterID = try reader.shortString("cluster id")
+            let nodeID = try reader.shortString("node id")
+            let nonce = try reader.bytes("follower nonce", count: handshakeTokenBytes)
+            self = .hello(Hello(clusterID: clusterID, nodeID: nodeID, followerNonce: nonce))
+        case .challenge:
+            let nodeID = try reader.shortString("leader node id")
+            let nonce = try reader.bytes("leader nonce", count: handshakeTokenBytes)
+            let proof = try reader.bytes("leader proof", count: handshakeTokenBytes)
+            self = .challenge(Challenge(leaderNodeID: nodeID, leaderNonce: nonce, leaderProof: proof))
+        case .authenticate:
+            let proof = try reader.bytes("follower proof", count: handshakeTokenBytes)
+            let epoch = try reader.integer("epoch", as: UInt64.self)
+            let lsn = try reader.integer("last durable LSN", as: UInt64.self)
+            self = .authenticate(Authenticate(followerProof: proof, epoch: epoch, lastDurableLSN: lsn))
+        case .welcome:
+            let epoch = try reader.integer("epoch", as: UInt64.self)
+            let rawResync = try reader.integer("resync mode", as: UInt8.self)
+            guard let resync = Welcome.Resync(rawValue: rawResync) else {
+                throw reader.malformed("unknown resync mode \(rawResync)")
+            }
+            let nextLSN = try reader.integer("next LSN", as: UInt64.self)
+            self = .welcome(Welcome(epoch: epoch, resync: resync, nextLSN: nextLSN))
+        case .refusal:
+            let code = Refusal.Code(rawValue: try reader.integer("refusal code", as: UInt8.self))
+            let reason = try reader.longString("reason", maximumBytes: Refusal.maximumReasonBytes)
+            self = .refusal(Refusal(code: code, reason: reason))
+        case .data:
+            let firstLSN = try reader.integer("first LSN", as: UInt64.self)
+            let count = try reader.integer("record count", as: UInt32.self)
+            let size = try reader.integer("uncompressed size", as: UInt32.self)
+            let codec = try reader.integer("codec", as: UInt8.self)
+            if firstLSN == 0 { throw reader.malformed("first LSN is 0; LSNs start at 1") }
+            if count == 0 { throw reader.malformed("record count is 0") }
+            if firstLSN > UInt64.max - UInt64(count) { throw reader.malformed("LSN range overflows") }
+            guard codec == DataFrame.codecLZ4Block else { throw WireError(.unknownCodec(codec)) }
+            let compressed = reader.remainder()
+            if compressed.readableBytes == 0 { throw reader.malformed("no compressed payload") }
+            self = .data(
+                DataFrame(firstLSN: firstLSN, recordCount: count, uncompressedBytes: size, codec: codec, compressed: compressed)
+            )
+        case .heartbeat:
+            let lsn = try reader.integer("leader LSN", as: UInt64.self)
+            let sentAt = try reader.integer("sent-at time", as: UInt64.self)
+            self = .heartbeat(Heartbeat(leaderLSN: lsn, sentAtNanoseconds: sentAt))
+        case .ack:
+            self = .ack(durableLSN: try reader.integer("durable LSN", as: UInt64.self))
+        case .heartbeatReply:
+            let echoed = try reader.integer("echoed sent-at time", as: UInt64.self)
+            let lsn = try reader.integer("durable LSN", as: UInt64.self)
+            self = .heartbeatReply(HeartbeatReply(echoedSentAtNanoseconds: echoed, durableLSN: lsn))
+        }
+        try reader.finish()
+    }
+
+    package var frameType: FrameType {
+        switch self {
+        case .hello: .hello
+        case .challenge: .challenge
+        case .authenticate: .authenticate
+        case .welcome: .welcome
+        case .refusal: .refusal
+        case .data: .data
+        case .heartbeat: .heartbeat
+        case .ack: .ack
+        case .heartbeatReply: .heartbeatReply
+        }
+    }
+
+    /// Appends this message as one complete frame to `buffer`.
+    package func write(to buffer: inout ByteBuffer) {
+        let headerIndex = buffer.writerIndex
+        buffer.writeRepeatingByte(0, count: Frame.headerBytes)
+        switch self {
+        case .hello(let hello):
+            buffer.writeShortString(hello.clusterID)
+            buffer.writeShortString(hello.nodeID)
+            buffer.writeBytes(hello.followerNonce)
+        case .challenge(let challenge):
+            buffer.writeShortString(challenge.leaderNodeID)
+            buffer.writeBytes(challenge.leaderNonce)
+            buffer.writeBytes(challenge.leaderProof)
+        case .authenticate(let authenticate):
+            buffer.writeBytes(authenticate.followerProof)
+            buffer.writeInteger(authenticate.epoch)
+            buffer.writeInteger(authenticate.lastDurableLSN)
+        case .welcome(let welcome):
+            buffer.writeInteger(welcome.epoch)
+            buffer.writeInteger(welcome.resync.rawValue)
+            buffer.writeInteger(welcome.nextLSN)
+        case .refusal(let refusal):
+            buffer.writeInteger(refusal.code.rawValue)
+            // A reason is for people; cut it at a character boundary rather than refuse to send it.
+            var reason = Substring(refusal.reason)
+            while reason.utf8.count > Refusal.maximumReasonBytes { reason = reason.dropLast() }
+            buffer.writeLongString(String(reason))
+        case .data(let data):
+            buffer.writeInteger(data.firstLSN)
+            buffer.writeInteger(data.recordCount)
+            buffer.writeInteger(data.uncompressedBytes)
+            buffer.writeInteger(data.codec)
+            buffer.writeImmutableBuffer(data.compressed)
+        case .heartbeat(let heartbeat):
+            buffer.writeInteger(heartbeat.leaderLSN)
+            buffer.writeInteger(heartbeat.sentAtNanoseconds)
+        case .ack(let durableLSN):
+            buffer.writeInteger(durableLSN)
+        case .heartbeatReply(let reply):
+            buffer.writeInteger(reply.echoedSentAtNanoseconds)
+            buffer.writeInteger(reply.durableLSN)
+        }
+        Frame.fillHeader(in: &buffer, at: headerIndex, type: frameType)
+    }
+}

@@ -1,0 +1,172 @@
+import NIOCore
+
+/// The protocol version this build speaks; it is sent in the stream preamble.
+package let replicationProtocolVersion: UInt16 = 1
+
+/// The first four bytes a follower sends on a new connection: ASCII "BRPL".
+package let replicationMagic: [UInt8] = Array("BRPL".utf8)
+
+/// The type byte of a frame. Control frames are small and fixed-shape; data frames carry batches.
+package enum FrameType: UInt8, Hashable, Sendable, CaseIterable, CustomStringConvertible {
+    case hello = 0x01
+    case challenge = 0x02
+    case authenticate = 0x03
+    case welcome = 0x04
+    case refusal = 0x05
+    case data = 0x10
+    case heartbeat = 0x11
+    case ack = 0x20
+    case heartbeatReply = 0x21
+
+    /// The largest body this type may have, checked before the body is read.
+    package func maximumBodyBytes(_ limits: WireLimits) -> Int {
+        self == .data ? limits.maximumDataFrameBodyBytes : WireLimits.maximumControlFrameBodyBytes
+    }
+
+    package var description: String {
+        switch self {
+        case .hello: "hello"
+        case .challenge: "challenge"
+        case .authenticate: "authenticate"
+        case .welcome: "welcome"
+        case .refusal: "refusal"
+        case .data: "data"
+        case .heartbeat: "heartbeat"
+        case .ack: "ack"
+        case .heartbeatReply: "heartbeat-reply"
+        }
+    }
+}
+
+/// One checksummed frame: its type and its body (the checksum is verified on the way in).
+package struct Frame: Hashable, Sendable {
+    package var type: FrameType
+    package var body: ByteBuffer
+
+    package init(type: FrameType, body: ByteBuffer) {
+        self.type = type
+        self.body = body
+    }
+
+    /// Bytes before the body: length (4), type (1), CRC32C (4).
+    package static let headerBytes = 9
+
+    /// The CRC32C of the type byte followed by the body.
+    package static func checksum(type: UInt8, body: ByteBufferView) -> UInt32 {
+        var running = withUnsafeBytes(of: type) { CRC32C.update(CRC32C.start, with: $0) }
+        running = body.withContiguousStorageIfAvailable { CRC32C.update(running, with: UnsafeRawBufferPointer($0)) }
+            ?? Array(body).withUnsafeBytes { CRC32C.update(running, with: $0) }
+        return CRC32C.finish(running)
+    }
+
+    /// Appends this frame, header and body, to `buffer`.
+    package func write(to buffer: inout ByteBuffer) {
+        buffer.writeInteger(UInt32(body.readableBytes))
+        buffer.writeInteger(type.rawValue)
+        buffer.writeInteger(Self.checksum(type: type.rawValue, body: body.readableBytesView))
+        buffer.writeImmutableBuffer(body)
+    }
+
+    /// Writes the header for a body that already sits in `buffer` after a 9-byte gap at
+    /// `headerIndex`, so a data frame is built in place with no copy.
+    package static func fillHeader(in buffer: inout ByteBuffer, at headerIndex: Int, type: FrameType) {
+        let bodyIndex = headerIndex + headerBytes
+        let bodyLength = buffer.writerIndex - bodyIndex
+        let body = buffer.getSlice(at: bodyIndex, length: bodyLength)!
+        buffer.setInteger(UInt32(bodyLength), at: headerIndex)
+        buffer.setInteger(type.rawValue, at: headerIndex + 4)
+        buffer.setInteger(checksum(type: type.rawValue, body: body.readableBytesView), at: headerIndex + 5)
+    }
+}
+
+/// Cuts frames out of a byte stream: a pure parser that the NIO decoder and tests share.
+///
+/// Lengths and types are checked from the header alone, before the body is awaited or
+/// allocated; the checksum is checked before the frame is handed on.
+package struct FrameParser: Sendable {
+    package enum Preamble: Sendable {
+        /// The leader's side: the stream starts with "BRPL" and a version.
+        case expected
+        /// The follower's side: the leader sends frames straight away.
+        case none
+    }
+
+    package let limits: WireLimits
+    private var awaitingPreamble: Bool
+
+    package init(limits: WireLimits = .default, preamble: Preamble) {
+        self.limits = limits
+        self.awaitingPreamble = preamble == .expected
+    }
+
+    /// The preamble a follower writes first: magic "BRPL" and the protocol version.
+    package static func writePreamble(to buffer: inout ByteBuffer, version: UInt16 = replicationProtocolVersion) {
+        buffer.writeBytes(replicationMagic)
+        buffer.writeInteger(version)
+    }
+
+    package static let preambleBytes = 6
+
+    /// Reads the next frame from `buffer`, or returns nil (consuming nothing) when it holds
+    /// only part of one.
+    package mutating func next(from buffer: inout ByteBuffer) throws(WireError) -> Frame? {
+        if awaitingPreamble {
+            guard buffer.readableBytes >= Self.preambleBytes else {
+                // Refuse a wrong magic as soon as its bytes arrive, not after six.
+                let seen = buffer.getBytes(at: buffer.readerIndex, length: min(buffer.readableBytes, 4)) ?? []
+                if !replicationMagic.starts(with: seen) { throw WireError(.badMagic(received: seen)) }
+                return nil
+            }
+            let magic = buffer.readBytes(length: 4)!
+            guard magic == replicationMagic else { throw WireError(.badMagic(received: magic)) }
+            let version = buffer.readInteger(as: UInt16.self)!
+            guard version == replicationProtocolVersion else {
+                throw WireError(.unsupportedProtocolVersion(received: version, supported: replicationProtocolVersion))
+            }
+            awaitingPreamble = false
+        }
+        guard buffer.readableBytes >= 5,
+            let bodyLength = buffer.getInteger(at: buffer.readerIndex, as: UInt32.self),
+            let rawType = buffer.getInteger(at: buffer.readerIndex + 4, as: UInt8.self)
+        else { return nil }
+        guard let type = FrameType(rawValue: rawType) else { throw WireError(.unknownFrameType(rawType)) }
+        let limit = type.maximumBodyBytes(limits)
+        guard bodyLength <= limit else {
+            throw WireError(.frameTooLarge(type: type, bodyBytes: Int(bodyLength), limit: limit))
+        }
+        guard buffer.readableBytes >= Frame.headerBytes + Int(bodyLength) else { return nil }
+        let expected = buffer.getInteger(at: buffer.readerIndex + 5, as: UInt32.self)!
+        let body = buffer.getSlice(at: buffer.readerIndex + Frame.headerBytes, length: Int(bodyLength))!
+        let computed = Frame.checksum(type: rawType, body: body.readableBytesView)
+        guard computed == expected else {
+            throw WireError(.checksumMismatch(type: type, expected: expected, computed: computed))
+        }
+        buffer.moveReaderIndex(forwardBy: Frame.headerBytes + Int(bodyLength))
+        return Frame(type: type, body: body)
+    }
+}
+
+/// The channel handler that turns bytes into ``Frame``s; every decision is ``FrameParser``'s.
+package struct FrameDecoder: ByteToMessageDecoder {
+    package typealias InboundOut = Frame
+
+    private var parser: FrameParser
+
+    package init(limits: WireLimits = .default, preamble: FrameParser.Preamble) {
+        self.parser = FrameParser(limits: limits, preamble: preamble)
+    }
+
+    package mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
+        guard let frame = try parser.next(from: &buffer) else { return .needMoreData }
+        context.fireChannelRead(Self.wrapInboundOut(frame))
+        return .continue
+    }
+
+    package mutating func decodeLast(
+        context: ChannelHandlerContext,
+        buffer: inout ByteBuffer,
+        seenEOF: Bool
+    ) throws -> DecodingState {
+        try decode(context: context, buffer: &buffer)
+    }
+}

@@ -1,0 +1,46 @@
+/// A file's path relative to the data directory, checked before it touches the disk.
+///
+/// Paths come from the network, so they are untrusted: a valid path is non-empty UTF-8,
+/// relative, normalised (no empty, `.` or `..` component, no trailing slash), free of NUL
+/// bytes, and within the length limits. Symlinks are checked where the path is opened,
+/// since only the file system knows them.
+public struct ReplicatedPath: Hashable, Sendable, CustomStringConvertible {
+    /// The path as given, e.g. `"queues/orders/segment.000042"`.
+    public let string: String
+
+    /// The longest component Linux allows (NAME_MAX), in bytes.
+    public static let maximumComponentBytes = 255
+
+    /// Checks `string` and wraps it.
+    ///
+    /// - Throws: ``WireError`` naming the path and what is wrong with it.
+    public init(_ string: String, maximumBytes: Int = WireLimits.default.maximumPathBytes) throws(WireError) {
+        try Self.validate(string, maximumBytes: maximumBytes)
+        self.string = string
+    }
+
+    /// Wraps a path that came out of ``init(_:maximumBytes:)`` before: only for paths this
+    /// process produced itself.
+    package init(alreadyValidated string: String) {
+        self.string = string
+    }
+
+    public var description: String { string }
+
+    private static func validate(_ string: String, maximumBytes: Int) throws(WireError) {
+        func invalid(_ reason: String) -> WireError { WireError(.invalidPath(path: string, reason: reason)) }
+        let utf8 = string.utf8
+        if utf8.isEmpty { throw invalid("empty") }
+        if utf8.count > maximumBytes { throw invalid("\(utf8.count) bytes, above the limit of \(maximumBytes) bytes") }
+        if utf8.first == UInt8(ascii: "/") { throw invalid("absolute; paths must be relative to the data directory") }
+        if utf8.contains(0) { throw invalid("contains a NUL byte") }
+        for component in utf8.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false) {
+            if component.isEmpty { throw invalid("empty component (\"//\" or a trailing \"/\"); paths must be normalised") }
+            if component.elementsEqual("..".utf8) { throw invalid("contains \"..\"; paths must stay inside the data directory") }
+            if component.elementsEqual(".".utf8) { throw invalid("contains \".\"; paths must be normalised") }
+            if component.count > maximumComponentBytes {
+                throw invalid("a component of \(component.count) bytes, above the limit of \(maximumComponentBytes) bytes")
+            }
+        }
+    }
+}

@@ -1,0 +1,80 @@
+import NIOCore
+
+/// One durable change to the data directory, as it travels inside a batch.
+///
+/// A record's LSN is not stored in it: the batch carries its first LSN, and record i of
+/// the batch has LSN `firstLSN + i`.
+package enum ReplicationRecord: Hashable, Sendable {
+    /// Append `bytes` to the file at `path`, creating it when missing.
+    case append(path: ReplicatedPath, bytes: ByteBuffer)
+    /// One chunk of a whole-file replacement. A replacement of up to one chunk is a single
+    /// record with both flags; a larger one is consecutive chunks that the follower
+    /// collects in a temporary file and renames into place at the last chunk.
+    case replace(path: ReplicatedPath, chunk: ByteBuffer, flags: ReplaceFlags)
+    /// Delete the file at `path`; deleting a missing file is not an error.
+    case delete(path: ReplicatedPath)
+
+    package enum Kind: UInt8, Sendable {
+        case append = 1
+        case replace = 2
+        case delete = 3
+    }
+
+    package struct ReplaceFlags: OptionSet, Hashable, Sendable {
+        package let rawValue: UInt8
+        package init(rawValue: UInt8) { self.rawValue = rawValue }
+
+        /// Start a new temporary file for this path (dropping any half-received one).
+        package static let firstChunk = ReplaceFlags(rawValue: 1 << 0)
+        /// Make the temporary file durable and rename it over the path.
+        package static let lastChunk = ReplaceFlags(rawValue: 1 << 1)
+        package static let whole: ReplaceFlags = [.firstChunk, .lastChunk]
+    }
+
+    package var path: ReplicatedPath {
+        switch self {
+        case .append(let path, _), .replace(let path, _, _), .delete(let path): path
+        }
+    }
+
+    /// Bytes this record takes in an uncompressed batch.
+    package var encodedBytes: Int {
+        switch self {
+        case .append(let path, let bytes): Self.encodedBytes(kind: .append, pathBytes: path.string.utf8.count, dataBytes: bytes.readableBytes)
+        case .replace(let path, let chunk, _): Self.encodedBytes(kind: .replace, pathBytes: path.string.utf8.count, dataBytes: chunk.readableBytes)
+        case .delete(let path): Self.encodedBytes(kind: .delete, pathBytes: path.string.utf8.count, dataBytes: 0)
+        }
+    }
+
+    /// Bytes a record of this shape takes: kind 1, [flags 1], path length 2, path, [data length 4, data].
+    package static func encodedBytes(kind: Kind, pathBytes: Int, dataBytes: Int) -> Int {
+        switch kind {
+        case .append: 1 + 2 + pathBytes + 4 + dataBytes
+        case .replace: 1 + 1 + 2 + pathBytes + 4 + dataBytes
+        case .delete: 1 + 2 + pathBytes
+        }
+    }
+
+    /// The smallest record (a delete of a one-byte path), to bound a batch's record count by its size.
+    package static let minimumEncodedBytes = 4
+
+    /// Appends this record to an uncompressed batch payload.
+    package func write(to payload: inout ByteBuffer) {
+        switch self {
+        case .append(let path, let bytes):
+            payload.writeInteger(Kind.append.rawValue)
+            payload.writeLongString(path.string)
+            payload.writeInteger(UInt32(bytes.readableBytes))
+            payload.writeImmutableBuffer(bytes)
+        case .replace(let path, let chunk, let flags):
+            payload.writeInteger(Kind.replace.rawValue)
+            payload.writeInteger(flags.rawValue)
+            payload.writeLongString(path.string)
+            payload.writeInteger(UInt32(chunk.readableBytes))
+            payload.writeImmutableBuffer(chunk)
+        case .delete(let path):
+            payload.writeInteger(Kind.delete.rawValue)
+            payload.writeLongString(path.string)
+        }
+    }
+}

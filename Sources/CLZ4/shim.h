@@ -1,0 +1,4 @@
+#ifndef BROKER_REPLICATION_CLZ4_SHIM_H
+#define BROKER_REPLICATION_CLZ4_SHIM_H
+#include <lz4.h>
+#endif
