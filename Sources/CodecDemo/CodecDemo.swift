@@ -38,7 +38,11 @@ struct CodecDemo: ParsableCommand {
         var corpus = BrokerMessageCorpus()
         let bodies = corpus.messages(count: messages).map { ByteBuffer(bytes: $0) }
         let paths = (0..<8).map { try! ReplicatedPath("queues/q\($0)/segment.0000000001") }
-        let records = bodies.enumerated().map { ReplicationRecord.append(path: paths[$0.offset % paths.count], bytes: $0.element) }
+        var fileSizes = [UInt64](repeating: 0, count: paths.count)
+        let records = bodies.enumerated().map { index, body in
+            defer { fileSizes[index % paths.count] += UInt64(body.readableBytes) }
+            return ReplicationRecord.append(path: paths[index % paths.count], offset: fileSizes[index % paths.count], bytes: body)
+        }
         let messageBytes = bodies.reduce(0) { $0 + $1.readableBytes }
         print("codec-demo: \(messages) messages, \(messageBytes) message bytes "
             + "(average \(messageBytes / messages) bytes), batches sealed at \(batchBytes) bytes, best of \(rounds) rounds")

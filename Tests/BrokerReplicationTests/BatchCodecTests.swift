@@ -44,7 +44,7 @@ struct BatchCodecTests {
     @Test func incompressibleBatchStillFitsItsFrame() throws {
         var generator = SystemRandomNumberGenerator()
         let noise = (0..<100_000).map { _ in UInt8.random(in: 0...255, using: &generator) }
-        let record = ReplicationRecord.append(path: TestFrames.path("noise"), bytes: ByteBuffer(bytes: noise))
+        let record = ReplicationRecord.append(path: TestFrames.path("noise"), offset: 0, bytes: ByteBuffer(bytes: noise))
         let sealed = TestFrames.sealed([record])
         #expect(sealed.wireBytes > noise.count)
         #expect(try decodeSealed(sealed).1 == [record])
@@ -65,7 +65,8 @@ struct BatchCodecTests {
     }
 
     static let deleteA: [UInt8] = [3, 0, 1, 0x61]
-    static let appendA: [UInt8] = [1, 0, 1, 0x61, 0, 0, 0, 2, 0x68, 0x69]
+    static let offsetZero: [UInt8] = [0, 0, 0, 0, 0, 0, 0, 0]
+    static let appendA: [UInt8] = [1, 0, 1, 0x61] + offsetZero + [0, 0, 0, 2, 0x68, 0x69]
 
     /// Payloads that decompress fine but do not hold what the header declares.
     static let badPayloads: [(payload: [UInt8], count: UInt32, reason: String)] = [
@@ -73,10 +74,12 @@ struct BatchCodecTests {
         (deleteA, 2, "2 records cannot fit in 4 bytes"),
         (appendA + [3, 0], 2, "record 1 is cut short in its path length"),
         ([9, 0, 1, 0x61], 1, "unknown record kind 9"),
-        ([2, 4, 0, 1, 0x61, 0, 0, 0, 0], 1, "unknown replace flags 0b100"),
+        ([2, 4, 0, 1, 0x61] + offsetZero + [0, 0, 0, 0], 1, "unknown replace flags 0b100"),
         ([2], 1, "cannot fit"),
-        ([2, 1, 0, 1, 0x61, 0, 0], 1, "record 0 is cut short in its data length"),
-        ([1, 0, 1, 0x61, 0, 0, 0, 9, 0x68, 0x69], 1, "declares 9 data bytes, only 2 left"),
+        ([2, 1, 0, 1, 0x61, 0, 0], 1, "record 0 is cut short in its offset"),
+        ([2, 1, 0, 1, 0x61] + offsetZero + [0, 0], 1, "record 0 is cut short in its data length"),
+        ([1, 0, 1, 0x61] + offsetZero + [0, 0, 0, 9, 0x68, 0x69], 1, "declares 9 data bytes, only 2 left"),
+        ([1, 0, 1, 0x61, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], 1, "beyond any file size"),
         ([3, 0, 2, 0x2E, 0x2E], 1, "invalid path \"..\""),
         ([3, 0, 5, 0x2F, 0x65, 0x74, 0x63, 0x2F], 1, "absolute"),
         ([3, 0, 3, 0x61, 0, 0x62], 1, "NUL"),

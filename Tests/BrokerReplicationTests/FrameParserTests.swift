@@ -11,7 +11,7 @@ struct FrameParserTests {
         var buffer = ByteBuffer()
         FrameParser.writePreamble(to: &buffer)
         let messages: [WireMessage] = TestFrames.controlMessages.filter {
-            [.hello, .authenticate, .ack, .heartbeatReply, .refusal].contains($0.frameType)
+            [.hello, .authenticate, .ack, .heartbeatReply, .refusal, .syncRequest].contains($0.frameType)
         }
         return (Array(buffer.readableBytesView) + messages.flatMap { Array(TestFrames.bytes(of: $0).readableBytesView) }, frames(of: messages))
     }
@@ -20,7 +20,7 @@ struct FrameParserTests {
     static func leaderStream() -> (bytes: [UInt8], frames: [Frame]) {
         var bytes: [UInt8] = []
         var expected: [Frame] = []
-        let control = TestFrames.controlMessages.filter { [.challenge, .welcome, .heartbeat].contains($0.frameType) }
+        let control = TestFrames.controlMessages.filter { [.challenge, .welcome, .heartbeat, .syncBegin, .syncManifest, .syncChunk, .syncEnd].contains($0.frameType) }
         bytes += control.flatMap { Array(TestFrames.bytes(of: $0).readableBytesView) }
         expected += frames(of: control)
         var lsn: UInt64 = 1

@@ -5,7 +5,7 @@ import Testing
 @Suite("Replicated paths")
 struct ReplicatedPathTests {
     @Test(arguments: [
-        "a", "segment.0001", "queues/orders/segment.0001", "a/b/c/d/e", "..a", "a..", "a/.hidden", "köer/ä", "a b/c",
+        "a", "segment.0001", "queues/orders/segment.0001", "a/b/c/d/e", "..a", "a..", "a/.hidden", "köer/ä", "a b/c", "x/.brpl", ".brpl2",
         String(repeating: "x", count: 255),
     ])
     func acceptsRelativeNormalisedPaths(path: String) throws {
@@ -24,6 +24,8 @@ struct ReplicatedPathTests {
         ("./a", "\".\""),
         ("a/./b", "\".\""),
         ("a\u{0}b", "NUL"),
+        (".brpl/state", "reserved"),
+        (".brpl", "reserved"),
         (String(repeating: "x", count: 256), "component of 256 bytes"),
         (String(repeating: "abcdefg/", count: 600), "above the limit of 4096 bytes"),
     ])

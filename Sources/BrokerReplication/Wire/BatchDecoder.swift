@@ -74,11 +74,17 @@ package struct BatchDecoder: Sendable {
         let path = try ReplicatedPath(pathString, maximumBytes: limits.maximumPathBytes)
         if kind == .delete { return .delete(path: path) }
 
+        guard let offset = payload.readInteger(as: UInt64.self) else { throw short("offset") }
+        guard offset <= UInt64(Int64.max) else {
+            throw WireError(.malformedBatch(reason: "record \(index) has offset \(offset), beyond any file size"))
+        }
         guard let dataLength = payload.readInteger(as: UInt32.self) else { throw short("data length") }
         guard let data = payload.readSlice(length: Int(dataLength)) else {
             throw WireError(.malformedBatch(reason: "record \(index) declares \(dataLength) data bytes, only \(payload.readableBytes) left"))
         }
-        return kind == .append ? .append(path: path, bytes: data) : .replace(path: path, chunk: data, flags: flags)
+        return kind == .append
+            ? .append(path: path, offset: offset, bytes: data)
+            : .replace(path: path, offset: offset, chunk: data, flags: flags)
     }
 }
 

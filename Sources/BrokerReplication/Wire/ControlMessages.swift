@@ -99,6 +99,39 @@ package struct DataFrame: Hashable, Sendable {
     package var lastLSN: UInt64 { firstLSN + UInt64(recordCount) - 1 }
 }
 
+/// Leader to follower: a full sync of the files as of `cutLSN` starts; `fileCount`
+/// manifest entries follow.
+package struct SyncBegin: Hashable, Sendable {
+    package var cutLSN: UInt64
+    package var fileCount: UInt32
+}
+
+/// One file of the full-sync manifest: its path, size and CRC32C as of the cut.
+package struct SyncManifestEntry: Hashable, Sendable {
+    package var path: ReplicatedPath
+    package var size: UInt64
+    package var checksum: UInt32
+}
+
+/// Follower to leader: the manifest indices of the files the follower needs.
+package struct SyncRequest: Hashable, Sendable {
+    /// The most indices one request frame carries (fits a control frame).
+    package static let maximumIndices = 1000
+    package var fileIndices: [UInt32]
+    /// True on the request frame that ends the follower's list.
+    package var isLast: Bool
+}
+
+/// Leader to follower: bytes of one requested file at `offset`, LZ4-compressed.
+package struct SyncChunk: Hashable, Sendable {
+    /// Bytes before the compressed payload: file index 4, offset 8, size 4, codec 1.
+    package static let headerBytes = 17
+    package var fileIndex: UInt32
+    package var offset: UInt64
+    package var uncompressedBytes: UInt32
+    package var compressed: ByteBuffer
+}
+
 /// Every message of protocol version 1, one per frame type.
 package enum WireMessage: Hashable, Sendable {
     case hello(Hello)
@@ -111,9 +144,17 @@ package enum WireMessage: Hashable, Sendable {
     /// Follower to leader: every record up to and including this LSN is applied and durable.
     case ack(durableLSN: UInt64)
     case heartbeatReply(HeartbeatReply)
+    case syncBegin(SyncBegin)
+    /// Manifest entries in order; the first has index `firstIndex`.
+    case syncManifest(firstIndex: UInt32, entries: [SyncManifestEntry])
+    case syncRequest(SyncRequest)
+    case syncChunk(SyncChunk)
+    /// Leader to follower: every requested file has been sent; the follower installs them,
+    /// makes them durable, and acks the cut LSN.
+    case syncEnd(cutLSN: UInt64)
 
     /// Decodes a checksummed frame's body, refusing any field that is out of bounds.
-    package init(decoding frame: Frame) throws(WireError) {
+    package init(decoding frame: Frame, limits: WireLimits = .default) throws(WireError) {
         var reader = WireReader(frame.body, type: frame.type)
         switch frame.type {
         case .hello:
@@ -167,6 +208,47 @@ package enum WireMessage: Hashable, Sendable {
             let echoed = try reader.integer("echoed sent-at time", as: UInt64.self)
             let lsn = try reader.integer("durable LSN", as: UInt64.self)
             self = .heartbeatReply(HeartbeatReply(echoedSentAtNanoseconds: echoed, durableLSN: lsn))
+        case .syncBegin:
+            let cut = try reader.integer("cut LSN", as: UInt64.self)
+            let count = try reader.integer("file count", as: UInt32.self)
+            self = .syncBegin(SyncBegin(cutLSN: cut, fileCount: count))
+        case .syncManifest:
+            let firstIndex = try reader.integer("first index", as: UInt32.self)
+            let count = Int(try reader.integer("entry count", as: UInt16.self))
+            var entries: [SyncManifestEntry] = []
+            entries.reserveCapacity(min(count, frame.body.readableBytes / 15))
+            for _ in 0..<count {
+                let rawPath = try reader.longString("path", maximumBytes: limits.maximumPathBytes)
+                let path = try ReplicatedPath(rawPath, maximumBytes: limits.maximumPathBytes)
+                let size = try reader.integer("file size", as: UInt64.self)
+                if size > UInt64(Int64.max) { throw reader.malformed("file size \(size) is beyond any file") }
+                let checksum = try reader.integer("checksum", as: UInt32.self)
+                entries.append(SyncManifestEntry(path: path, size: size, checksum: checksum))
+            }
+            self = .syncManifest(firstIndex: firstIndex, entries: entries)
+        case .syncRequest:
+            let isLast = try reader.integer("last flag", as: UInt8.self)
+            guard isLast <= 1 else { throw reader.malformed("last flag is \(isLast), expected 0 or 1") }
+            let count = Int(try reader.integer("index count", as: UInt16.self))
+            guard count <= SyncRequest.maximumIndices else {
+                throw reader.malformed("\(count) indices, above the limit of \(SyncRequest.maximumIndices)")
+            }
+            var indices: [UInt32] = []
+            indices.reserveCapacity(count)
+            for _ in 0..<count { indices.append(try reader.integer("file index", as: UInt32.self)) }
+            self = .syncRequest(SyncRequest(fileIndices: indices, isLast: isLast == 1))
+        case .syncChunk:
+            let index = try reader.integer("file index", as: UInt32.self)
+            let offset = try reader.integer("offset", as: UInt64.self)
+            let size = try reader.integer("uncompressed size", as: UInt32.self)
+            let codec = try reader.integer("codec", as: UInt8.self)
+            guard codec == DataFrame.codecLZ4Block else { throw WireError(.unknownCodec(codec)) }
+            if offset > UInt64(Int64.max) { throw reader.malformed("offset \(offset) is beyond any file") }
+            let compressed = reader.remainder()
+            if compressed.readableBytes == 0 { throw reader.malformed("no compressed payload") }
+            self = .syncChunk(SyncChunk(fileIndex: index, offset: offset, uncompressedBytes: size, compressed: compressed))
+        case .syncEnd:
+            self = .syncEnd(cutLSN: try reader.integer("cut LSN", as: UInt64.self))
         }
         try reader.finish()
     }
@@ -182,6 +264,11 @@ package enum WireMessage: Hashable, Sendable {
         case .heartbeat: .heartbeat
         case .ack: .ack
         case .heartbeatReply: .heartbeatReply
+        case .syncBegin: .syncBegin
+        case .syncManifest: .syncManifest
+        case .syncRequest: .syncRequest
+        case .syncChunk: .syncChunk
+        case .syncEnd: .syncEnd
         }
     }
 
@@ -226,6 +313,29 @@ package enum WireMessage: Hashable, Sendable {
         case .heartbeatReply(let reply):
             buffer.writeInteger(reply.echoedSentAtNanoseconds)
             buffer.writeInteger(reply.durableLSN)
+        case .syncBegin(let begin):
+            buffer.writeInteger(begin.cutLSN)
+            buffer.writeInteger(begin.fileCount)
+        case .syncManifest(let firstIndex, let entries):
+            buffer.writeInteger(firstIndex)
+            buffer.writeInteger(UInt16(entries.count))
+            for entry in entries {
+                buffer.writeLongString(entry.path.string)
+                buffer.writeInteger(entry.size)
+                buffer.writeInteger(entry.checksum)
+            }
+        case .syncRequest(let request):
+            buffer.writeInteger(UInt8(request.isLast ? 1 : 0))
+            buffer.writeInteger(UInt16(request.fileIndices.count))
+            for index in request.fileIndices { buffer.writeInteger(index) }
+        case .syncChunk(let chunk):
+            buffer.writeInteger(chunk.fileIndex)
+            buffer.writeInteger(chunk.offset)
+            buffer.writeInteger(chunk.uncompressedBytes)
+            buffer.writeInteger(DataFrame.codecLZ4Block)
+            buffer.writeImmutableBuffer(chunk.compressed)
+        case .syncEnd(let cutLSN):
+            buffer.writeInteger(cutLSN)
         }
         Frame.fillHeader(in: &buffer, at: headerIndex, type: frameType)
     }

@@ -17,10 +17,18 @@ package enum FrameType: UInt8, Hashable, Sendable, CaseIterable, CustomStringCon
     case heartbeat = 0x11
     case ack = 0x20
     case heartbeatReply = 0x21
+    case syncBegin = 0x30
+    case syncManifest = 0x31
+    case syncRequest = 0x32
+    case syncChunk = 0x33
+    case syncEnd = 0x34
 
     /// The largest body this type may have, checked before the body is read.
     package func maximumBodyBytes(_ limits: WireLimits) -> Int {
-        self == .data ? limits.maximumDataFrameBodyBytes : WireLimits.maximumControlFrameBodyBytes
+        switch self {
+        case .data, .syncManifest, .syncChunk: limits.maximumDataFrameBodyBytes
+        default: WireLimits.maximumControlFrameBodyBytes
+        }
     }
 
     package var description: String {
@@ -34,6 +42,11 @@ package enum FrameType: UInt8, Hashable, Sendable, CaseIterable, CustomStringCon
         case .heartbeat: "heartbeat"
         case .ack: "ack"
         case .heartbeatReply: "heartbeat-reply"
+        case .syncBegin: "sync-begin"
+        case .syncManifest: "sync-manifest"
+        case .syncRequest: "sync-request"
+        case .syncChunk: "sync-chunk"
+        case .syncEnd: "sync-end"
         }
     }
 }

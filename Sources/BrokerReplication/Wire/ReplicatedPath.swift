@@ -2,7 +2,7 @@
 ///
 /// Paths come from the network, so they are untrusted: a valid path is non-empty UTF-8,
 /// relative, normalised (no empty, `.` or `..` component, no trailing slash), free of NUL
-/// bytes, and within the length limits. Symlinks are checked where the path is opened,
+/// bytes, outside the reserved top-level `.brpl` directory, and within the length limits. Symlinks are checked where the path is opened,
 /// since only the file system knows them.
 public struct ReplicatedPath: Hashable, Sendable, CustomStringConvertible {
     /// The path as given, e.g. `"queues/orders/segment.000042"`.
@@ -34,6 +34,9 @@ public struct ReplicatedPath: Hashable, Sendable, CustomStringConvertible {
         if utf8.count > maximumBytes { throw invalid("\(utf8.count) bytes, above the limit of \(maximumBytes) bytes") }
         if utf8.first == UInt8(ascii: "/") { throw invalid("absolute; paths must be relative to the data directory") }
         if utf8.contains(0) { throw invalid("contains a NUL byte") }
+        if utf8.split(separator: UInt8(ascii: "/")).first?.elementsEqual(".brpl".utf8) == true {
+            throw invalid("\".brpl\" is reserved for the module's own files")
+        }
         for component in utf8.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false) {
             if component.isEmpty { throw invalid("empty component (\"//\" or a trailing \"/\"); paths must be normalised") }
             if component.elementsEqual("..".utf8) { throw invalid("contains \"..\"; paths must stay inside the data directory") }

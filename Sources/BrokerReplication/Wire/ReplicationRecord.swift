@@ -5,12 +5,15 @@ import NIOCore
 /// A record's LSN is not stored in it: the batch carries its first LSN, and record i of
 /// the batch has LSN `firstLSN + i`.
 package enum ReplicationRecord: Hashable, Sendable {
-    /// Append `bytes` to the file at `path`, creating it when missing.
-    case append(path: ReplicatedPath, bytes: ByteBuffer)
-    /// One chunk of a whole-file replacement. A replacement of up to one chunk is a single
-    /// record with both flags; a larger one is consecutive chunks that the follower
-    /// collects in a temporary file and renames into place at the last chunk.
-    case replace(path: ReplicatedPath, chunk: ByteBuffer, flags: ReplaceFlags)
+    /// Append `bytes` to the file at `path`, creating it when missing. `offset` is the
+    /// file's size before the append on the leader: the follower writes there, so applying
+    /// a record twice (a replay after a crash before the ack) leaves the same bytes.
+    case append(path: ReplicatedPath, offset: UInt64, bytes: ByteBuffer)
+    /// One chunk of a whole-file replacement, to be written at `offset` of the new file. A
+    /// replacement of up to one chunk is a single record with both flags; a larger one is a
+    /// run of chunks that the follower collects in a temporary file and renames into place
+    /// at the last chunk.
+    case replace(path: ReplicatedPath, offset: UInt64, chunk: ByteBuffer, flags: ReplaceFlags)
     /// Delete the file at `path`; deleting a missing file is not an error.
     case delete(path: ReplicatedPath)
 
@@ -33,24 +36,25 @@ package enum ReplicationRecord: Hashable, Sendable {
 
     package var path: ReplicatedPath {
         switch self {
-        case .append(let path, _), .replace(let path, _, _), .delete(let path): path
+        case .append(let path, _, _), .replace(let path, _, _, _), .delete(let path): path
         }
     }
 
     /// Bytes this record takes in an uncompressed batch.
     package var encodedBytes: Int {
         switch self {
-        case .append(let path, let bytes): Self.encodedBytes(kind: .append, pathBytes: path.string.utf8.count, dataBytes: bytes.readableBytes)
-        case .replace(let path, let chunk, _): Self.encodedBytes(kind: .replace, pathBytes: path.string.utf8.count, dataBytes: chunk.readableBytes)
+        case .append(let path, _, let bytes): Self.encodedBytes(kind: .append, pathBytes: path.string.utf8.count, dataBytes: bytes.readableBytes)
+        case .replace(let path, _, let chunk, _): Self.encodedBytes(kind: .replace, pathBytes: path.string.utf8.count, dataBytes: chunk.readableBytes)
         case .delete(let path): Self.encodedBytes(kind: .delete, pathBytes: path.string.utf8.count, dataBytes: 0)
         }
     }
 
-    /// Bytes a record of this shape takes: kind 1, [flags 1], path length 2, path, [data length 4, data].
+    /// Bytes a record of this shape takes: kind 1, [flags 1], path length 2, path,
+    /// [offset 8, data length 4, data].
     package static func encodedBytes(kind: Kind, pathBytes: Int, dataBytes: Int) -> Int {
         switch kind {
-        case .append: 1 + 2 + pathBytes + 4 + dataBytes
-        case .replace: 1 + 1 + 2 + pathBytes + 4 + dataBytes
+        case .append: 1 + 2 + pathBytes + 8 + 4 + dataBytes
+        case .replace: 1 + 1 + 2 + pathBytes + 8 + 4 + dataBytes
         case .delete: 1 + 2 + pathBytes
         }
     }
@@ -61,15 +65,17 @@ package enum ReplicationRecord: Hashable, Sendable {
     /// Appends this record to an uncompressed batch payload.
     package func write(to payload: inout ByteBuffer) {
         switch self {
-        case .append(let path, let bytes):
+        case .append(let path, let offset, let bytes):
             payload.writeInteger(Kind.append.rawValue)
             payload.writeLongString(path.string)
+            payload.writeInteger(offset)
             payload.writeInteger(UInt32(bytes.readableBytes))
             payload.writeImmutableBuffer(bytes)
-        case .replace(let path, let chunk, let flags):
+        case .replace(let path, let offset, let chunk, let flags):
             payload.writeInteger(Kind.replace.rawValue)
             payload.writeInteger(flags.rawValue)
             payload.writeLongString(path.string)
+            payload.writeInteger(offset)
             payload.writeInteger(UInt32(chunk.readableBytes))
             payload.writeImmutableBuffer(chunk)
         case .delete(let path):

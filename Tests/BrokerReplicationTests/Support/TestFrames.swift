@@ -67,17 +67,26 @@ enum TestFrames {
         .heartbeat(Heartbeat(leaderLSN: 99, sentAtNanoseconds: 123_456_789)),
         .ack(durableLSN: 42),
         .heartbeatReply(HeartbeatReply(echoedSentAtNanoseconds: 123_456_789, durableLSN: 41)),
+        .syncBegin(SyncBegin(cutLSN: 500, fileCount: 2)),
+        .syncManifest(firstIndex: 0, entries: [
+            SyncManifestEntry(path: path("a/b"), size: 10, checksum: 0xDEAD_BEEF),
+            SyncManifestEntry(path: path("c"), size: 0, checksum: 0),
+        ]),
+        .syncRequest(SyncRequest(fileIndices: [0, 1], isLast: true)),
+        .syncRequest(SyncRequest(fileIndices: [], isLast: false)),
+        .syncChunk(SyncChunk(fileIndex: 1, offset: 4096, uncompressedBytes: 3, compressed: ByteBuffer(bytes: [0x30, 0x61, 0x62, 0x63]))),
+        .syncEnd(cutLSN: 500),
     ]
 
     /// A few records of every kind, with a non-ASCII path among them.
     static let sampleRecords: [ReplicationRecord] = [
-        .append(path: path("queues/orders/segment.0001"), bytes: ByteBuffer(string: #"{"id":1,"type":"order.created"}"#)),
-        .append(path: path("queues/orders/segment.0001"), bytes: ByteBuffer(string: "")),
-        .replace(path: path("definitions.json"), chunk: ByteBuffer(string: #"{"queues":["orders"]}"#), flags: .whole),
-        .replace(path: path("big/file"), chunk: ByteBuffer(repeating: 1, count: 1000), flags: .firstChunk),
-        .replace(path: path("big/file"), chunk: ByteBuffer(repeating: 2, count: 10), flags: []),
-        .replace(path: path("big/file"), chunk: ByteBuffer(repeating: 3, count: 5), flags: .lastChunk),
+        .append(path: path("queues/orders/segment.0001"), offset: 0, bytes: ByteBuffer(string: #"{"id":1,"type":"order.created"}"#)),
+        .append(path: path("queues/orders/segment.0001"), offset: 31, bytes: ByteBuffer(string: "")),
+        .replace(path: path("definitions.json"), offset: 0, chunk: ByteBuffer(string: #"{"queues":["orders"]}"#), flags: .whole),
+        .replace(path: path("big/file"), offset: 0, chunk: ByteBuffer(repeating: 1, count: 1000), flags: .firstChunk),
+        .replace(path: path("big/file"), offset: 1000, chunk: ByteBuffer(repeating: 2, count: 10), flags: []),
+        .replace(path: path("big/file"), offset: 1010, chunk: ByteBuffer(repeating: 3, count: 5), flags: .lastChunk),
         .delete(path: path("queues/orders/segment.0000")),
-        .append(path: path("köer/beställningar/segment"), bytes: ByteBuffer(bytes: Array(0...255))),
+        .append(path: path("köer/beställningar/segment"), offset: 1 << 40, bytes: ByteBuffer(bytes: Array(0...255))),
     ]
 }

@@ -1,0 +1,289 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// An error from the file system, naming the file and the operation.
+public struct StorageError: Error, Hashable, Sendable, CustomStringConvertible {
+    /// What was being done, e.g. "open queues/q1/segment for writing".
+    public let operation: String
+    /// The errno value.
+    public let errno: Int32
+
+    public var description: String {
+        "\(operation): \(String(cString: strerror(errno))) (errno \(errno))"
+    }
+
+    /// True when retrying later may succeed because space may be freed (ENOSPC, EDQUOT).
+    public var isDiskFull: Bool { errno == ENOSPC || errno == EDQUOT }
+}
+
+/// The module's view of one data directory: every path is resolved component by component
+/// with `openat` and `O_NOFOLLOW`, so a symlink anywhere in a path, placed there by
+/// accident or by an attacker, is refused instead of followed out of the directory.
+///
+/// The top-level `.brpl` directory holds the module's own state and temporary files and is
+/// never replicated (``ReplicatedPath`` refuses it).
+package final class DataDirectory: Sendable {
+    package let path: String
+    private let rootDescriptor: Int32
+
+    /// Opens (and creates, when missing) the data directory.
+    package init(path: String) throws(StorageError) {
+        self.path = path
+        if mkdir(path, 0o755) != 0 && errno != EEXIST {
+            throw StorageError(operation: "create data directory \(path)", errno: errno)
+        }
+        let descriptor = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard descriptor >= 0 else { throw StorageError(operation: "open data directory \(path)", errno: errno) }
+        self.rootDescriptor = descriptor
+    }
+
+    deinit {
+        close(rootDescriptor)
+    }
+
+    /// The reserved directory for the module's own files.
+    package static let reservedDirectory = ".brpl"
+
+    // MARK: Opening
+
+    /// Opens the directory that holds `components.dropLast()`, creating missing ones when asked.
+    /// The caller closes the returned descriptor.
+    private func openParent(of components: [Substring], create: Bool, for operation: String) throws(StorageError) -> Int32 {
+        var current = dup(rootDescriptor)
+        guard current >= 0 else { throw StorageError(operation: operation, errno: errno) }
+        for component in components.dropLast() {
+            let name = String(component)
+            var next = openat(current, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            if next < 0 && errno == ENOENT && create {
+                if mkdirat(current, name, 0o755) != 0 && errno != EEXIST {
+                    let error = errno
+                    close(current)
+                    throw StorageError(operation: operation, errno: error)
+                }
+                next = openat(current, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            }
+            let error = errno
+            close(current)
+            guard next >= 0 else {
+                // ELOOP and ENOTDIR are what O_NOFOLLOW|O_DIRECTORY give for a symlink.
+                throw StorageError(operation: operation + (error == ELOOP || error == ENOTDIR ? " (a path component is a symlink or not a directory)" : ""), errno: error)
+            }
+            current = next
+        }
+        return current
+    }
+
+    private func components(_ path: String) -> [Substring] {
+        path.split(separator: "/", omittingEmptySubsequences: false)
+    }
+
+    /// Opens a file for reading and writing; creates it (and its directories) when asked.
+    package func openFile(_ path: ReplicatedPath, create: Bool) throws(StorageError) -> FileHandle {
+        try openFile(rawPath: path.string, create: create, truncate: false)
+    }
+
+    /// Opens a file by a path the module built itself (under `.brpl`).
+    package func openFile(rawPath: String, create: Bool, truncate: Bool) throws(StorageError) -> FileHandle {
+        let parts = components(rawPath)
+        let operation = "open \(rawPath)"
+        let parent = try openParent(of: parts, create: create, for: operation)
+        defer { close(parent) }
+        var flags = O_RDWR | O_NOFOLLOW | O_CLOEXEC
+        if create { flags |= O_CREAT }
+        if truncate { flags |= O_TRUNC }
+        let descriptor = openat(parent, String(parts.last!), flags, 0o644)
+        guard descriptor >= 0 else {
+            let error = errno
+            throw StorageError(operation: operation + (error == ELOOP ? " (it is a symlink)" : ""), errno: error)
+        }
+        return FileHandle(descriptor: descriptor, path: rawPath)
+    }
+
+    /// Opens a file for reading only, or returns nil when it does not exist.
+    package func openForReading(_ path: ReplicatedPath) throws(StorageError) -> FileHandle? {
+        let parts = components(path.string)
+        let operation = "open \(path) for reading"
+        let parent: Int32
+        do {
+            parent = try openParent(of: parts, create: false, for: operation)
+        } catch where error.errno == ENOENT {
+            return nil
+        }
+        defer { close(parent) }
+        let descriptor = openat(parent, String(parts.last!), O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+        if descriptor < 0 && errno == ENOENT { return nil }
+        guard descriptor >= 0 else { throw StorageError(operation: operation, errno: errno) }
+        return FileHandle(descriptor: descriptor, path: path.string)
+    }
+
+    // MARK: Changing the tree
+
+    /// Renames a file the module built (under `.brpl`) over `path`, then makes the rename durable.
+    package func rename(rawPath source: String, over path: ReplicatedPath, durable: Bool) throws(StorageError) {
+        let sourceParts = components(source)
+        let targetParts = components(path.string)
+        let operation = "rename \(source) over \(path)"
+        let sourceParent = try openParent(of: sourceParts, create: false, for: operation)
+        defer { close(sourceParent) }
+        let targetParent = try openParent(of: targetParts, create: true, for: operation)
+        defer { close(targetParent) }
+        guard renameat(sourceParent, String(sourceParts.last!), targetParent, String(targetParts.last!)) == 0 else {
+            throw StorageError(operation: operation, errno: errno)
+        }
+        if durable, fsync(targetParent) != 0 { throw StorageError(operation: "fsync the directory of \(path)", errno: errno) }
+    }
+
+    /// Deletes a file (a missing one is fine) and then any directories the delete left empty.
+    package func delete(_ path: ReplicatedPath, durable: Bool) throws(StorageError) {
+        var parts = components(path.string)
+        let operation = "delete \(path)"
+        let parent: Int32
+        do {
+            parent = try openParent(of: parts, create: false, for: operation)
+        } catch where error.errno == ENOENT {
+            return
+        }
+        let removed = unlinkat(parent, String(parts.last!), 0)
+        let error = errno
+        if removed != 0 && error != ENOENT {
+            close(parent)
+            throw StorageError(operation: operation, errno: error)
+        }
+        if durable, fsync(parent) != 0 {
+            let error = errno
+            close(parent)
+            throw StorageError(operation: "fsync the directory of \(path)", errno: error)
+        }
+        close(parent)
+        // Remove directories the delete emptied, innermost first; stop at the first that is not empty.
+        parts.removeLast()
+        while !parts.isEmpty {
+            let directoryParent = try openParent(of: parts, create: false, for: operation)
+            let removedDirectory = unlinkat(directoryParent, String(parts.last!), AT_REMOVEDIR) == 0
+            close(directoryParent)
+            if !removedDirectory { break }
+            parts.removeLast()
+        }
+    }
+
+    /// Makes a directory's entries durable (after creates, renames and deletes).
+    package func syncDirectory(containing path: ReplicatedPath) throws(StorageError) {
+        let parent = try openParent(of: components(path.string), create: false, for: "fsync the directory of \(path)")
+        defer { close(parent) }
+        if fsync(parent) != 0 { throw StorageError(operation: "fsync the directory of \(path)", errno: errno) }
+    }
+
+    // MARK: Listing
+
+    /// Every regular file below the data directory, except the reserved `.brpl`, with its size.
+    /// Symlinks and other special files are skipped.
+    package func listFiles() throws(StorageError) -> [(path: ReplicatedPath, size: Int)] {
+        var files: [(path: ReplicatedPath, size: Int)] = []
+        try walk(descriptor: dup(rootDescriptor), prefix: "", into: &files)
+        return files.sorted { $0.path.string < $1.path.string }
+    }
+
+    private func walk(descriptor: Int32, prefix: String, into files: inout [(path: ReplicatedPath, size: Int)]) throws(StorageError) {
+        guard let directory = fdopendir(descriptor) else {
+            let error = errno
+            close(descriptor)
+            throw StorageError(operation: "list \(prefix.isEmpty ? path : prefix)", errno: error)
+        }
+        defer { closedir(directory) }
+        while let entry = readdir(directory) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            if name == "." || name == ".." || (prefix.isEmpty && name == Self.reservedDirectory) { continue }
+            var info = stat()
+            guard fstatat(dirfd(directory), name, &info, AT_SYMLINK_NOFOLLOW) == 0 else { continue }
+            let relative = prefix.isEmpty ? name : prefix + "/" + name
+            switch info.st_mode & S_IFMT {
+            case S_IFDIR:
+                let child = openat(dirfd(directory), name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+                if child >= 0 { try walk(descriptor: child, prefix: relative, into: &files) }
+            case S_IFREG:
+                if let path = try? ReplicatedPath(relative) { files.append((path, Int(info.st_size))) }
+            default:
+                continue
+            }
+        }
+    }
+}
+
+/// An open file descriptor, closed when the last reference goes away.
+///
+/// Shared between a writer and a full sync that reads a consistent cut: after a replace or
+/// delete, a sync still holding the old handle keeps reading the old contents.
+package final class FileHandle: Sendable {
+    package let descriptor: Int32
+    package let path: String
+
+    package init(descriptor: Int32, path: String) {
+        self.descriptor = descriptor
+        self.path = path
+    }
+
+    deinit {
+        close(descriptor)
+    }
+
+    /// Writes all of `bytes` at `offset`.
+    package func write(_ bytes: UnsafeRawBufferPointer, at offset: Int) throws(StorageError) {
+        var written = 0
+        while written < bytes.count {
+            let result = pwrite(descriptor, bytes.baseAddress! + written, bytes.count - written, off_t(offset + written))
+            if result < 0 {
+                if errno == EINTR { continue }
+                throw StorageError(operation: "write \(bytes.count) bytes to \(path) at offset \(offset)", errno: errno)
+            }
+            written += result
+        }
+    }
+
+    /// Reads up to `count` bytes at `offset` into `buffer`; returns how many were read.
+    package func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int) throws(StorageError) -> Int {
+        var total = 0
+        while total < buffer.count {
+            let result = pread(descriptor, buffer.baseAddress! + total, buffer.count - total, off_t(offset + total))
+            if result < 0 {
+                if errno == EINTR { continue }
+                throw StorageError(operation: "read \(path) at offset \(offset)", errno: errno)
+            }
+            if result == 0 { break }
+            total += result
+        }
+        return total
+    }
+
+    package func truncate(to size: Int) throws(StorageError) {
+        if ftruncate(descriptor, off_t(size)) != 0 { throw StorageError(operation: "truncate \(path) to \(size) bytes", errno: errno) }
+    }
+
+    package func sync() throws(StorageError) {
+        if fsync(descriptor) != 0 { throw StorageError(operation: "fsync \(path)", errno: errno) }
+    }
+
+    package func size() throws(StorageError) -> Int {
+        var info = stat()
+        guard fstat(descriptor, &info) == 0 else { throw StorageError(operation: "stat \(path)", errno: errno) }
+        return Int(info.st_size)
+    }
+
+    /// The CRC32C of the first `length` bytes, read in 1 MiB pieces.
+    package func checksum(length: Int) throws(StorageError) -> UInt32 {
+        var running = CRC32C.start
+        var offset = 0
+        let chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
+        defer { chunk.deallocate() }
+        while offset < length {
+            let wanted = min(chunk.count, length - offset)
+            let read = try self.read(into: UnsafeMutableRawBufferPointer(rebasing: chunk.prefix(wanted)), at: offset)
+            if read == 0 { throw StorageError(operation: "read \(path): file shorter than \(length) bytes", errno: EIO) }
+            running = CRC32C.update(running, with: UnsafeRawBufferPointer(rebasing: chunk.prefix(read)))
+            offset += read
+        }
+        return CRC32C.finish(running)
+    }
+}
