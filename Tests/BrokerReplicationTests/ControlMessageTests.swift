@@ -7,8 +7,11 @@ import Testing
 struct ControlMessageTests {
     @Test(arguments: TestFrames.controlMessages)
     func roundTrips(message: WireMessage) throws {
-        var bytes = TestFrames.bytes(of: message)
-        var parser = FrameParser(preamble: .none)
+        var bytes = ByteBuffer()
+        let fromLeader = message.frameType.isSentByLeader
+        if !fromLeader { FrameParser.writePreamble(to: &bytes) }
+        bytes.writeImmutableBuffer(TestFrames.bytes(of: message))
+        var parser = FrameParser(preamble: fromLeader ? .none : .expected)
         let frame = try #require(try parser.next(from: &bytes))
         #expect(frame.type == message.frameType)
         #expect(try WireMessage(decoding: frame) == message)

@@ -76,7 +76,7 @@ struct FrameParserTests {
     }
 
     @Test func waitsForTheWholeFrameWithoutConsuming() throws {
-        let whole = TestFrames.bytes(of: .ack(durableLSN: 7))
+        let whole = TestFrames.bytes(of: .heartbeat(Heartbeat(leaderLSN: 7, sentAtNanoseconds: 8)))
         var parser = FrameParser(preamble: .none)
         for length in 0..<whole.readableBytes {
             var partial = whole.getSlice(at: 0, length: length)!
@@ -100,6 +100,36 @@ struct FrameParserTests {
         #expect(error?.code == .unsupportedProtocolVersion(received: 2, supported: 1))
     }
 
+    /// A would-be follower cannot make the leader buffer a data frame (up to 9 MiB) before it
+    /// has authenticated: the leader's side refuses every type only leaders send.
+    @Test(arguments: FrameType.allCases)
+    func eachSideRefusesFramesOnlyItsOwnRoleSends(type: FrameType) throws {
+        var header = ByteBuffer()
+        header.writeInteger(UInt32(WireLimits.default.maximumDataFrameBodyBytes))
+        header.writeInteger(type.rawValue)
+        var leaderSide = FrameParser(preamble: .expected)
+        var fromFollower = ByteBuffer()
+        FrameParser.writePreamble(to: &fromFollower)
+        fromFollower.writeImmutableBuffer(header)
+        var followerSide = FrameParser(preamble: .none)
+        var fromLeader = header
+        if type.isSentByFollower {
+            // Control-sized types: the 9 MiB length is refused as too large instead.
+            #expect(throws: WireError.self) { try leaderSide.next(from: &fromFollower) }
+        } else {
+            let error = #expect(throws: WireError.self) { try leaderSide.next(from: &fromFollower) }
+            #expect(error?.code == .unexpectedFrame(type: type, state: "reading from a follower"))
+        }
+        if type.isSentByLeader {
+            if type.maximumBodyBytes(.default) >= WireLimits.default.maximumDataFrameBodyBytes {
+                #expect(try followerSide.next(from: &fromLeader) == nil, "waits for the body")
+            }
+        } else {
+            let error = #expect(throws: WireError.self) { try followerSide.next(from: &fromLeader) }
+            #expect(error?.code == .unexpectedFrame(type: type, state: "reading from a leader"))
+        }
+    }
+
     @Test func refusesUnknownTypeFromTheHeaderAlone() {
         var parser = FrameParser(preamble: .none)
         var buffer = ByteBuffer(bytes: [0, 0, 0, 1, 0x7E])
@@ -109,8 +139,8 @@ struct FrameParserTests {
 
     /// The length is refused from the five header bytes, before any body byte is awaited.
     @Test(arguments: [
-        (FrameType.ack, UInt32(WireLimits.maximumControlFrameBodyBytes + 1), WireLimits.maximumControlFrameBodyBytes),
-        (.hello, UInt32.max, WireLimits.maximumControlFrameBodyBytes),
+        (FrameType.heartbeat, UInt32(WireLimits.maximumControlFrameBodyBytes + 1), WireLimits.maximumControlFrameBodyBytes),
+        (.welcome, UInt32.max, WireLimits.maximumControlFrameBodyBytes),
         (.data, UInt32(WireLimits.default.maximumDataFrameBodyBytes + 1), WireLimits.default.maximumDataFrameBodyBytes),
     ])
     func refusesOversizedFramesBeforeTheBody(type: FrameType, length: UInt32, limit: Int) {
@@ -143,7 +173,7 @@ struct FrameParserTests {
 
     @Test func decoderChannelReportsTheErrorAndStops() throws {
         let channel = EmbeddedChannel(handler: ByteToMessageHandler(FrameDecoder(preamble: .none)))
-        var bytes = TestFrames.bytes(of: .ack(durableLSN: 1))
+        var bytes = TestFrames.bytes(of: .syncEnd(cutLSN: 1))
         bytes.setInteger(UInt8(0xFF), at: bytes.writerIndex - 1)
         #expect(throws: WireError.self) { try channel.writeInbound(bytes) }
         _ = try? channel.finish()

@@ -34,6 +34,14 @@ struct ReplicatedPathTests {
         #expect(error?.description.contains(reason) == true, "\(String(describing: error)) should mention \(reason)")
     }
 
+    @Test func pathsCompareByBytesLikeTheFileSystem() throws {
+        let composed = try ReplicatedPath("caf\u{E9}")
+        let decomposed = try ReplicatedPath("cafe\u{301}")
+        #expect(composed.string == decomposed.string, "Swift calls the strings equal")
+        #expect(composed != decomposed, "Linux stores them as two files")
+        #expect(Set([composed, decomposed]).count == 2)
+    }
+
     @Test func limitIsConfigurable() {
         #expect(throws: WireError.self) { try ReplicatedPath("abcdef", maximumBytes: 5) }
         #expect(throws: Never.self) { try ReplicatedPath("abcde", maximumBytes: 5) }

@@ -2,7 +2,7 @@ import LZ4
 import NIOCore
 
 /// A batch sealed into one complete data frame: compressed once, then shared by every follower.
-package struct SealedBatch: Sendable {
+package struct SealedBatch: Hashable, Sendable {
     /// The whole frame, header included, ready to write to any number of channels.
     package var frame: ByteBuffer
     package var firstLSN: UInt64

@@ -79,6 +79,9 @@ package struct BatchDecoder: Sendable {
             throw WireError(.malformedBatch(reason: "record \(index) has offset \(offset), beyond any file size"))
         }
         guard let dataLength = payload.readInteger(as: UInt32.self) else { throw short("data length") }
+        guard offset + UInt64(dataLength) <= UInt64(Int64.max) else {
+            throw WireError(.malformedBatch(reason: "record \(index) ends beyond any file size"))
+        }
         guard let data = payload.readSlice(length: Int(dataLength)) else {
             throw WireError(.malformedBatch(reason: "record \(index) declares \(dataLength) data bytes, only \(payload.readableBytes) left"))
         }

@@ -50,6 +50,8 @@ package struct Refusal: Hashable, Sendable {
         package static let protocolViolation = Code(rawValue: 4)
         package static let duplicateNode = Code(rawValue: 5)
         package static let shuttingDown = Code(rawValue: 6)
+        /// A follower could not write what it received; it will resync once fixed.
+        package static let diskError = Code(rawValue: 7)
 
         package var description: String {
             switch self {
@@ -59,6 +61,7 @@ package struct Refusal: Hashable, Sendable {
             case .protocolViolation: "protocol-violation"
             case .duplicateNode: "duplicate-node"
             case .shuttingDown: "shutting-down"
+            case .diskError: "disk-error"
             default: "code-\(rawValue)"
             }
         }

@@ -23,6 +23,19 @@ package enum FrameType: UInt8, Hashable, Sendable, CaseIterable, CustomStringCon
     case syncChunk = 0x33
     case syncEnd = 0x34
 
+    /// Whether followers send this type (the rest only leaders send).
+    package var isSentByFollower: Bool {
+        switch self {
+        case .hello, .authenticate, .ack, .heartbeatReply, .syncRequest, .refusal: true
+        default: false
+        }
+    }
+
+    /// Whether leaders send this type.
+    package var isSentByLeader: Bool {
+        self == .refusal || !isSentByFollower
+    }
+
     /// The largest body this type may have, checked before the body is read.
     package func maximumBodyBytes(_ limits: WireLimits) -> Int {
         switch self {
@@ -106,10 +119,15 @@ package struct FrameParser: Sendable {
 
     package let limits: WireLimits
     private var awaitingPreamble: Bool
+    /// The leader's side expects only follower frames and the follower's side only leader
+    /// frames, so nothing a peer may not send is ever buffered (a would-be follower cannot
+    /// make the leader hold a 9 MiB data frame before it has authenticated).
+    private let isLeaderSide: Bool
 
     package init(limits: WireLimits = .default, preamble: Preamble) {
         self.limits = limits
         self.awaitingPreamble = preamble == .expected
+        self.isLeaderSide = preamble == .expected
     }
 
     /// The preamble a follower writes first: magic "BRPL" and the protocol version.
@@ -143,6 +161,9 @@ package struct FrameParser: Sendable {
             let rawType = buffer.getInteger(at: buffer.readerIndex + 4, as: UInt8.self)
         else { return nil }
         guard let type = FrameType(rawValue: rawType) else { throw WireError(.unknownFrameType(rawType)) }
+        guard isLeaderSide ? type.isSentByFollower : type.isSentByLeader else {
+            throw WireError(.unexpectedFrame(type: type, state: isLeaderSide ? "reading from a follower" : "reading from a leader"))
+        }
         let limit = type.maximumBodyBytes(limits)
         guard bodyLength <= limit else {
             throw WireError(.frameTooLarge(type: type, bodyBytes: Int(bodyLength), limit: limit))

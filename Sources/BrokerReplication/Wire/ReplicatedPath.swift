@@ -27,6 +27,16 @@ public struct ReplicatedPath: Hashable, Sendable, CustomStringConvertible {
 
     public var description: String { string }
 
+    // Swift's String equality is Unicode-canonical ("é" composed equals "e" + accent), but the
+    // file system compares bytes: two such paths are two files, so they must be two keys.
+    public static func == (lhs: ReplicatedPath, rhs: ReplicatedPath) -> Bool {
+        lhs.string.utf8.elementsEqual(rhs.string.utf8)
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        for byte in string.utf8 { hasher.combine(byte) }
+    }
+
     private static func validate(_ string: String, maximumBytes: Int) throws(WireError) {
         func invalid(_ reason: String) -> WireError { WireError(.invalidPath(path: string, reason: reason)) }
         let utf8 = string.utf8

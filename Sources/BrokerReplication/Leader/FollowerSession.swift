@@ -1,0 +1,85 @@
+import NIOCore
+import Synchronization
+
+/// One connected follower as the leader's shared state sees it: where its stream stands, its
+/// bounded outbound queue, and the channel to close when it must go.
+///
+/// Lock order: the leader's state lock, then a session's lock; never the other way round.
+package final class FollowerSession: Sendable {
+    package enum Mode: Equatable, Sendable {
+        /// Receiving a full sync; frames for it come from the backlog afterwards.
+        case syncing
+        /// Reading from the backlog, starting at this LSN, until it reaches the live end.
+        case catchingUp(nextLSN: UInt64)
+        /// Caught up: producers offer it every sealed frame.
+        case live
+        /// Gone; the reason is logged once by whoever closed it.
+        case closed(EvictionReason)
+    }
+
+    package struct State {
+        package var mode: Mode
+        package var queue: OutboundQueue
+        package var ackedLSN: UInt64
+        /// The last LSN handed to the socket writer.
+        package var sentLSN: UInt64
+        package var waiter: CheckedContinuation<Void, Never>?
+        /// Work arrived while nobody was waiting.
+        package var signalled = false
+    }
+
+    /// Unique per connection, so a reconnected follower's new session never mixes with its old one.
+    package let connectionID: UInt64
+    package let nodeID: String
+    package let remoteAddress: String
+    package let channel: any Channel
+    package let state: Mutex<State>
+
+    package init(connectionID: UInt64, nodeID: String, remoteAddress: String, channel: any Channel, mode: Mode, queue: OutboundQueue, ackedLSN: UInt64) {
+        self.connectionID = connectionID
+        self.nodeID = nodeID
+        self.remoteAddress = remoteAddress
+        self.channel = channel
+        self.state = Mutex(State(mode: mode, queue: queue, ackedLSN: ackedLSN, sentLSN: ackedLSN))
+    }
+
+    /// Marks the session closed and frees its queue; returns the waiter to resume (outside the lock).
+    package static func close(_ state: inout State, reason: EvictionReason) -> CheckedContinuation<Void, Never>? {
+        if case .closed = state.mode { return nil }
+        state.mode = .closed(reason)
+        state.queue.removeAll()
+        return takeWaiter(&state)
+    }
+
+    /// Signals new work; returns the waiter to resume (outside the lock), if one is waiting.
+    package static func takeWaiter(_ state: inout State) -> CheckedContinuation<Void, Never>? {
+        if let waiter = state.waiter {
+            state.waiter = nil
+            return waiter
+        }
+        state.signalled = true
+        return nil
+    }
+
+    /// Suspends until work is signalled (or the task is cancelled).
+    package func waitForWork() async {
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let resumeNow = state.withLock { state -> Bool in
+                    if state.signalled || Task.isCancelled {
+                        state.signalled = false
+                        return true
+                    }
+                    if case .closed = state.mode { return true }
+                    state.waiter = continuation
+                    return false
+                }
+                if resumeNow { continuation.resume() }
+            }
+        } onCancel: {
+            state.withLock { Self.takeWaiter(&$0) }?.resume()
+        }
+    }
+
+    package var mode: Mode { state.withLock { $0.mode } }
+}

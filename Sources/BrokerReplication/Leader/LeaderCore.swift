@@ -1,0 +1,414 @@
+import LZ4
+import NIOCore
+import Synchronization
+
+/// The leader's shared state and every decision about it, behind one lock.
+///
+/// Producers, the flush tick and follower connections all come through here. Critical
+/// sections only assign LSNs, encode records into the open batch, compress a sealed batch and
+/// hand the same frame to each live follower's queue: no await and no I/O under the lock.
+/// Waking a follower's writer and closing an evicted follower's channel happen after the lock
+/// is released.
+package final class LeaderCore: Sendable {
+    package struct Settings: Sendable {
+        package var epoch: UInt64
+        package var batchBytes: Int
+        package var queueBytes: Int
+        package var queueFrames: Int
+        package var backlogBytes: Int
+        package var writerTakeBytes = 1 << 20
+    }
+
+    /// What the leader knows of one file as of the last assigned LSN.
+    package struct FileState: Sendable {
+        package var size: Int
+        /// Changes on every replace and delete, so a full sync can tell whether the handle it
+        /// opened still shows the file as of its cut.
+        package var generation: UInt64
+        /// A replace or delete is under way: a full sync must not cut now.
+        package var isChanging = false
+    }
+
+    package struct Counters: Sendable, Equatable {
+        package var evictions: [EvictionReason: Int] = [:]
+        package var fullSyncs = 0
+        package var partialResyncs = 0
+        package var sealedBatches = 0
+        package var payloadBytes = 0
+        package var wireBytes = 0
+    }
+
+    struct State {
+        var nextLSN: UInt64 = 1
+        var builder = BatchBuilder()
+        let compressor = LZ4BlockCompressor()
+        var backlog: Backlog
+        var files: [ReplicatedPath: FileState] = [:]
+        var writers: [ReplicatedPath: FileWriter] = [:]
+        var nextGeneration: UInt64 = 1
+        var live: [UInt64: FollowerSession] = [:]
+        var sessionsByNode: [String: FollowerSession] = [:]
+        var nextConnectionID: UInt64 = 1
+        var counters = Counters()
+
+        /// The LSN the next sealed batch will start with.
+        var nextSealedLSN: UInt64 { builder.isEmpty ? nextLSN : builder.firstLSN }
+    }
+
+    /// Work to do once the lock is released.
+    package struct AfterUnlock {
+        var wake: [CheckedContinuation<Void, Never>] = []
+        var close: [(FollowerSession, EvictionReason, String)] = []
+    }
+
+    package let settings: Settings
+    private let state: Mutex<State>
+    private let onEviction: @Sendable (FollowerSession, EvictionReason, String) -> Void
+
+    package init(settings: Settings, files: [(path: ReplicatedPath, size: Int)], onEviction: @escaping @Sendable (FollowerSession, EvictionReason, String) -> Void) {
+        self.settings = settings
+        self.onEviction = onEviction
+        var initial = State(backlog: Backlog(maximumBytes: settings.backlogBytes))
+        for file in files {
+            initial.files[file.path] = FileState(size: file.size, generation: initial.nextGeneration)
+            initial.nextGeneration += 1
+        }
+        self.state = Mutex(initial)
+    }
+
+    package func perform(_ work: AfterUnlock) {
+        for continuation in work.wake { continuation.resume() }
+        for (session, reason, detail) in work.close {
+            onEviction(session, reason, detail)
+            session.channel.close(mode: .all, promise: nil)
+        }
+    }
+
+    // MARK: Producers
+
+    /// The writer that serialises local writes to `path`.
+    package func writer(for path: ReplicatedPath) -> FileWriter {
+        state.withLock { state in
+            if let writer = state.writers[path] { return writer }
+            let writer = FileWriter(path: path)
+            state.writers[path] = writer
+            return writer
+        }
+    }
+
+    /// The file's size as the leader last replicated it (0 when it does not exist).
+    package func replicatedSize(of path: ReplicatedPath) -> Int {
+        state.withLock { $0.files[path]?.size ?? 0 }
+    }
+
+    package enum FileChange: Sendable {
+        case grew(toSize: Int)
+        case replaced(size: Int)
+        case deleted
+        /// Part of a replace or delete that is not finished: the file itself is unchanged.
+        case none
+    }
+
+    /// Marks a replace or delete of `path` as under way (the caller holds the file's writer).
+    package func beginChanging(_ path: ReplicatedPath) {
+        state.withLock { state in
+            var file = state.files[path] ?? FileState(size: 0, generation: state.nextGeneration)
+            file.isChanging = true
+            file.generation = state.nextGeneration
+            state.nextGeneration += 1
+            state.files[path] = file
+        }
+    }
+
+    /// Gives `record` the next LSN, adds it to the open batch, records what it did to the
+    /// file, and seals the batch when it is full.
+    package func commit(_ record: ReplicationRecord, change: FileChange) -> UInt64 {
+        var work = AfterUnlock()
+        let lsn = state.withLock { state -> UInt64 in
+            let lsn = state.nextLSN
+            state.nextLSN += 1
+            state.builder.append(record, lsn: lsn)
+            let path = record.path
+            switch change {
+            case .grew(let size):
+                state.files[path, default: FileState(size: 0, generation: state.nextGeneration)].size = size
+            case .replaced(let size):
+                state.files[path] = FileState(size: size, generation: state.nextGeneration)
+                state.nextGeneration += 1
+            case .deleted:
+                state.files[path] = nil
+            case .none:
+                break
+            }
+            if state.builder.payloadBytes >= settings.batchBytes { seal(&state, into: &work) }
+            return lsn
+        }
+        perform(work)
+        return lsn
+    }
+
+    /// Seals the open batch, if any (flush, the flush tick, a full-sync cut).
+    package func sealOpenBatch() {
+        var work = AfterUnlock()
+        state.withLock { seal(&$0, into: &work) }
+        perform(work)
+    }
+
+    /// Compresses the open batch once, keeps it in the backlog and offers the same frame to
+    /// every live follower; a follower whose queue is full is evicted on the spot.
+    private func seal(_ state: inout State, into work: inout AfterUnlock) {
+        guard !state.builder.isEmpty else { return }
+        let sealed = state.builder.seal(using: state.compressor)
+        state.backlog.append(sealed)
+        state.counters.sealedBatches += 1
+        state.counters.payloadBytes += sealed.payloadBytes
+        state.counters.wireBytes += sealed.wireBytes
+        var evicted: [UInt64] = []
+        for (id, session) in state.live {
+            let outcome = session.state.withLock { sessionState -> OutboundQueue.TrySendResult in
+                let result = sessionState.queue.trySend(sealed)
+                switch result {
+                case .enqueued:
+                    if let waiter = FollowerSession.takeWaiter(&sessionState) { work.wake.append(waiter) }
+                case .full:
+                    if let waiter = FollowerSession.close(&sessionState, reason: .queueFull) { work.wake.append(waiter) }
+                }
+                return result
+            }
+            if case .full(let bytes, let frames) = outcome {
+                evicted.append(id)
+                work.close.append((session, .queueFull, "outbound queue full (\(bytes) bytes in \(frames) frames; bound \(settings.queueBytes) bytes, \(settings.queueFrames) frames)"))
+            }
+        }
+        for id in evicted {
+            if let session = state.live.removeValue(forKey: id) { forget(session, in: &state, reason: .queueFull) }
+        }
+    }
+
+    private func forget(_ session: FollowerSession, in state: inout State, reason: EvictionReason) {
+        state.counters.evictions[reason, default: 0] += 1
+        if state.sessionsByNode[session.nodeID] === session { state.sessionsByNode[session.nodeID] = nil }
+    }
+
+    /// True while any live follower's queue lacks room for `bytes` more: a large write waits
+    /// between chunks so that it does not, on its own, overflow a healthy follower.
+    package func queuesLackRoom(for bytes: Int) -> Bool {
+        state.withLock { state in
+            state.live.values.contains { session in
+                session.state.withLock { $0.queue.queuedBytes + bytes > settings.queueBytes / 2 }
+            }
+        }
+    }
+
+    // MARK: Followers
+
+    package enum Admission {
+        /// Stream from this LSN, read from the backlog first.
+        case resume(FollowerSession, nextLSN: UInt64)
+        case fullSync(FollowerSession)
+    }
+
+    /// Registers an authenticated follower and decides how its stream resumes: from the
+    /// backlog when its last durable LSN of this epoch is there, otherwise by a full sync.
+    package func admit(nodeID: String, remoteAddress: String, channel: any Channel, epoch: UInt64, lastDurableLSN: UInt64) -> Admission {
+        var work = AfterUnlock()
+        let admission = state.withLock { state -> Admission in
+            if let previous = state.sessionsByNode[nodeID] {
+                state.live[previous.connectionID] = nil
+                if let waiter = previous.state.withLock({ FollowerSession.close(&$0, reason: .replaced) }) { work.wake.append(waiter) }
+                work.close.append((previous, .replaced, "the same node connected again"))
+                state.counters.evictions[.replaced, default: 0] += 1
+            }
+            let id = state.nextConnectionID
+            state.nextConnectionID += 1
+            let queue = OutboundQueue(maximumBytes: settings.queueBytes, maximumFrames: settings.queueFrames)
+            let nextLSN = lastDurableLSN + 1
+            let canResume: Bool
+            if epoch == settings.epoch {
+                switch state.backlog.batches(from: nextLSN, nextLSN: state.nextSealedLSN, upToBytes: 0) {
+                case .batches: canResume = true
+                case .unavailable: canResume = false
+                }
+            } else {
+                canResume = false
+            }
+            let mode: FollowerSession.Mode = canResume ? .catchingUp(nextLSN: nextLSN) : .syncing
+            let session = FollowerSession(
+                connectionID: id, nodeID: nodeID, remoteAddress: remoteAddress, channel: channel,
+                mode: mode, queue: queue, ackedLSN: canResume ? lastDurableLSN : 0
+            )
+            state.sessionsByNode[nodeID] = session
+            if canResume {
+                state.counters.partialResyncs += 1
+                return .resume(session, nextLSN: nextLSN)
+            }
+            state.counters.fullSyncs += 1
+            return .fullSync(session)
+        }
+        perform(work)
+        return admission
+    }
+
+    package enum NextWork {
+        case frames([SealedBatch])
+        case wait
+        case closed
+    }
+
+    /// What a follower's writer should send next: backlog frames while it catches up, then
+    /// its live queue. Switching from catching up to live happens under the same lock that
+    /// seals batches, so no frame falls between the two.
+    package func nextWork(for session: FollowerSession) -> NextWork {
+        var work = AfterUnlock()
+        let next = state.withLock { state -> NextWork in
+            session.state.withLock { sessionState -> NextWork in
+                switch sessionState.mode {
+                case .closed:
+                    return .closed
+                case .syncing:
+                    return .wait
+                case .catchingUp(let nextLSN):
+                    switch state.backlog.batches(from: nextLSN, nextLSN: state.nextSealedLSN, upToBytes: settings.writerTakeBytes) {
+                    case .unavailable:
+                        _ = FollowerSession.close(&sessionState, reason: .backlogExceeded)
+                        work.close.append((session, .backlogExceeded, "needs LSN \(nextLSN), backlog holds \(state.backlog.firstLSN.map(String.init) ?? "nothing")"))
+                        forget(session, in: &state, reason: .backlogExceeded)
+                        return .closed
+                    case .batches(let batches) where batches.isEmpty:
+                        sessionState.mode = .live
+                        state.live[session.connectionID] = session
+                        return .wait
+                    case .batches(let batches):
+                        sessionState.mode = .catchingUp(nextLSN: batches.last!.lastLSN + 1)
+                        sessionState.sentLSN = batches.last!.lastLSN
+                        return .frames(batches)
+                    }
+                case .live:
+                    if sessionState.queue.isEmpty { return .wait }
+                    let batches = sessionState.queue.take(upToBytes: settings.writerTakeBytes)
+                    sessionState.sentLSN = batches.last!.lastLSN
+                    return .frames(batches)
+                }
+            }
+        }
+        perform(work)
+        return next
+    }
+
+    /// A full sync finished sending files as of `cutLSN`: stream from the next LSN.
+    package func finishFullSync(_ session: FollowerSession, cutLSN: UInt64) {
+        let waiter = session.state.withLock { sessionState -> CheckedContinuation<Void, Never>? in
+            guard sessionState.mode == .syncing else { return nil }
+            sessionState.mode = .catchingUp(nextLSN: cutLSN + 1)
+            sessionState.sentLSN = cutLSN
+            return FollowerSession.takeWaiter(&sessionState)
+        }
+        waiter?.resume()
+    }
+
+    package func recordAck(_ session: FollowerSession, lsn: UInt64) {
+        session.state.withLock { $0.ackedLSN = max($0.ackedLSN, lsn) }
+    }
+
+    /// Evicts a follower for a reason found outside the leader's lock (timeouts, bad frames).
+    package func evict(_ session: FollowerSession, reason: EvictionReason, detail: String) {
+        var work = AfterUnlock()
+        state.withLock { state in
+            let (wasOpen, waiter) = session.state.withLock { sessionState in
+                if case .closed = sessionState.mode { return (false, nil as CheckedContinuation<Void, Never>?) }
+                return (true, FollowerSession.close(&sessionState, reason: reason))
+            }
+            if let waiter { work.wake.append(waiter) }
+            guard wasOpen else { return }
+            state.live[session.connectionID] = nil
+            forget(session, in: &state, reason: reason)
+            work.close.append((session, reason, detail))
+        }
+        perform(work)
+    }
+
+    /// The connection ended on its own (the follower left): drop it without counting an eviction.
+    package func remove(_ session: FollowerSession) {
+        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            state.live[session.connectionID] = nil
+            if state.sessionsByNode[session.nodeID] === session { state.sessionsByNode[session.nodeID] = nil }
+            return session.state.withLock { FollowerSession.close(&$0, reason: .shutdown) }
+        }
+        waiter?.resume()
+    }
+
+    /// Every session, for shutdown and status.
+    package var sessions: [FollowerSession] { state.withLock { Array($0.sessionsByNode.values) } }
+
+    package var counters: Counters { state.withLock { $0.counters } }
+
+    /// The last LSN assigned so far (0 before the first).
+    package var lastAssignedLSN: UInt64 { state.withLock { $0.nextLSN - 1 } }
+
+    package var backlogRange: (first: UInt64?, last: UInt64?, bytes: Int) {
+        state.withLock { ($0.backlog.firstLSN, $0.backlog.lastLSN, $0.backlog.bytes) }
+    }
+
+    // MARK: Full sync cut
+
+    package enum CutAttempt {
+        /// Consistent: these handles show every file exactly as of `cutLSN`.
+        case cut(cutLSN: UInt64, files: [(path: ReplicatedPath, handle: FileHandle, size: Int)])
+        /// Open these paths (new, or replaced since they were opened) and try again.
+        case reopen([ReplicatedPath])
+        /// A replace or delete is under way; try again shortly.
+        case busy
+    }
+
+    /// The files the leader knows with their generations, to open before a cut.
+    package func fileGenerations() -> [ReplicatedPath: UInt64] {
+        state.withLock { $0.files.mapValues(\.generation) }
+    }
+
+    /// Tries to take a consistent cut with the handles a full sync opened beforehand.
+    ///
+    /// Appends only grow files, so a handle opened earlier shows every byte up to the size
+    /// recorded here; a replace or delete bumps the generation, so a stale handle is caught.
+    package func takeCut(opened: [ReplicatedPath: (handle: FileHandle, generation: UInt64)]) -> CutAttempt {
+        var work = AfterUnlock()
+        let attempt = state.withLock { state -> CutAttempt in
+            if state.files.values.contains(where: \.isChanging) { return .busy }
+            let stale = state.files.compactMap { path, file in opened[path]?.generation == file.generation ? nil : path }
+            if !stale.isEmpty { return .reopen(stale) }
+            seal(&state, into: &work)
+            let files = state.files.map { path, file in (path: path, handle: opened[path]!.handle, size: file.size) }
+            return .cut(cutLSN: state.nextLSN - 1, files: files.sorted { $0.path.string < $1.path.string })
+        }
+        perform(work)
+        return attempt
+    }
+}
+
+/// Serialises the leader's local writes to one file and keeps its open handle.
+package final class FileWriter: Sendable {
+    package let path: ReplicatedPath
+    package let lock = AsyncSerialLock()
+    private let handleState = Mutex<(handle: FileHandle?, size: Int)>((nil, 0))
+
+    package init(path: ReplicatedPath) {
+        self.path = path
+    }
+
+    /// The open handle and the local size; opens (creating) the file the first time.
+    /// Only called by the holder of `lock`.
+    package func open(in directory: DataDirectory) throws(StorageError) -> (handle: FileHandle, size: Int) {
+        if let current = handleState.withLock({ state in state.handle.map { ($0, state.size) } }) { return current }
+        let handle = try directory.openFile(path, create: true)
+        let size = try handle.size()
+        handleState.withLock { $0 = (handle, size) }
+        return (handle, size)
+    }
+
+    package func setSize(_ size: Int) {
+        handleState.withLock { $0.size = size }
+    }
+
+    package func setHandle(_ handle: FileHandle?, size: Int) {
+        handleState.withLock { $0 = (handle, size) }
+    }
+}

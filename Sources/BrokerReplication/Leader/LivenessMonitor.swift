@@ -1,0 +1,97 @@
+/// Decides when a follower has gone silent: a pure state machine, fed with what was sent and
+/// heard and asked what to do at a given time (contract point 4).
+package struct LivenessMonitor: Sendable {
+    package struct Timeouts: Hashable, Sendable {
+        /// Outstanding data with no ack progress for this long evicts the follower.
+        package var ackTimeout: Duration
+        /// An idle link gets a heartbeat this often.
+        package var heartbeatInterval: Duration
+        /// Nothing heard from the follower (no ack, no heartbeat reply) for this long evicts it.
+        package var heartbeatTimeout: Duration
+    }
+
+    package enum Action: Equatable, Sendable {
+        case none
+        case sendHeartbeat
+        case evict(EvictionReason)
+    }
+
+    package let timeouts: Timeouts
+    private var lastSentLSN: UInt64 = 0
+    private var lastAckedLSN: UInt64 = 0
+    private var outstandingSince: ContinuousClock.Instant?
+    private var lastSentAt: ContinuousClock.Instant
+    private var lastHeardAt: ContinuousClock.Instant
+    /// During a full sync no acks are due; only silence counts.
+    package var expectsAcks = true
+
+    package init(timeouts: Timeouts, now: ContinuousClock.Instant) {
+        self.timeouts = timeouts
+        self.lastSentAt = now
+        self.lastHeardAt = now
+    }
+
+    package mutating func sent(throughLSN lsn: UInt64, at now: ContinuousClock.Instant) {
+        lastSentAt = now
+        if lsn > lastSentLSN {
+            lastSentLSN = lsn
+            if outstandingSince == nil, lastSentLSN > lastAckedLSN { outstandingSince = now }
+        }
+    }
+
+    package mutating func sentHeartbeat(at now: ContinuousClock.Instant) {
+        lastSentAt = now
+    }
+
+    package mutating func heard(at now: ContinuousClock.Instant) {
+        lastHeardAt = now
+    }
+
+    package mutating func acked(_ lsn: UInt64, at now: ContinuousClock.Instant) {
+        lastHeardAt = now
+        guard lsn > lastAckedLSN else { return }
+        lastAckedLSN = lsn
+        outstandingSince = lastAckedLSN >= lastSentLSN ? nil : now
+    }
+
+    /// Marks everything through `lsn` as sent and acked (the follower resumed from there).
+    package mutating func start(atLSN lsn: UInt64, at now: ContinuousClock.Instant) {
+        lastSentLSN = max(lastSentLSN, lsn)
+        lastAckedLSN = max(lastAckedLSN, lsn)
+        outstandingSince = lastAckedLSN >= lastSentLSN ? nil : now
+        lastHeardAt = now
+    }
+
+    package func check(at now: ContinuousClock.Instant) -> Action {
+        if expectsAcks, let since = outstandingSince, now - since >= timeouts.ackTimeout {
+            return .evict(.ackTimeout)
+        }
+        if now - lastHeardAt >= timeouts.heartbeatTimeout { return .evict(.heartbeatTimeout) }
+        if now - lastSentAt >= timeouts.heartbeatInterval { return .sendHeartbeat }
+        return .none
+    }
+}
+
+/// Why a leader let a follower go.
+public enum EvictionReason: String, Hashable, Sendable, Codable, CustomStringConvertible {
+    /// Its bounded outbound queue was full: it fell too far behind.
+    case queueFull = "queue-full"
+    /// It had outstanding data and did not ack for `ackTimeout`.
+    case ackTimeout = "ack-timeout"
+    /// Nothing was heard from it for `heartbeatTimeout`.
+    case heartbeatTimeout = "heartbeat-timeout"
+    /// It sent bytes the leader refused (see the logged wire error).
+    case decodeError = "decode-error"
+    /// It failed the handshake.
+    case authentication
+    /// It reported a disk error.
+    case diskError = "disk-error"
+    /// It needed records that are no longer in the backlog.
+    case backlogExceeded = "backlog-exceeded"
+    /// The same node connected again; the older connection is dropped.
+    case replaced
+    /// The leader is shutting down.
+    case shutdown
+
+    public var description: String { rawValue }
+}

@@ -1,0 +1,65 @@
+/// How a leader listens, batches, bounds its memory and judges its followers.
+public struct ReplicationLeaderConfiguration: Sendable {
+    /// The directory the broker's durable files live in; the leader owns writes to it.
+    public var dataDirectory: String
+    /// The address to listen on for followers. Keep it on a private network.
+    public var host: String = "127.0.0.1"
+    /// The port to listen on; 0 picks a free one (see ``ReplicationLeader/listeningPort()``).
+    public var port: Int = 0
+    /// Followers must name this cluster.
+    public var clusterID: String
+    /// This node's name in logs and handshakes.
+    public var nodeID: String
+    /// Seal a batch once its records reach this many bytes (default 64 KiB).
+    public var batchBytes: Int = 64 * 1024
+    /// Seal a non-empty batch at least this often (default 2 ms).
+    public var flushInterval: Duration = .milliseconds(2)
+    /// Each follower's outbound queue holds at most this many bytes (default 64 MiB).
+    public var queueBytes: Int = 64 * 1024 * 1024
+    /// Each follower's outbound queue holds at most this many frames (default 65,536).
+    public var queueFrames: Int = 65_536
+    /// The backlog of recent frames for resuming followers holds this many bytes (default 256 MiB).
+    public var backlogBytes: Int = 256 * 1024 * 1024
+    /// Outstanding data with no ack for this long evicts a follower (default 3 s).
+    public var ackTimeout: Duration = .seconds(3)
+    /// An idle link gets a heartbeat this often (default 500 ms).
+    public var heartbeatInterval: Duration = .milliseconds(500)
+    /// Nothing heard from a follower for this long evicts it (default 6 s).
+    public var heartbeatTimeout: Duration = .seconds(6)
+    /// A connection that has not finished the handshake by then is closed (default 10 s).
+    public var handshakeTimeout: Duration = .seconds(10)
+    /// Writes larger than this are replicated in chunks of this size (default 1 MiB), each
+    /// with its own LSN, so a big write streams and is acked piece by piece.
+    public var chunkBytes: Int = 1024 * 1024
+    /// A full sync gives up when it cannot take a consistent cut within this time (default 30 s).
+    public var fullSyncCutTimeout: Duration = .seconds(30)
+    /// Bounds on what followers may send; must match the followers' limits.
+    public var wireLimits: WireLimits = .default
+
+    public init(dataDirectory: String, clusterID: String, nodeID: String) {
+        self.dataDirectory = dataDirectory
+        self.clusterID = clusterID
+        self.nodeID = nodeID
+    }
+
+    /// Checks every value and names the first one that is out of range.
+    public func validate() throws(ReplicationError) {
+        func invalid(_ key: String, _ rule: String) -> ReplicationError { .invalidConfiguration("\(key): \(rule)") }
+        if !(1...255).contains(clusterID.utf8.count) { throw invalid("clusterID", "must be 1...255 bytes of UTF-8") }
+        if !(1...255).contains(nodeID.utf8.count) { throw invalid("nodeID", "must be 1...255 bytes of UTF-8") }
+        if !(0...65535).contains(port) { throw invalid("port", "must be 0...65535") }
+        if batchBytes < 1 { throw invalid("batchBytes", "must be at least 1") }
+        if chunkBytes < 1024 { throw invalid("chunkBytes", "must be at least 1024") }
+        if batchBytes + chunkBytes + 16 * 1024 > wireLimits.maximumBatchBytes {
+            throw invalid("batchBytes", "batchBytes + chunkBytes + 16 KiB must fit wireLimits.maximumBatchBytes (\(wireLimits.maximumBatchBytes) bytes)")
+        }
+        if queueBytes < 2 * (chunkBytes + 64 * 1024) { throw invalid("queueBytes", "must hold at least two full chunks (\(2 * (chunkBytes + 64 * 1024)) bytes)") }
+        if queueFrames < 2 { throw invalid("queueFrames", "must be at least 2") }
+        if backlogBytes < queueBytes { throw invalid("backlogBytes", "must be at least queueBytes (\(queueBytes) bytes)") }
+        if ackTimeout <= .zero { throw invalid("ackTimeout", "must be positive") }
+        if heartbeatInterval <= .zero || heartbeatInterval >= heartbeatTimeout {
+            throw invalid("heartbeatInterval", "must be positive and shorter than heartbeatTimeout")
+        }
+        if flushInterval <= .zero { throw invalid("flushInterval", "must be positive") }
+    }
+}
