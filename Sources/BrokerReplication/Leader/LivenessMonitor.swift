@@ -1,3 +1,5 @@
+import Synchronization
+
 /// Decides when a follower has gone silent: a pure state machine, fed with what was sent and
 /// heard and asked what to do at a given time (contract point 4).
 package struct LivenessMonitor: Sendable {
@@ -94,4 +96,17 @@ public enum EvictionReason: String, Hashable, Sendable, Codable, CustomStringCon
     case shutdown
 
     public var description: String { rawValue }
+}
+
+/// A liveness monitor shared by one connection's reader, writer and watcher tasks.
+package final class SharedLiveness: Sendable {
+    private let monitor: Mutex<LivenessMonitor>
+
+    package init(_ monitor: LivenessMonitor) {
+        self.monitor = Mutex(monitor)
+    }
+
+    package func withLock<T: Sendable>(_ body: (inout LivenessMonitor) -> T) -> T {
+        monitor.withLock { body(&$0) }
+    }
 }

@@ -182,7 +182,11 @@ package final class DataDirectory: Sendable {
     /// Symlinks and other special files are skipped.
     package func listFiles() throws(StorageError) -> [(path: ReplicatedPath, size: Int)] {
         var files: [(path: ReplicatedPath, size: Int)] = []
-        try walk(descriptor: dup(rootDescriptor), prefix: "", into: &files)
+        // A fresh descriptor, not dup(): a duplicate shares the read position, so a second
+        // listing through the same root would start at the end and find nothing.
+        let root = openat(rootDescriptor, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard root >= 0 else { throw StorageError(operation: "list \(path)", errno: errno) }
+        try walk(descriptor: root, prefix: "", into: &files)
         return files.sorted { $0.path.string < $1.path.string }
     }
 

@@ -1,0 +1,315 @@
+import Logging
+import NIOCore
+import NIOPosix
+import Synchronization
+
+/// One connection from a follower to its leader: handshake, full sync or resume, then the
+/// stream. This task reads and applies; a committer task makes applied records durable in
+/// groups and acks the highest durable LSN (cumulative).
+struct FollowerConnection {
+    let follower: ReplicationFollower
+
+    struct Refused: Error, CustomStringConvertible {
+        let refusal: Refusal
+        var description: String { "refused by the leader (\(refusal.code)): \(refusal.reason)" }
+    }
+
+    struct LeaderSilent: Error, CustomStringConvertible {
+        var description: String { "the leader sent nothing within the silence timeout" }
+    }
+
+    struct ProtocolError: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    private var configuration: ReplicationFollowerConfiguration { follower.configuration }
+    private var logger: Logger { follower.logger }
+
+    func run(backoff: inout ReconnectBackoff) async throws {
+        let limits = configuration.wireLimits
+        let silence = TimeAmount(configuration.leaderSilenceTimeout)
+        let connection = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .connectTimeout(TimeAmount(configuration.connectTimeout))
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
+            .connect(host: configuration.leaderHost, port: configuration.leaderPort) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try TCPKeepalive.configure(channel)
+                    let operations = channel.pipeline.syncOperations
+                    try operations.addHandler(IdleStateHandler(readTimeout: silence))
+                    try operations.addHandler(LeaderSilenceHandler())
+                    try operations.addHandler(ByteToMessageHandler(FrameDecoder(limits: limits, preamble: .none)))
+                    return try NIOAsyncChannel<Frame, ByteBuffer>(wrappingChannelSynchronously: channel)
+                }
+            }
+        try await connection.executeThenClose { inbound, outbound in
+            var frames = inbound.makeAsyncIterator()
+            let welcome = try await handshake(frames: &frames, outbound: outbound, allocator: connection.channel.allocator)
+            backoff.reset()
+            var position = follower.stateFile.load()
+            switch welcome.resync {
+            case .fullSync:
+                follower.update { $0.phase = .syncing; $0.fullSyncs += 1 }
+                position = try await receiveFullSync(epoch: welcome.epoch, frames: &frames, outbound: outbound, allocator: connection.channel.allocator)
+            case .resume:
+                guard welcome.epoch == position.epoch, welcome.nextLSN == position.lastDurableLSN + 1 else {
+                    throw ProtocolError(description: "leader resumes epoch \(welcome.epoch) at LSN \(welcome.nextLSN), but this follower holds epoch \(position.epoch) through LSN \(position.lastDurableLSN)")
+                }
+                follower.update { $0.resumes += 1 }
+                logger.info("resuming from the leader's backlog", metadata: ["epoch": "\(welcome.epoch)", "nextLSN": "\(welcome.nextLSN)"])
+            }
+            let streamingFrom = position
+            follower.update { $0.phase = .streaming; $0.epoch = streamingFrom.epoch; $0.lastDurableLSN = streamingFrom.lastDurableLSN }
+            try await stream(from: streamingFrom, frames: &frames, outbound: outbound, allocator: connection.channel.allocator)
+        }
+    }
+
+    private func write(_ message: WireMessage, to outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>, allocator: ByteBufferAllocator) async throws {
+        var buffer = allocator.buffer(capacity: 64)
+        message.write(to: &buffer)
+        try await outbound.write(buffer)
+    }
+
+    private func handshake(
+        frames: inout NIOAsyncChannelInboundStream<Frame>.AsyncIterator,
+        outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>,
+        allocator: ByteBufferAllocator
+    ) async throws -> Welcome {
+        let followerNonce = HandshakeProof.makeNonce()
+        var opening = allocator.buffer(capacity: 128)
+        FrameParser.writePreamble(to: &opening)
+        WireMessage.hello(Hello(clusterID: configuration.clusterID, nodeID: configuration.nodeID, followerNonce: followerNonce)).write(to: &opening)
+        try await outbound.write(opening)
+
+        let challenge: Challenge
+        switch try await nextMessage(&frames) {
+        case .challenge(let received): challenge = received
+        case .refusal(let refusal): throw Refused(refusal: refusal)
+        case let other: throw ProtocolError(description: "expected a challenge from the leader, got \(other.frameType)")
+        }
+        let transcript = (cluster: configuration.clusterID, leader: challenge.leaderNodeID, follower: configuration.nodeID)
+        guard HandshakeProof.isValid(
+            challenge.leaderProof, role: .leader, secret: follower.secret, clusterID: transcript.cluster, leaderNodeID: transcript.leader,
+            followerNodeID: transcript.follower, followerNonce: followerNonce, leaderNonce: challenge.leaderNonce
+        ) else {
+            let refusal = Refusal(code: .authenticationFailed, reason: "leader \"\(challenge.leaderNodeID)\" could not prove the shared secret")
+            try? await write(.refusal(refusal), to: outbound, allocator: allocator)
+            throw Refused(refusal: refusal)
+        }
+        let proof = HandshakeProof.proof(
+            role: .follower, secret: follower.secret, clusterID: transcript.cluster, leaderNodeID: transcript.leader,
+            followerNodeID: transcript.follower, followerNonce: followerNonce, leaderNonce: challenge.leaderNonce
+        )
+        let position = follower.stateFile.load()
+        try await write(.authenticate(Authenticate(followerProof: proof, epoch: position.epoch, lastDurableLSN: position.lastDurableLSN)), to: outbound, allocator: allocator)
+        switch try await nextMessage(&frames) {
+        case .welcome(let welcome): return welcome
+        case .refusal(let refusal): throw Refused(refusal: refusal)
+        case let other: throw ProtocolError(description: "expected welcome from the leader, got \(other.frameType)")
+        }
+    }
+
+    private func nextMessage(_ frames: inout NIOAsyncChannelInboundStream<Frame>.AsyncIterator) async throws -> WireMessage {
+        guard let frame = try await frames.next() else { throw ProtocolError(description: "the leader closed the connection") }
+        return try WireMessage(decoding: frame, limits: configuration.wireLimits)
+    }
+
+    private func heartbeatReply(_ heartbeat: Heartbeat) -> WireMessage {
+        .heartbeatReply(HeartbeatReply(echoedSentAtNanoseconds: heartbeat.sentAtNanoseconds, durableLSN: follower.status().lastDurableLSN))
+    }
+
+    /// Receives the files as of the leader's cut, installs them durably, and acks the cut.
+    private func receiveFullSync(
+        epoch: UInt64,
+        frames: inout NIOAsyncChannelInboundStream<Frame>.AsyncIterator,
+        outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>,
+        allocator: ByteBufferAllocator
+    ) async throws -> FollowerPosition {
+        let durable = configuration.durability == .fsync
+        // Until the sync is installed the local files match no LSN: a crash now means another full sync.
+        try follower.stateFile.store(.none, durable: durable)
+        var receiver: FullSyncReceiver?
+        var requested = false
+        while true {
+            let message = try await nextMessage(&frames)
+            switch message {
+            case .heartbeat(let heartbeat):
+                try await write(heartbeatReply(heartbeat), to: outbound, allocator: allocator)
+            case .syncBegin(let begin):
+                receiver = FullSyncReceiver(directory: follower.directory, begin: begin, limits: configuration.wireLimits, durable: durable)
+                logger.info("full sync begins", metadata: ["cutLSN": "\(begin.cutLSN)", "files": "\(begin.fileCount)"])
+            case .syncManifest(let firstIndex, let entries):
+                guard receiver != nil else { throw ProtocolError(description: "sync manifest before sync begin") }
+                try receiver!.addManifest(firstIndex: firstIndex, entries: entries)
+            case .syncChunk(let chunk):
+                guard requested, receiver != nil else { throw ProtocolError(description: "sync chunk before the request") }
+                try receiver!.receive(chunk)
+            case .syncEnd(let cutLSN):
+                guard requested, let finishing = receiver, finishing.cutLSN == cutLSN else {
+                    throw ProtocolError(description: "sync end for LSN \(cutLSN) does not match the sync in progress")
+                }
+                receiver = try await NIOThreadPool.singleton.runIfActive { () throws -> FullSyncReceiver in
+                    var finished = finishing
+                    try finished.finish()
+                    return finished
+                }
+                let position = FollowerPosition(epoch: epoch, lastDurableLSN: cutLSN)
+                try follower.stateFile.store(position, durable: durable)
+                try await write(.ack(durableLSN: cutLSN), to: outbound, allocator: allocator)
+                logger.info("full sync installed", metadata: ["epoch": "\(epoch)", "cutLSN": "\(cutLSN)"])
+                return position
+            case let other:
+                throw ProtocolError(description: "unexpected \(other.frameType) during a full sync")
+            }
+            if !requested, let current = receiver, current.manifestComplete {
+                let indices = try await NIOThreadPool.singleton.runIfActive { () throws -> ([UInt32], FullSyncReceiver) in
+                    var planning = current
+                    let indices = try planning.planRequests()
+                    return (indices, planning)
+                }
+                receiver = indices.1
+                var chunks = stride(from: 0, to: indices.0.count, by: SyncRequest.maximumIndices).map {
+                    Array(indices.0[$0..<min($0 + SyncRequest.maximumIndices, indices.0.count)])
+                }
+                if chunks.isEmpty { chunks = [[]] }
+                for (number, chunk) in chunks.enumerated() {
+                    try await write(.syncRequest(SyncRequest(fileIndices: chunk, isLast: number == chunks.count - 1)), to: outbound, allocator: allocator)
+                }
+                requested = true
+            }
+        }
+    }
+
+    /// Applies data frames in LSN order; the committer makes them durable and acks.
+    private func stream(
+        from position: FollowerPosition,
+        frames: inout NIOAsyncChannelInboundStream<Frame>.AsyncIterator,
+        outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>,
+        allocator: ByteBufferAllocator
+    ) async throws {
+        let durable = configuration.durability == .fsync
+        let applier = RecordApplier(directory: follower.directory, durable: durable)
+        defer { applier.closeAll() }
+        let committer = Committer(follower: follower, epoch: position.epoch, durable: durable, durableLSN: position.lastDurableLSN)
+        var sequence = LSNSequence(nextLSN: position.lastDurableLSN + 1)
+        let decoder = BatchDecoder(limits: configuration.wireLimits)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await committer.run(outbound: outbound, allocator: allocator) }
+            defer {
+                committer.stop()
+                group.cancelAll()
+            }
+            do {
+                while let frame = try await frames.next() {
+                    switch try WireMessage(decoding: frame, limits: configuration.wireLimits) {
+                    case .data(let data):
+                        try sequence.accept(data)
+                        let records = try decoder.records(of: data)
+                        let dirty = try await NIOThreadPool.singleton.runIfActive {
+                            try applier.apply(records)
+                            return applier.takeDirty()
+                        }
+                        committer.applied(through: data.lastLSN, dirty: dirty)
+                    case .heartbeat(let heartbeat):
+                        try await write(heartbeatReply(heartbeat), to: outbound, allocator: allocator)
+                    case .refusal(let refusal):
+                        throw Refused(refusal: refusal)
+                    case let other:
+                        throw ProtocolError(description: "unexpected \(other.frameType) while streaming")
+                    }
+                }
+            } catch let error as ApplyError {
+                // Tell the leader why, so its logs say it too; then resync after reconnecting.
+                let code: Refusal.Code = if case .storage = error { .diskError } else { .protocolViolation }
+                try? await write(.refusal(Refusal(code: code, reason: error.description)), to: outbound, allocator: allocator)
+                throw error
+            }
+        }
+    }
+}
+
+/// Group commit: takes whatever was applied since the last round, makes it durable with one
+/// fsync per file, stores the position, then acks. Acks never cover what is not durable.
+final class Committer: Sendable {
+    private struct State {
+        var appliedLSN: UInt64
+        var dirty: [DirtySet] = []
+        var waiter: CheckedContinuation<Void, Never>?
+        var signalled = false
+        var stopped = false
+    }
+
+    private let follower: ReplicationFollower
+    private let epoch: UInt64
+    private let durable: Bool
+    private let state: Mutex<State>
+
+    init(follower: ReplicationFollower, epoch: UInt64, durable: Bool, durableLSN: UInt64) {
+        self.follower = follower
+        self.epoch = epoch
+        self.durable = durable
+        self.state = Mutex(State(appliedLSN: durableLSN))
+    }
+
+    func applied(through lsn: UInt64, dirty: DirtySet) {
+        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            state.appliedLSN = lsn
+            if !dirty.isEmpty { state.dirty.append(dirty) }
+            if let waiter = state.waiter {
+                state.waiter = nil
+                return waiter
+            }
+            state.signalled = true
+            return nil
+        }
+        waiter?.resume()
+    }
+
+    func stop() {
+        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            state.stopped = true
+            defer { state.waiter = nil }
+            return state.waiter
+        }
+        waiter?.resume()
+    }
+
+    func run(outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>, allocator: ByteBufferAllocator) async throws {
+        var durableLSN = follower.status().lastDurableLSN
+        while true {
+            await withTaskCancellationHandler {
+                await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                    let resumeNow = state.withLock { state -> Bool in
+                        if state.signalled || state.stopped {
+                            state.signalled = false
+                            return true
+                        }
+                        state.waiter = continuation
+                        return false
+                    }
+                    if resumeNow { continuation.resume() }
+                }
+            } onCancel: {
+                stop()
+            }
+            let (lsn, dirty, stopped) = state.withLock { state in
+                defer { state.dirty = [] }
+                return (state.appliedLSN, state.dirty, state.stopped)
+            }
+            if stopped || Task.isCancelled { return }
+            guard lsn > durableLSN else { continue }
+            let directory = follower.directory
+            let stateFile = follower.stateFile
+            let position = FollowerPosition(epoch: epoch, lastDurableLSN: lsn)
+            let durable = self.durable
+            try await NIOThreadPool.singleton.runIfActive {
+                for set in dirty { try RecordApplier.makeDurable(set, in: directory) }
+                try stateFile.store(position, durable: durable)
+            }
+            durableLSN = lsn
+            follower.update { $0.lastDurableLSN = lsn }
+            var buffer = allocator.buffer(capacity: 32)
+            WireMessage.ack(durableLSN: lsn).write(to: &buffer)
+            try await outbound.write(buffer)
+        }
+    }
+}

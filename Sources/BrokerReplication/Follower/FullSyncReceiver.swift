@@ -1,0 +1,299 @@
+import LZ4
+import NIOCore
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Receives one full sync: manifest, requests, chunks, install.
+///
+/// The leader sends the manifest of its files as of the cut (path, size, CRC32C); the
+/// follower deletes what the leader does not have and requests what differs. Requested
+/// files are staged in `.brpl/sync/<index>`, checksummed while they arrive, and only
+/// renamed into place once every one of them is complete and matches its manifest entry,
+/// so a sync that fails halfway installs nothing (though extra files are already gone:
+/// the follower's position says "full sync needed" until the install is durable).
+///
+/// Every length from the network is checked before it is trusted: manifest indices, chunk
+/// offsets, and chunk sizes (against ``WireLimits/maximumBatchBytes`` before allocating,
+/// and against the manifest size before writing).
+package struct FullSyncReceiver: Sendable {
+    /// A requested file being staged.
+    private struct StagedFile: Sendable {
+        /// Bytes written so far; the next chunk's offset.
+        var writtenBytes: UInt64 = 0
+        /// The running CRC32C of the written bytes.
+        var runningChecksum: UInt32 = CRC32C.start
+    }
+
+    private let directory: DataDirectory
+    private let begin: SyncBegin
+    private let limits: WireLimits
+    private let durable: Bool
+    private var manifest: [SyncManifestEntry] = []
+    private var manifestPaths: Set<ReplicatedPath> = []
+    /// The requested files by manifest index; nil until ``planRequests()``.
+    private var staged: [UInt32: StagedFile]?
+    /// The staging file chunks are being written to: one at a time, so a leader that
+    /// interleaves files cannot make the follower hold a descriptor per file.
+    private var current: (index: UInt32, handle: FileHandle)?
+    private var finished = false
+
+    /// The staging directory, below the reserved directory.
+    static let stagingDirectory = "sync"
+
+    package init(directory: DataDirectory, begin: SyncBegin, limits: WireLimits, durable: Bool) {
+        self.directory = directory
+        self.begin = begin
+        self.limits = limits
+        self.durable = durable
+    }
+
+    /// The LSN the files are a cut at; streaming resumes after it.
+    package var cutLSN: UInt64 { begin.cutLSN }
+
+    /// True once all `begin.fileCount` manifest entries have arrived.
+    package var manifestComplete: Bool { manifest.count == Int(begin.fileCount) }
+
+    /// Adds manifest entries, which must arrive in order and add up to `begin.fileCount`.
+    package mutating func addManifest(firstIndex: UInt32, entries: [SyncManifestEntry]) throws(ApplyError) {
+        guard staged == nil else { throw .inconsistent("manifest entries after the files were requested") }
+        guard Int(firstIndex) == manifest.count else {
+            throw .inconsistent("manifest entries start at index \(firstIndex), expected \(manifest.count)")
+        }
+        guard entries.count <= Int(begin.fileCount) - manifest.count else {
+            throw .inconsistent(
+                "manifest has more than the \(begin.fileCount) files announced (\(manifest.count + entries.count) so far)"
+            )
+        }
+        for entry in entries {
+            guard entry.size <= UInt64(Int64.max) else {
+                throw .inconsistent("manifest entry for \(entry.path) has size \(entry.size), beyond any file")
+            }
+            guard manifestPaths.insert(entry.path).inserted else {
+                throw .inconsistent("manifest lists \(entry.path) twice")
+            }
+            manifest.append(entry)
+        }
+    }
+
+    /// Deletes local files that are not in the manifest (and directories that become empty)
+    /// and returns the manifest indices the follower needs, in ascending order: missing
+    /// locally, different size, or different CRC32C. Call once, after the manifest is complete.
+    package mutating func planRequests() throws(ApplyError) -> [UInt32] {
+        guard manifestComplete else {
+            throw .inconsistent("files requested with \(manifest.count) of \(begin.fileCount) manifest entries")
+        }
+        guard staged == nil else { throw .inconsistent("files requested twice in one full sync") }
+        for entry in manifest {
+            // "a" and "a/b" cannot both be files.
+            var prefix = Substring(entry.path.string)
+            while let slash = prefix.utf8.lastIndex(of: UInt8(ascii: "/")) {
+                prefix = prefix[..<slash]
+                if manifestPaths.contains(ReplicatedPath(alreadyValidated: String(prefix))) {
+                    throw .inconsistent("manifest lists \(prefix) as a file and as a directory of \(entry.path)")
+                }
+            }
+        }
+        let requested = try ApplyError.catching { () throws(StorageError) -> [UInt32] in
+            // Leftovers of an earlier sync that crashed; no temporary file survives a full sync.
+            try directory.removeReservedDirectory(Self.stagingDirectory)
+            var localSizes: [ReplicatedPath: Int] = [:]
+            for file in try directory.listFiles() {
+                if manifestPaths.contains(file.path) {
+                    localSizes[file.path] = file.size
+                } else {
+                    try directory.delete(file.path, durable: durable)
+                }
+            }
+            var requested: [UInt32] = []
+            for (index, entry) in manifest.enumerated() {
+                if let size = localSizes[entry.path], UInt64(size) == entry.size,
+                    let handle = try directory.openForReading(entry.path),
+                    try handle.checksum(length: size) == entry.checksum
+                {
+                    continue
+                }
+                requested.append(UInt32(index))
+            }
+            return requested
+        }
+        staged = Dictionary(uniqueKeysWithValues: requested.map { ($0, StagedFile()) })
+        return requested
+    }
+
+    /// Writes one chunk into `.brpl/sync/<index>`.
+    ///
+    /// Chunks of a file arrive in order, so the offset must equal the bytes already written
+    /// for that index; the index must be one that was requested; the declared uncompressed
+    /// size is checked against the limit before anything is allocated, and the chunk must
+    /// not run past the file's manifest size.
+    package mutating func receive(_ chunk: SyncChunk) throws(ApplyError) {
+        guard !finished, var file = staged?[chunk.fileIndex] else {
+            throw .inconsistent("chunk for file \(chunk.fileIndex), which was not requested")
+        }
+        let entry = manifest[Int(chunk.fileIndex)]
+        guard chunk.offset == file.writtenBytes else {
+            throw .inconsistent(
+                "chunk for \(entry.path) at offset \(chunk.offset), expected offset \(file.writtenBytes)"
+            )
+        }
+        let size = Int(chunk.uncompressedBytes)
+        guard size <= limits.maximumBatchBytes else {
+            throw .inconsistent(
+                "chunk for \(entry.path) declares \(size) bytes, above the limit of \(limits.maximumBatchBytes) bytes"
+            )
+        }
+        guard UInt64(size) <= entry.size - file.writtenBytes else {
+            throw .inconsistent(
+                "chunk for \(entry.path) at offset \(chunk.offset) with \(size) bytes runs past its size of \(entry.size) bytes"
+            )
+        }
+
+        let bytes = UnsafeMutableRawBufferPointer.allocate(byteCount: size, alignment: 16)
+        defer { bytes.deallocate() }
+        let decompressed = chunk.compressed.withUnsafeReadableBytes { compressed in
+            Result { () throws(LZ4Error) in try LZ4Block.decompress(compressed, into: bytes) }
+        }
+        if case .failure(let error) = decompressed {
+            throw .inconsistent("chunk for \(entry.path) at offset \(chunk.offset): \(error)")
+        }
+
+        let handle: FileHandle
+        if let current, current.index == chunk.fileIndex {
+            handle = current.handle
+        } else {
+            current = nil
+            let path = Self.stagingPath(chunk.fileIndex)
+            let isFirst = file.writtenBytes == 0
+            handle = try ApplyError.catching { () throws(StorageError) in
+                try directory.openFile(rawPath: path, create: isFirst, truncate: isFirst)
+            }
+            current = (chunk.fileIndex, handle)
+        }
+        let offset = Int(chunk.offset)
+        try ApplyError.catching { () throws(StorageError) in try handle.write(UnsafeRawBufferPointer(bytes), at: offset) }
+        file.writtenBytes += UInt64(size)
+        file.runningChecksum = CRC32C.update(file.runningChecksum, with: UnsafeRawBufferPointer(bytes))
+        staged![chunk.fileIndex] = file
+        if file.writtenBytes == entry.size {
+            // Complete: make it durable now, spreading the fsyncs over the sync, and close it.
+            current = nil
+            if durable { try ApplyError.catching { () throws(StorageError) in try handle.sync() } }
+        }
+    }
+
+    /// Checks every requested file has its manifest size and CRC32C, renames each over its
+    /// path, makes the directories durable, and removes `.brpl/sync`.
+    ///
+    /// A requested file of size 0 gets no chunks: it is created empty here. Files were
+    /// fsynced as they completed. Nothing is renamed unless every file checks out. Pending
+    /// replace temporaries in `.brpl/replace` are removed too: they belong to the stream
+    /// before the sync, and a stream that resumes after the cut must not continue one.
+    package mutating func finish() throws(ApplyError) {
+        guard let staged, !finished else {
+            throw .inconsistent(finished ? "full sync finished twice" : "full sync ended before the files were requested")
+        }
+        current = nil
+        let indices = staged.keys.sorted()
+        for index in indices {
+            let entry = manifest[Int(index)]
+            let file = staged[index]!
+            guard file.writtenBytes == entry.size else {
+                throw .inconsistent("full sync ended with \(file.writtenBytes) of \(entry.size) bytes of \(entry.path)")
+            }
+            let checksum = CRC32C.finish(file.runningChecksum)
+            guard checksum == entry.checksum else {
+                throw .inconsistent(
+                    "\(entry.path) arrived with CRC32C \(hex(checksum)) but the manifest says \(hex(entry.checksum))"
+                )
+            }
+            if file.writtenBytes == 0 {
+                try ApplyError.catching { () throws(StorageError) in
+                    let handle = try directory.openFile(rawPath: Self.stagingPath(index), create: true, truncate: true)
+                    if durable { try handle.sync() }
+                }
+            }
+        }
+        try ApplyError.catching { () throws(StorageError) in
+            // Rename without a directory fsync each, then fsync each directory once: the
+            // parent of every file, and (conservatively) every directory above, since the
+            // rename may have created them.
+            // Keyed by the directory as a path, so names compare byte for byte.
+            var directoriesToSync: [ReplicatedPath: ReplicatedPath] = [:]
+            for index in indices {
+                let path = manifest[Int(index)].path
+                try directory.rename(rawPath: Self.stagingPath(index), over: path, durable: false)
+                var child = Substring(path.string)
+                while true {
+                    let slash = child.utf8.lastIndex(of: UInt8(ascii: "/"))
+                    let parent = slash.map { child[..<$0] } ?? ""
+                    let parentPath = ReplicatedPath(alreadyValidated: String(parent))
+                    if directoriesToSync[parentPath] != nil { break }
+                    directoriesToSync[parentPath] = ReplicatedPath(alreadyValidated: String(child))
+                    if slash == nil { break }
+                    child = parent
+                }
+            }
+            if durable {
+                for path in directoriesToSync.values { try directory.syncDirectory(containing: path) }
+            }
+            try directory.removeReservedDirectory(Self.stagingDirectory)
+            try directory.removeReservedDirectory("replace")
+        }
+        finished = true
+    }
+
+    private static func stagingPath(_ index: UInt32) -> String {
+        DataDirectory.reservedDirectory + "/" + stagingDirectory + "/\(index)"
+    }
+}
+
+private func hex(_ value: UInt32) -> String {
+    let digits = String(value, radix: 16)
+    return "0x" + String(repeating: "0", count: 8 - digits.count) + digits
+}
+
+extension DataDirectory {
+    /// Removes `.brpl/<name>` and the files in it; a missing directory is fine.
+    ///
+    /// Opened component by component with `O_NOFOLLOW`, like every other path, so a symlink
+    /// planted there is refused rather than followed.
+    fileprivate func removeReservedDirectory(_ name: String) throws(StorageError) {
+        let operation = "remove \(Self.reservedDirectory)/\(name)"
+        let root = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard root >= 0 else { throw StorageError(operation: operation, errno: errno) }
+        defer { close(root) }
+        let reserved = openat(root, Self.reservedDirectory, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        if reserved < 0 && errno == ENOENT { return }
+        guard reserved >= 0 else { throw StorageError(operation: operation, errno: errno) }
+        defer { close(reserved) }
+        let target = openat(reserved, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        if target < 0 && errno == ENOENT { return }
+        guard target >= 0 else { throw StorageError(operation: operation, errno: errno) }
+        guard let listing = fdopendir(target) else {
+            let error = errno
+            close(target)
+            throw StorageError(operation: operation, errno: error)
+        }
+        defer { closedir(listing) }
+        // Collect first: removing entries while reading the directory may skip some. Names
+        // stay raw bytes (NUL-terminated), whatever their encoding.
+        var names: [[CChar]] = []
+        while let entry = readdir(listing) {
+            let entryName = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                raw.prefix { $0 != 0 }.map { CChar(bitPattern: $0) } + [0]
+            }
+            if entryName != [46, 0] && entryName != [46, 46, 0] { names.append(entryName) }
+        }
+        for entryName in names where unlinkat(dirfd(listing), entryName, 0) != 0 && errno != ENOENT {
+            let shown = String(decoding: entryName.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            throw StorageError(operation: operation + ": remove \(shown)", errno: errno)
+        }
+        if unlinkat(reserved, name, AT_REMOVEDIR) != 0 && errno != ENOENT {
+            throw StorageError(operation: operation, errno: errno)
+        }
+    }
+}

@@ -1,0 +1,99 @@
+import Logging
+import NIOCore
+import NIOPosix
+import Synchronization
+
+/// The follower side: connects to the leader, resumes or full-syncs, applies every change in
+/// LSN order to its own data directory, and acks the highest durable LSN.
+///
+/// ```swift
+/// let follower = try ReplicationFollower(configuration: configuration, secret: secret)
+/// try await follower.run()   // reconnects with capped, jittered backoff until cancelled
+/// ```
+public final class ReplicationFollower: Sendable {
+    public let configuration: ReplicationFollowerConfiguration
+    let secret: SharedSecret
+    let logger: Logger
+    let directory: DataDirectory
+    let stateFile: FollowerStateFile
+    private let progress: Mutex<FollowerStatus>
+
+    /// What a follower reports about itself.
+    public struct FollowerStatus: Sendable, Codable, Equatable {
+        public enum Phase: String, Sendable, Codable { case connecting, syncing, streaming }
+        public var phase: Phase = .connecting
+        /// The leader epoch of the follower's data (0: none yet).
+        public var epoch: UInt64 = 0
+        /// Every record up to this LSN is applied and durable here.
+        public var lastDurableLSN: UInt64 = 0
+        public var connects = 0
+        public var fullSyncs = 0
+        public var resumes = 0
+        /// The last reason a connection ended or was refused.
+        public var lastError: String?
+    }
+
+    public init(configuration: ReplicationFollowerConfiguration, secret: SharedSecret, logger: Logger = Logger(label: "BrokerReplication.follower")) throws {
+        try configuration.validate()
+        self.configuration = configuration
+        self.secret = secret
+        var logger = logger
+        logger[metadataKey: "node"] = "\(configuration.nodeID)"
+        self.logger = logger
+        self.directory = try DataDirectory(path: configuration.dataDirectory)
+        self.stateFile = try FollowerStateFile(directory: directory)
+        let position = stateFile.load()
+        self.progress = Mutex(FollowerStatus(epoch: position.epoch, lastDurableLSN: position.lastDurableLSN))
+    }
+
+    /// A snapshot of where the follower stands.
+    public func status() -> FollowerStatus { progress.withLock { $0 } }
+
+    /// Follows the leader until the task is cancelled, reconnecting after every failure.
+    public func run() async throws {
+        var backoff = ReconnectBackoff(base: configuration.reconnectBase, cap: configuration.reconnectCap, refusalDelay: configuration.refusalDelay)
+        var generator = SystemRandomNumberGenerator()
+        while !Task.isCancelled {
+            progress.withLock { $0.phase = .connecting; $0.connects += 1 }
+            var refused = false
+            do {
+                try await FollowerConnection(follower: self).run(backoff: &backoff)
+            } catch let error as FollowerConnection.Refused {
+                refused = true
+                record(error: error.description)
+                logger.error("leader refused this follower", metadata: ["code": "\(error.refusal.code)", "reason": "\(error.refusal.reason)"])
+            } catch is CancellationError {
+                break
+            } catch {
+                record(error: "\(error)")
+                logger.warning("connection to the leader ended", metadata: ["error": "\(error)"])
+            }
+            if Task.isCancelled { break }
+            let delay = backoff.nextDelay(afterRefusal: refused, using: &generator)
+            try? await Task.sleep(for: delay)
+        }
+    }
+
+    func record(error: String) {
+        progress.withLock { $0.lastError = error }
+    }
+
+    func update(_ body: @Sendable (inout FollowerStatus) -> Void) {
+        progress.withLock { body(&$0) }
+    }
+}
+
+/// Closes a connection on which the leader has said nothing for too long.
+final class LeaderSilenceHandler: ChannelInboundHandler, Sendable {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let idle = event as? IdleStateHandler.IdleStateEvent, idle == .read {
+            context.fireErrorCaught(FollowerConnection.LeaderSilent())
+            context.close(promise: nil)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+}

@@ -1,0 +1,48 @@
+/// Where a follower's leader is, and how it applies and reconnects.
+public struct ReplicationFollowerConfiguration: Sendable {
+    /// Whether acks wait for fsync.
+    public enum Durability: String, Sendable, Codable {
+        /// An ack means applied and fsynced (the default; contract point 7).
+        case fsync
+        /// An ack means applied to the page cache only: faster, lost on a power cut.
+        case none
+    }
+
+    /// The follower's own copy of the data directory.
+    public var dataDirectory: String
+    public var leaderHost: String
+    public var leaderPort: Int
+    public var clusterID: String
+    /// This follower's name; the leader knows it by this.
+    public var nodeID: String
+    public var durability: Durability = .fsync
+    /// No frame from the leader for this long (it sends heartbeats when idle) ends the connection (default 6 s).
+    public var leaderSilenceTimeout: Duration = .seconds(6)
+    /// Giving up on a TCP connect after this long (default 3 s).
+    public var connectTimeout: Duration = .seconds(3)
+    /// First reconnect delay ceiling; doubles per failed attempt up to `reconnectCap` (default 100 ms).
+    public var reconnectBase: Duration = .milliseconds(100)
+    /// Largest reconnect delay (default 5 s). Delays are drawn uniformly below the ceiling (full jitter).
+    public var reconnectCap: Duration = .seconds(5)
+    /// Wait at least this long after the leader refused the handshake (default 5 s).
+    public var refusalDelay: Duration = .seconds(5)
+    /// Must match the leader's limits.
+    public var wireLimits: WireLimits = .default
+
+    public init(dataDirectory: String, leaderHost: String, leaderPort: Int, clusterID: String, nodeID: String) {
+        self.dataDirectory = dataDirectory
+        self.leaderHost = leaderHost
+        self.leaderPort = leaderPort
+        self.clusterID = clusterID
+        self.nodeID = nodeID
+    }
+
+    public func validate() throws(ReplicationError) {
+        func invalid(_ key: String, _ rule: String) -> ReplicationError { .invalidConfiguration("\(key): \(rule)") }
+        if !(1...255).contains(clusterID.utf8.count) { throw invalid("clusterID", "must be 1...255 bytes of UTF-8") }
+        if !(1...255).contains(nodeID.utf8.count) { throw invalid("nodeID", "must be 1...255 bytes of UTF-8") }
+        if !(1...65535).contains(leaderPort) { throw invalid("leaderPort", "must be 1...65535") }
+        if reconnectBase <= .zero || reconnectCap < reconnectBase { throw invalid("reconnectBase", "must be positive and at most reconnectCap") }
+        if leaderSilenceTimeout <= .zero { throw invalid("leaderSilenceTimeout", "must be positive") }
+    }
+}

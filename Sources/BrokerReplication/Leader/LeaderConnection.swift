@@ -1,0 +1,253 @@
+import LZ4
+import Logging
+import NIOCore
+import NIOPosix
+import Synchronization
+
+/// One follower's connection on the leader: handshake, then three concurrent jobs until the
+/// connection ends: read acks, write frames (full sync first when needed), watch liveness.
+///
+/// Eviction closes the channel from anywhere; every job here then ends on its own, and the
+/// cleanup runs in this connection's own path. Nothing waits for this connection while
+/// holding a lock (contract point 3).
+struct LeaderConnection {
+    let leader: ReplicationLeader
+    let connection: NIOAsyncChannel<Frame, ByteBuffer>
+
+    private var core: LeaderCore { leader.core }
+    private var configuration: ReplicationLeaderConfiguration { leader.configuration }
+    private var channel: any Channel { connection.channel }
+
+    func serve() async {
+        let remote = channel.remoteAddress?.description ?? "unknown"
+        var logger = leader.logger
+        logger[metadataKey: "address"] = "\(remote)"
+        // A peer that never finishes the handshake is closed, not waited for.
+        let handshakeTimer = channel.eventLoop.scheduleTask(in: TimeAmount(configuration.handshakeTimeout)) { [channel] in
+            channel.close(promise: nil)
+        }
+        var session: FollowerSession?
+        do {
+            try await connection.executeThenClose { inbound, outbound in
+                var frames = inbound.makeAsyncIterator()
+                guard let admission = try await handshake(frames: &frames, outbound: outbound, remote: remote, logger: logger) else { return }
+                handshakeTimer.cancel()
+                let admitted: FollowerSession
+                switch admission {
+                case .resume(let resumed, let nextLSN):
+                    admitted = resumed
+                    logger.info("follower resumes from the backlog", metadata: ["follower": "\(resumed.nodeID)", "nextLSN": "\(nextLSN)"])
+                case .fullSync(let syncing):
+                    admitted = syncing
+                    logger.info("follower needs a full sync", metadata: ["follower": "\(syncing.nodeID)"])
+                }
+                session = admitted
+                try await stream(admitted, admission: admission, frames: &frames, outbound: outbound, logger: logger)
+            }
+        } catch let error as WireError {
+            if let session {
+                core.evict(session, reason: .decodeError, detail: error.description)
+            } else {
+                logger.warning("follower connection refused", metadata: ["error": "\(error)"])
+            }
+        } catch {
+            if let session, case .closed = session.mode {} else if session != nil {
+                logger.info("follower connection ended", metadata: ["follower": "\(session!.nodeID)", "error": "\(error)"])
+            }
+        }
+        handshakeTimer.cancel()
+        if let session {
+            if case .closed = session.mode {} else {
+                logger.info("follower disconnected", metadata: ["follower": "\(session.nodeID)"])
+            }
+            core.remove(session)
+        }
+    }
+
+    private func write(_ message: WireMessage, to outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>) async throws {
+        var buffer = channel.allocator.buffer(capacity: 64)
+        message.write(to: &buffer)
+        try await outbound.write(buffer)
+    }
+
+    private func refuse(_ code: Refusal.Code, _ reason: String, outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>, logger: Logger) async throws -> LeaderCore.Admission? {
+        logger.warning("follower refused", metadata: ["code": "\(code)", "reason": "\(reason)"])
+        try await write(.refusal(Refusal(code: code, reason: reason)), to: outbound)
+        return nil
+    }
+
+    /// Hello, challenge, authenticate, welcome; or a refusal with its reason.
+    private func handshake(
+        frames: inout NIOAsyncChannelInboundStream<Frame>.AsyncIterator,
+        outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>,
+        remote: String,
+        logger: Logger
+    ) async throws -> LeaderCore.Admission? {
+        let first: Frame?
+        do {
+            first = try await frames.next()
+        } catch let error as WireError {
+            if case .unsupportedProtocolVersion = error.code {
+                return try await refuse(.unsupportedVersion, error.description, outbound: outbound, logger: logger)
+            }
+            throw error
+        }
+        guard let first else { return nil }
+        guard case .hello(let hello) = try WireMessage(decoding: first, limits: configuration.wireLimits) else {
+            return try await refuse(.protocolViolation, "expected hello, got \(first.type)", outbound: outbound, logger: logger)
+        }
+        guard hello.clusterID == configuration.clusterID else {
+            return try await refuse(
+                .wrongCluster, "this leader serves cluster \"\(configuration.clusterID)\", the follower asked for \"\(hello.clusterID)\"",
+                outbound: outbound, logger: logger
+            )
+        }
+        let leaderNonce = HandshakeProof.makeNonce()
+        let transcript = (clusterID: configuration.clusterID, leaderNodeID: configuration.nodeID, followerNodeID: hello.nodeID)
+        let leaderProof = HandshakeProof.proof(
+            role: .leader, secret: leader.secret, clusterID: transcript.clusterID, leaderNodeID: transcript.leaderNodeID,
+            followerNodeID: transcript.followerNodeID, followerNonce: hello.followerNonce, leaderNonce: leaderNonce
+        )
+        try await write(.challenge(Challenge(leaderNodeID: configuration.nodeID, leaderNonce: leaderNonce, leaderProof: leaderProof)), to: outbound)
+
+        guard let second = try await frames.next() else { return nil }
+        let message = try WireMessage(decoding: second, limits: configuration.wireLimits)
+        if case .refusal(let refusal) = message {
+            logger.warning("follower refused this leader", metadata: ["follower": "\(hello.nodeID)", "code": "\(refusal.code)", "reason": "\(refusal.reason)"])
+            return nil
+        }
+        guard case .authenticate(let authenticate) = message else {
+            return try await refuse(.protocolViolation, "expected authenticate, got \(second.type)", outbound: outbound, logger: logger)
+        }
+        guard HandshakeProof.isValid(
+            authenticate.followerProof, role: .follower, secret: leader.secret, clusterID: transcript.clusterID,
+            leaderNodeID: transcript.leaderNodeID, followerNodeID: transcript.followerNodeID,
+            followerNonce: hello.followerNonce, leaderNonce: leaderNonce
+        ) else {
+            return try await refuse(.authenticationFailed, "wrong shared secret (follower \"\(hello.nodeID)\")", outbound: outbound, logger: logger)
+        }
+        let admission = core.admit(
+            nodeID: hello.nodeID, remoteAddress: remote, channel: channel,
+            epoch: authenticate.epoch, lastDurableLSN: authenticate.lastDurableLSN
+        )
+        switch admission {
+        case .resume(_, let nextLSN):
+            try await write(.welcome(Welcome(epoch: leader.epoch, resync: .resume, nextLSN: nextLSN)), to: outbound)
+        case .fullSync:
+            try await write(.welcome(Welcome(epoch: leader.epoch, resync: .fullSync, nextLSN: 0)), to: outbound)
+        }
+        return admission
+    }
+
+    /// The streaming phase: this task reads, child tasks write and watch liveness.
+    private func stream(
+        _ session: FollowerSession,
+        admission: LeaderCore.Admission,
+        frames: inout NIOAsyncChannelInboundStream<Frame>.AsyncIterator,
+        outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>,
+        logger: Logger
+    ) async throws {
+        let timeouts = LivenessMonitor.Timeouts(
+            ackTimeout: configuration.ackTimeout, heartbeatInterval: configuration.heartbeatInterval,
+            heartbeatTimeout: configuration.heartbeatTimeout
+        )
+        let liveness = SharedLiveness(LivenessMonitor(timeouts: timeouts, now: .now))
+        let syncRequests = AsyncStream<SyncRequest>.makeStream()
+        switch admission {
+        case .resume(_, let nextLSN): liveness.withLock { $0.start(atLSN: nextLSN - 1, at: .now) }
+        case .fullSync: liveness.withLock { $0.expectsAcks = false }
+        }
+
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                if case .fullSync = admission {
+                    let sender = FullSyncSender(leader: leader, session: session, outbound: outbound, logger: logger)
+                    let cut = try await sender.run(requests: syncRequests.stream, liveness: liveness)
+                    core.finishFullSync(session, cutLSN: cut)
+                }
+                try await drain(session, outbound: outbound, liveness: liveness)
+            }
+            group.addTask { try await watchLiveness(session, liveness: liveness) }
+            defer {
+                syncRequests.continuation.finish()
+                group.cancelAll()
+            }
+            while let frame = try await frames.next() {
+                switch try WireMessage(decoding: frame, limits: configuration.wireLimits) {
+                case .ack(let lsn):
+                    try record(ack: lsn, session: session, liveness: liveness)
+                case .heartbeatReply(let reply):
+                    liveness.withLock { $0.heard(at: .now) }
+                    if reply.durableLSN > 0 { try record(ack: reply.durableLSN, session: session, liveness: liveness) }
+                case .syncRequest(let request):
+                    syncRequests.continuation.yield(request)
+                case .refusal(let refusal):
+                    let reason: EvictionReason = refusal.code == .diskError ? .diskError : .decodeError
+                    core.evict(session, reason: reason, detail: "follower reported \(refusal.code): \(refusal.reason)")
+                    return
+                default:
+                    throw WireError(.unexpectedFrame(type: frame.type, state: "streaming to a follower"))
+                }
+            }
+        }
+    }
+
+    private func record(ack lsn: UInt64, session: FollowerSession, liveness: SharedLiveness) throws {
+        let sent = session.state.withLock { $0.sentLSN }
+        guard lsn <= sent else {
+            throw WireError(.malformedFrame(type: .ack, reason: "acks LSN \(lsn), but only \(sent) was sent"))
+        }
+        core.recordAck(session, lsn: lsn)
+        liveness.withLock { $0.acked(lsn, at: ContinuousClock.now) }
+    }
+
+    /// Writes backlog frames, then live frames, as fast as the socket takes them.
+    private func drain(_ session: FollowerSession, outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>, liveness: SharedLiveness) async throws {
+        while !Task.isCancelled {
+            switch core.nextWork(for: session) {
+            case .closed:
+                return
+            case .wait:
+                await session.waitForWork()
+            case .frames(let batches):
+                try await outbound.write(contentsOf: batches.map(\.frame))
+                liveness.withLock { $0.sent(throughLSN: batches.last!.lastLSN, at: .now) }
+            }
+        }
+    }
+
+    /// Heartbeats on an idle link; eviction on a missing ack or silence (contract point 4).
+    /// Heartbeats go straight to the channel, so a blocked writer cannot hold them up.
+    private func watchLiveness(_ session: FollowerSession, liveness: SharedLiveness) async throws {
+        let tick = min(configuration.heartbeatInterval, configuration.ackTimeout) / 4
+        while !Task.isCancelled {
+            try await Task.sleep(for: tick)
+            let now = ContinuousClock.now
+            switch liveness.withLock({ $0.check(at: now) }) {
+            case .none:
+                continue
+            case .sendHeartbeat:
+                liveness.withLock { $0.sentHeartbeat(at: now) }
+                var buffer = channel.allocator.buffer(capacity: 32)
+                let heartbeat = Heartbeat(leaderLSN: core.lastAssignedLSN, sentAtNanoseconds: UInt64(DispatchTimeNanoseconds.now()))
+                WireMessage.heartbeat(heartbeat).write(to: &buffer)
+                channel.writeAndFlush(buffer, promise: nil)
+            case .evict(let reason):
+                let (acked, sent) = session.state.withLock { ($0.ackedLSN, $0.sentLSN) }
+                let detail = reason == .ackTimeout
+                    ? "no ack for \(configuration.ackTimeout) with LSNs \(acked + 1)...\(sent) outstanding"
+                    : "nothing heard for \(configuration.heartbeatTimeout)"
+                core.evict(session, reason: reason, detail: detail)
+                return
+            }
+        }
+    }
+}
+
+/// Monotonic nanoseconds for heartbeat timestamps (echoed back, never compared across hosts).
+enum DispatchTimeNanoseconds {
+    static func now() -> Int64 {
+        let instant = NIODeadline.now()
+        return instant.uptimeNanoseconds > UInt64(Int64.max) ? Int64.max : Int64(instant.uptimeNanoseconds)
+    }
+}

@@ -1,0 +1,63 @@
+/// A snapshot of a leader, for a broker's management API and `replication-node`'s status file.
+public struct LeaderStatus: Sendable, Codable, Equatable {
+    public struct Follower: Sendable, Codable, Equatable {
+        public var nodeID: String
+        public var address: String
+        /// `syncing`, `catching-up`, `live` or `closed`.
+        public var state: String
+        /// The follower's highest acked (durable) LSN.
+        public var ackedLSN: UInt64
+        /// The last LSN handed to its socket.
+        public var sentLSN: UInt64
+        /// How far its acks trail the leader, in LSNs.
+        public var lagLSNs: UInt64
+        public var queuedBytes: Int
+        public var queuedFrames: Int
+    }
+
+    public var nodeID: String
+    public var epoch: UInt64
+    /// The last LSN given to a change.
+    public var lastLSN: UInt64
+    public var followers: [Follower]
+    public var evictions: [String: Int]
+    public var fullSyncs: Int
+    public var partialResyncs: Int
+    public var sealedBatches: Int
+    /// Uncompressed record bytes sealed into batches.
+    public var payloadBytes: Int
+    /// Bytes of sealed frames (what each follower receives).
+    public var wireBytes: Int
+    public var backlogBytes: Int
+    public var backlogFirstLSN: UInt64?
+}
+
+extension ReplicationLeader {
+    /// Where the leader and each follower stand right now.
+    public func status() -> LeaderStatus {
+        let counters = core.counters
+        let lastLSN = core.lastAssignedLSN
+        let backlog = core.backlogRange
+        let followers = core.sessions.map { session in
+            session.state.withLock { state in
+                let name: String = switch state.mode {
+                case .syncing: "syncing"
+                case .catchingUp: "catching-up"
+                case .live: "live"
+                case .closed: "closed"
+                }
+                return LeaderStatus.Follower(
+                    nodeID: session.nodeID, address: session.remoteAddress, state: name, ackedLSN: state.ackedLSN,
+                    sentLSN: state.sentLSN, lagLSNs: lastLSN - min(lastLSN, state.ackedLSN),
+                    queuedBytes: state.queue.queuedBytes, queuedFrames: state.queue.queuedFrames
+                )
+            }
+        }
+        return LeaderStatus(
+            nodeID: configuration.nodeID, epoch: epoch, lastLSN: lastLSN, followers: followers.sorted { $0.nodeID < $1.nodeID },
+            evictions: Dictionary(uniqueKeysWithValues: counters.evictions.map { ($0.key.rawValue, $0.value) }),
+            fullSyncs: counters.fullSyncs, partialResyncs: counters.partialResyncs, sealedBatches: counters.sealedBatches,
+            payloadBytes: counters.payloadBytes, wireBytes: counters.wireBytes, backlogBytes: backlog.bytes, backlogFirstLSN: backlog.first
+        )
+    }
+}

@@ -1,0 +1,278 @@
+import Logging
+import NIOCore
+import NIOPosix
+import Synchronization
+
+/// The leader side of replication: the broker writes its durable files through it, and it
+/// streams every change to the connected followers.
+///
+/// Each write happens locally and gets its LSN in one step, so the leader always knows every
+/// file's size at every LSN (see "Why writes go through the module" in the architecture
+/// brief). Producers never wait for followers: a follower that falls too far behind is
+/// evicted and catches up when it reconnects.
+///
+/// ```swift
+/// let leader = try ReplicationLeader(configuration: configuration, secret: secret)
+/// async let serving: Void = leader.run()
+/// let lsn = try await leader.append(to: "queues/orders/segment.1", bytes: message)
+/// ```
+public final class ReplicationLeader: Sendable {
+    public let configuration: ReplicationLeaderConfiguration
+    /// This leader's epoch: one more than the previous leader of this data directory.
+    public let epoch: UInt64
+    let secret: SharedSecret
+    let logger: Logger
+    let directory: DataDirectory
+    let core: LeaderCore
+    private let listening: Mutex<ListenState> = Mutex(ListenState())
+
+    private struct ListenState {
+        var port: Int?
+        var failure: (any Error)?
+        var waiters: [CheckedContinuation<Int, any Error>] = []
+    }
+
+    /// Opens the data directory, registers the files already in it, and takes the next epoch.
+    ///
+    /// - Throws: ``ReplicationError`` for an invalid configuration, ``StorageError`` when the
+    ///   data directory cannot be used.
+    public init(configuration: ReplicationLeaderConfiguration, secret: SharedSecret, logger: Logger = Logger(label: "BrokerReplication.leader")) throws {
+        try configuration.validate()
+        self.configuration = configuration
+        self.secret = secret
+        var logger = logger
+        logger[metadataKey: "node"] = "\(configuration.nodeID)"
+        self.logger = logger
+        let directory = try DataDirectory(path: configuration.dataDirectory)
+        self.directory = directory
+        self.epoch = try Self.takeNextEpoch(in: directory)
+        let files = try directory.listFiles()
+        let settings = LeaderCore.Settings(
+            epoch: epoch, batchBytes: configuration.batchBytes, queueBytes: configuration.queueBytes,
+            queueFrames: configuration.queueFrames, backlogBytes: configuration.backlogBytes
+        )
+        let evictionLogger = logger
+        self.core = LeaderCore(settings: settings, files: files) { session, reason, detail in
+            evictionLogger.warning(
+                "follower evicted",
+                metadata: ["follower": "\(session.nodeID)", "address": "\(session.remoteAddress)", "reason": "\(reason)", "detail": "\(detail)"]
+            )
+        }
+        logger.info("leader ready", metadata: ["epoch": "\(epoch)", "files": "\(files.count)", "dataDirectory": "\(configuration.dataDirectory)"])
+    }
+
+    /// Reads the last epoch from `.brpl/leader-epoch`, adds one, and stores it durably first.
+    private static func takeNextEpoch(in directory: DataDirectory) throws(StorageError) -> UInt64 {
+        let file = try directory.openFile(rawPath: DataDirectory.reservedDirectory + "/leader-epoch", create: true, truncate: false)
+        var stored: UInt64 = 0
+        _ = try withUnsafeMutableBytes(of: &stored) { buffer throws(StorageError) in try file.read(into: buffer, at: 0) }
+        let next = UInt64(bigEndian: stored) + 1
+        try withUnsafeBytes(of: next.bigEndian) { buffer throws(StorageError) in try file.write(buffer, at: 0) }
+        try file.sync()
+        return next
+    }
+
+    // MARK: Writing
+
+    /// Appends `bytes` to the file at `path` (created when missing) and replicates the append.
+    ///
+    /// - Returns: the LSN of the change (of its last chunk, for writes above `chunkBytes`).
+    /// - Throws: ``WireError`` for an invalid path, ``StorageError`` when the local write fails
+    ///   (nothing is replicated then).
+    @discardableResult
+    public func append(to path: String, bytes: ByteBuffer) async throws -> UInt64 {
+        let path = try ReplicatedPath(path, maximumBytes: configuration.wireLimits.maximumPathBytes)
+        let writer = core.writer(for: path)
+        return try await writer.lock.withLock {
+            let (handle, startSize) = try writer.open(in: directory)
+            var size = startSize
+            var remaining = bytes
+            var lsn: UInt64 = 0
+            repeat {
+                let chunk = remaining.readSlice(length: min(remaining.readableBytes, configuration.chunkBytes))!
+                do {
+                    try chunk.withUnsafeReadableBytes { buffer throws(StorageError) in try handle.write(buffer, at: size) }
+                } catch {
+                    // Leave no half-written bytes behind the replicated size.
+                    try? handle.truncate(to: size)
+                    throw error
+                }
+                lsn = core.commit(.append(path: path, offset: UInt64(size), bytes: chunk), change: .grew(toSize: size + chunk.readableBytes))
+                size += chunk.readableBytes
+                writer.setSize(size)
+                if remaining.readableBytes > 0 { await paceLargeWrite() }
+            } while remaining.readableBytes > 0
+            return lsn
+        }
+    }
+
+    /// Appends `bytes`; see ``append(to:bytes:)-(_,ByteBuffer)``.
+    @discardableResult
+    public func append(to path: String, bytes: [UInt8]) async throws -> UInt64 {
+        try await append(to: path, bytes: ByteBuffer(bytes: bytes))
+    }
+
+    /// Replaces the whole file at `path` with `contents` (through a temporary file, fsync and
+    /// rename locally) and replicates the replacement; followers see it atomically too.
+    @discardableResult
+    public func replace(_ path: String, contents: ByteBuffer) async throws -> UInt64 {
+        let path = try ReplicatedPath(path, maximumBytes: configuration.wireLimits.maximumPathBytes)
+        let writer = core.writer(for: path)
+        return try await writer.lock.withLock {
+            core.beginChanging(path)
+            let temporary = DataDirectory.reservedDirectory + "/tmp/replace-\(writer.path.string.utf8.count)-\(UInt64.random(in: 0...UInt64.max))"
+            do {
+                let handle = try directory.openFile(rawPath: temporary, create: true, truncate: true)
+                try contents.withUnsafeReadableBytes { buffer throws(StorageError) in try handle.write(buffer, at: 0) }
+                try handle.sync()
+                try directory.rename(rawPath: temporary, over: path, durable: true)
+                writer.setHandle(handle, size: contents.readableBytes)
+            } catch {
+                // The local file is unchanged; record nothing, so the leader and followers agree.
+                writer.setHandle(nil, size: 0)
+                _ = core.commit(.replace(path: path, offset: 0, chunk: ByteBuffer(), flags: []), change: .none)
+                throw error
+            }
+            var remaining = contents
+            var offset = 0
+            var lsn: UInt64 = 0
+            repeat {
+                let chunk = remaining.readSlice(length: min(remaining.readableBytes, configuration.chunkBytes))!
+                var flags: ReplicationRecord.ReplaceFlags = offset == 0 ? .firstChunk : []
+                if remaining.readableBytes == 0 { flags.insert(.lastChunk) }
+                let change: LeaderCore.FileChange = flags.contains(.lastChunk) ? .replaced(size: contents.readableBytes) : .none
+                lsn = core.commit(.replace(path: path, offset: UInt64(offset), chunk: chunk, flags: flags), change: change)
+                offset += chunk.readableBytes
+                if remaining.readableBytes > 0 { await paceLargeWrite() }
+            } while remaining.readableBytes > 0
+            return lsn
+        }
+    }
+
+    /// Replaces the whole file at `path`; see ``replace(_:contents:)-(_,ByteBuffer)``.
+    @discardableResult
+    public func replace(_ path: String, contents: [UInt8]) async throws -> UInt64 {
+        try await replace(path, contents: ByteBuffer(bytes: contents))
+    }
+
+    /// Deletes the file at `path` (a missing file is fine) and replicates the delete.
+    @discardableResult
+    public func delete(_ path: String) async throws -> UInt64 {
+        let path = try ReplicatedPath(path, maximumBytes: configuration.wireLimits.maximumPathBytes)
+        let writer = core.writer(for: path)
+        return try await writer.lock.withLock {
+            core.beginChanging(path)
+            writer.setHandle(nil, size: 0)
+            do {
+                try directory.delete(path, durable: true)
+            } catch {
+                _ = core.commit(.replace(path: path, offset: 0, chunk: ByteBuffer(), flags: []), change: .none)
+                throw error
+            }
+            return core.commit(.delete(path: path), change: .deleted)
+        }
+    }
+
+    /// Seals the open batch now instead of at the next flush tick.
+    public func flush() {
+        core.sealOpenBatch()
+    }
+
+    /// The last LSN given to a change (0 before the first).
+    public var lastLSN: UInt64 { core.lastAssignedLSN }
+
+    /// A large write waits between chunks while a live follower's queue is more than half full,
+    /// at most `ackTimeout`: a healthy follower is not evicted by one big write, and a stuck
+    /// one is evicted by its ack timeout instead of holding the write longer.
+    private func paceLargeWrite() async {
+        core.sealOpenBatch()
+        let deadline = ContinuousClock.now + configuration.ackTimeout
+        while core.queuesLackRoom(for: configuration.chunkBytes), ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(1))
+        }
+    }
+
+    // MARK: Serving
+
+    /// The port the leader listens on, once ``run()`` has bound it.
+    public func listeningPort() async throws -> Int {
+        try await withCheckedThrowingContinuation { continuation in
+            let ready = listening.withLock { state -> Result<Int, any Error>? in
+                if let port = state.port { return .success(port) }
+                if let failure = state.failure { return .failure(failure) }
+                state.waiters.append(continuation)
+                return nil
+            }
+            if let ready { continuation.resume(with: ready) }
+        }
+    }
+
+    private func finishListening(_ result: Result<Int, any Error>) {
+        let waiters = listening.withLock { state in
+            switch result {
+            case .success(let port): state.port = port
+            case .failure(let error): state.failure = error
+            }
+            defer { state.waiters = [] }
+            return state.waiters
+        }
+        for waiter in waiters { waiter.resume(with: result) }
+    }
+
+    /// Listens for followers and serves them until the task is cancelled.
+    public func run() async throws {
+        let limits = configuration.wireLimits
+        let server: NIOAsyncChannel<NIOAsyncChannel<Frame, ByteBuffer>, Never>
+        do {
+            server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .childChannelOption(.socketOption(.so_keepalive), value: 1)
+                .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
+                .bind(host: configuration.host, port: configuration.port) { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try TCPKeepalive.configure(channel)
+                        try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder(limits: limits, preamble: .expected)))
+                        return try NIOAsyncChannel<Frame, ByteBuffer>(wrappingChannelSynchronously: channel)
+                    }
+                }
+        } catch {
+            finishListening(.failure(error))
+            throw error
+        }
+        let port = server.channel.localAddress?.port ?? configuration.port
+        logger.info("leader listening", metadata: ["address": "\(configuration.host):\(port)", "epoch": "\(epoch)"])
+        finishListening(.success(port))
+
+        try await withThrowingDiscardingTaskGroup { group in
+            group.addTask { await self.runFlushTick() }
+            try await server.executeThenClose { connections in
+                for try await connection in connections {
+                    group.addTask { await LeaderConnection(leader: self, connection: connection).serve() }
+                }
+            }
+            group.cancelAll()
+        }
+    }
+
+    /// Seals a non-empty batch every `flushInterval`, so a quiet producer's write is not held back.
+    private func runFlushTick() async {
+        while !Task.isCancelled {
+            try? await Task.sleep(for: configuration.flushInterval)
+            core.sealOpenBatch()
+        }
+    }
+}
+
+/// TCP keepalive on every replication socket: defence in depth under the heartbeats, for peers
+/// that vanish without a FIN or RST (contract point 4).
+enum TCPKeepalive {
+    static func configure(_ channel: any Channel) throws {
+        let options = channel.syncOptions!
+        try options.setOption(.socketOption(.so_keepalive), value: 1)
+        #if os(Linux)
+        try options.setOption(ChannelOptions.Types.SocketOption(level: .tcp, name: .init(rawValue: 4)), value: 10)  // TCP_KEEPIDLE s
+        try options.setOption(ChannelOptions.Types.SocketOption(level: .tcp, name: .init(rawValue: 5)), value: 3)  // TCP_KEEPINTVL s
+        try options.setOption(ChannelOptions.Types.SocketOption(level: .tcp, name: .init(rawValue: 6)), value: 3)  // TCP_KEEPCNT
+        #endif
+    }
+}

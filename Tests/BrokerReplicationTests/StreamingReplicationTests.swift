@@ -1,0 +1,230 @@
+import Foundation
+import NIOCore
+import Testing
+
+@testable import BrokerReplication
+
+/// End to end over real loopback TCP with real files and fsync.
+@Suite("Streaming replication", .serialized, .timeLimit(.minutes(5)))
+struct StreamingReplicationTests {
+    /// Mixed appends, replaces and deletes across `files` files from `producers` tasks.
+    static func produce(_ leader: ReplicationLeader, producers: Int, recordsEach: Int, files: Int, seed: UInt64) async throws {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for producer in 0..<producers {
+                group.addTask {
+                    var random = SplitMix(seed: seed &+ UInt64(producer))
+                    for index in 0..<recordsEach {
+                        // Each producer owns its own files, as a broker's writer owns its segments.
+                        let file = "p\(producer)/f\(Int(random.next() % UInt64(max(1, files / producers))))"
+                        let roll = random.next() % 100
+                        if roll < 90 {
+                            let size = Int(random.next() % 300) + 1
+                            try await leader.append(to: file, bytes: (0..<size).map { UInt8(truncatingIfNeeded: $0 &+ index) })
+                        } else if roll < 97 {
+                            try await leader.replace(file, contents: Array("replaced \(index) by \(producer)".utf8))
+                        } else {
+                            try await leader.delete(file)
+                        }
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        leader.flush()
+    }
+
+    @Test func twoFollowersConvergeByteForByteUnderConcurrentProducers() async throws {
+        let cluster = try TestCluster()
+        let leader = try ReplicationLeader(configuration: cluster.leaderConfiguration(), secret: cluster.secret, logger: TestCluster.quietLogger)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await leader.run() }
+            let port = try await leader.listeningPort()
+            let followers = try ["f1", "f2"].map {
+                try ReplicationFollower(configuration: cluster.followerConfiguration($0, port: port), secret: cluster.secret, logger: TestCluster.quietLogger)
+            }
+            for follower in followers { group.addTask { try await follower.run() } }
+            // The second half is written while the followers are already streaming.
+            try await Self.produce(leader, producers: 4, recordsEach: 2_500, files: 50, seed: 1)
+            try await Self.produce(leader, producers: 4, recordsEach: 2_500, files: 50, seed: 2)
+            let last = leader.lastLSN
+            #expect(last >= 20_000)
+            let converged = try await TestCluster.eventually {
+                followers.allSatisfy { $0.status().lastDurableLSN == last }
+            }
+            #expect(converged, "followers at \(followers.map { $0.status().lastDurableLSN }), leader at \(last)")
+            let expected = try TestCluster.contents(of: cluster.root + "/leader")
+            #expect(expected.count > 10)
+            for name in ["f1", "f2"] {
+                let actual = try TestCluster.contents(of: cluster.root + "/" + name)
+                #expect(actual == expected, "\(name) differs from the leader")
+            }
+            group.cancelAll()
+        }
+    }
+}
+
+struct SplitMix {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+/// Runs `body` with a serving leader and cancels everything afterwards.
+func withLeader(
+    _ cluster: TestCluster,
+    configure: (inout ReplicationLeaderConfiguration) -> Void = { _ in },
+    _ body: (ReplicationLeader, Int) async throws -> Void
+) async throws {
+    var configuration = cluster.leaderConfiguration()
+    configure(&configuration)
+    let leader = try ReplicationLeader(configuration: configuration, secret: cluster.secret, logger: TestCluster.quietLogger)
+    try await withThrowingTaskGroup(of: Void.self) { group in
+        group.addTask { try await leader.run() }
+        let port = try await leader.listeningPort()
+        defer { group.cancelAll() }
+        try await body(leader, port)
+    }
+}
+
+/// Runs a follower in its own task until `body` returns.
+func withFollower(
+    _ cluster: TestCluster,
+    _ name: String,
+    port: Int,
+    configure: (inout ReplicationFollowerConfiguration) -> Void = { _ in },
+    _ body: (ReplicationFollower) async throws -> Void
+) async throws {
+    var configuration = cluster.followerConfiguration(name, port: port)
+    configure(&configuration)
+    let follower = try ReplicationFollower(configuration: configuration, secret: cluster.secret, logger: TestCluster.quietLogger)
+    try await withThrowingTaskGroup(of: Void.self) { group in
+        group.addTask { try await follower.run() }
+        defer { group.cancelAll() }
+        try await body(follower)
+    }
+}
+
+@Suite("Resync and eviction", .serialized, .timeLimit(.minutes(5)))
+struct ResyncAndEvictionTests {
+    func expectIdentical(_ cluster: TestCluster, _ names: [String]) throws {
+        let expected = try TestCluster.contents(of: cluster.root + "/leader")
+        for name in names {
+            let actual = try TestCluster.contents(of: cluster.root + "/" + name)
+            #expect(actual == expected, "\(name) differs from the leader: \(Set(actual.keys).symmetricDifference(expected.keys).sorted().prefix(5))")
+        }
+    }
+
+    @Test func aFollowerJoiningWhileProducersWriteConverges() async throws {
+        let cluster = try TestCluster()
+        try await withLeader(cluster) { leader, port in
+            try await StreamingReplicationTests.produce(leader, producers: 2, recordsEach: 1000, files: 20, seed: 7)
+            try await withFollower(cluster, "late", port: port) { follower in
+                // Keep writing through the follower's full sync and into its streaming, so the
+                // cut, the file transfer and the catch-up all race real producers.
+                var roundsAfterStreaming = 0
+                for round in 0..<400 where roundsAfterStreaming < 5 {
+                    try await StreamingReplicationTests.produce(leader, producers: 4, recordsEach: 100, files: 40, seed: 100 + UInt64(round))
+                    if follower.status().phase == .streaming { roundsAfterStreaming += 1 }
+                }
+                #expect(roundsAfterStreaming == 5, "the follower never reached streaming while producers wrote")
+                let last = leader.lastLSN
+                let converged = try await TestCluster.eventually { follower.status().lastDurableLSN == last }
+                #expect(converged)
+                #expect(follower.status().fullSyncs == 1)
+                try expectIdentical(cluster, ["late"])
+            }
+        }
+    }
+
+    @Test func aRestartedFollowerResumesFromTheBacklogWithoutAFullSync() async throws {
+        let cluster = try TestCluster()
+        try await withLeader(cluster) { leader, port in
+            try await StreamingReplicationTests.produce(leader, producers: 2, recordsEach: 500, files: 10, seed: 3)
+            try await withFollower(cluster, "f", port: port) { follower in
+                let last = leader.lastLSN
+                let reached2 = try await TestCluster.eventually { follower.status().lastDurableLSN == last }
+                #expect(reached2)
+            }
+            // Stopped: the leader writes on without it.
+            try await StreamingReplicationTests.produce(leader, producers: 2, recordsEach: 500, files: 10, seed: 4)
+            let fullSyncsBefore = leader.core.counters.fullSyncs
+            try await withFollower(cluster, "f", port: port) { follower in
+                let last = leader.lastLSN
+                let reached3 = try await TestCluster.eventually { follower.status().lastDurableLSN == last }
+                #expect(reached3)
+                #expect(follower.status().fullSyncs == 0, "resumed from the backlog, no full sync")
+                #expect(follower.status().resumes == 1)
+                #expect(leader.core.counters.fullSyncs == fullSyncsBefore)
+                try expectIdentical(cluster, ["f"])
+            }
+        }
+    }
+
+    @Test func aFollowerBeyondTheBacklogFullSyncs() async throws {
+        let cluster = try TestCluster()
+        try await withLeader(cluster, configure: {
+            $0.chunkBytes = 64 * 1024
+            $0.queueBytes = 1 << 20
+            $0.backlogBytes = 1 << 20
+        }) { leader, port in
+            try await withFollower(cluster, "f", port: port) { follower in
+                try await StreamingReplicationTests.produce(leader, producers: 1, recordsEach: 200, files: 5, seed: 5)
+                let last = leader.lastLSN
+                let reached4 = try await TestCluster.eventually { follower.status().lastDurableLSN == last }
+                #expect(reached4)
+            }
+            // Several MiB of incompressible data push the follower's position out of a 1 MiB backlog.
+            var random = SplitMix(seed: 9)
+            for index in 0..<40 {
+                try await leader.append(to: "big/\(index % 4)", bytes: (0..<100_000).map { _ in UInt8(truncatingIfNeeded: random.next()) })
+            }
+            leader.flush()
+            try await withFollower(cluster, "f", port: port) { follower in
+                let last = leader.lastLSN
+                let reached5 = try await TestCluster.eventually { follower.status().lastDurableLSN == last }
+                #expect(reached5)
+                #expect(follower.status().fullSyncs == 1)
+                #expect(follower.status().resumes == 0)
+                try expectIdentical(cluster, ["f"])
+            }
+        }
+    }
+
+    /// Seed 002: a follower that stops reading must not stall producers or the other follower.
+    @Test func aFollowerThatStopsReadingIsEvictedWhileProducersFinish() async throws {
+        let cluster = try TestCluster()
+        try await withLeader(cluster, configure: { $0.queueFrames = 256 }) { leader, port in
+            try await withFollower(cluster, "healthy", port: port) { healthy in
+                let stalled = try RawFollower(port: port, receiveBufferBytes: 4096)
+                // It claims to be up to date at this epoch, so it streams live from LSN 1.
+                let welcome = try stalled.handshake(cluster: cluster.clusterID, nodeID: "stalled", secret: cluster.secret, position: (leader.epoch, 0))
+                guard case .welcome(let accepted) = welcome, accepted.resync == .resume else {
+                    Issue.record("no welcome")
+                    return
+                }
+                let reached6 = try await TestCluster.eventually { leader.core.sessions.contains { $0.nodeID == "stalled" } }
+                #expect(reached6)
+                // A fixed workload; the stalled follower reads nothing, ever.
+                try await StreamingReplicationTests.produce(leader, producers: 4, recordsEach: 3000, files: 40, seed: 11)
+                for index in 0..<30 {
+                    try await leader.append(to: "bulk/\(index)", bytes: [UInt8](repeating: UInt8(index), count: 200_000))
+                }
+                leader.flush()
+                let reached7 = try await TestCluster.eventually { (leader.core.counters.evictions[.queueFull] ?? 0) + (leader.core.counters.evictions[.ackTimeout] ?? 0) >= 1 }
+                #expect(reached7)
+                let reached8 = try await TestCluster.eventually { stalled.isClosedByPeer() }
+                #expect(reached8)
+                let last = leader.lastLSN
+                let reached9 = try await TestCluster.eventually { healthy.status().lastDurableLSN == last }
+                #expect(reached9)
+                try expectIdentical(cluster, ["healthy"])
+            }
+        }
+    }
+}

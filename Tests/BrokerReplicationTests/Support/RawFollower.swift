@@ -1,0 +1,96 @@
+import NIOCore
+
+@testable import BrokerReplication
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A follower on a plain blocking socket: it completes a real handshake and then does only
+/// what a test tells it, such as never reading again (a black hole that keeps the socket open).
+final class RawFollower {
+    let descriptor: Int32
+    private var parser = FrameParser(preamble: .none)
+    private var inbound = ByteBuffer()
+
+    struct Failure: Error, CustomStringConvertible { let description: String }
+
+    /// Connects to the leader on loopback; a small receive buffer makes a stalled reader fill up fast.
+    init(port: Int, receiveBufferBytes: Int32? = nil) throws {
+        descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard descriptor >= 0 else { throw Failure(description: "socket: errno \(errno)") }
+        if var bytes = receiveBufferBytes {
+            setsockopt(descriptor, SOL_SOCKET, SO_RCVBUF, &bytes, socklen_t(MemoryLayout<Int32>.size))
+        }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else {
+            close(descriptor)
+            throw Failure(description: "connect: errno \(errno)")
+        }
+    }
+
+    deinit {
+        close(descriptor)
+    }
+
+    func send(_ buffer: ByteBuffer) throws {
+        var remaining = buffer
+        while remaining.readableBytes > 0 {
+            let sent = remaining.withUnsafeReadableBytes { Glibc.send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            guard sent > 0 else { throw Failure(description: "send: errno \(errno)") }
+            remaining.moveReaderIndex(forwardBy: sent)
+        }
+    }
+
+    func send(_ message: WireMessage) throws {
+        var buffer = ByteBuffer()
+        message.write(to: &buffer)
+        try send(buffer)
+    }
+
+    /// Reads until one whole message arrives; nil when the leader closed the connection.
+    func receive() throws -> WireMessage? {
+        while true {
+            if let frame = try parser.next(from: &inbound) { return try WireMessage(decoding: frame) }
+            var chunk = [UInt8](repeating: 0, count: 65536)
+            let count = recv(descriptor, &chunk, chunk.count, 0)
+            if count == 0 { return nil }
+            guard count > 0 else { throw Failure(description: "recv: errno \(errno)") }
+            inbound.writeBytes(chunk[0..<count])
+        }
+    }
+
+    /// Does the follower's half of the handshake; returns the leader's welcome or refusal.
+    func handshake(cluster: String, nodeID: String, secret: SharedSecret, position: (epoch: UInt64, lsn: UInt64) = (0, 0)) throws -> WireMessage {
+        let nonce = HandshakeProof.makeNonce()
+        var opening = ByteBuffer()
+        FrameParser.writePreamble(to: &opening)
+        WireMessage.hello(Hello(clusterID: cluster, nodeID: nodeID, followerNonce: nonce)).write(to: &opening)
+        try send(opening)
+        guard let reply = try receive() else { throw Failure(description: "closed after hello") }
+        guard case .challenge(let challenge) = reply else { return reply }
+        let proof = HandshakeProof.proof(
+            role: .follower, secret: secret, clusterID: cluster, leaderNodeID: challenge.leaderNodeID, followerNodeID: nodeID,
+            followerNonce: nonce, leaderNonce: challenge.leaderNonce
+        )
+        try send(.authenticate(Authenticate(followerProof: proof, epoch: position.epoch, lastDurableLSN: position.lsn)))
+        guard let welcome = try receive() else { throw Failure(description: "closed after authenticate") }
+        return welcome
+    }
+
+    /// True once the leader has closed the connection (reads pending bytes without blocking).
+    func isClosedByPeer() -> Bool {
+        var chunk = [UInt8](repeating: 0, count: 1 << 20)
+        while true {
+            let count = recv(descriptor, &chunk, chunk.count, Int32(MSG_DONTWAIT))
+            if count == 0 { return true }
+            if count < 0 { return errno == ECONNRESET || errno == EPIPE }
+        }
+    }
+}
