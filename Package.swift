@@ -12,6 +12,7 @@ let package = Package(
         .library(name: "BrokerReplicationTesting", targets: ["BrokerReplicationTesting"]),
         .library(name: "LZ4", targets: ["LZ4"]),
         .executable(name: "codec-demo", targets: ["CodecDemo"]),
+        .executable(name: "replication-node", targets: ["ReplicationNode"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -55,7 +56,18 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        .executableTarget(
+            name: "ReplicationNode",
+            dependencies: [
+                "BrokerReplication",
+                "BrokerReplicationTesting",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
         .testTarget(name: "LZ4Tests", dependencies: ["LZ4"]),
+        .testTarget(name: "ReplicationNodeTests", dependencies: ["ReplicationNode"]),
         .testTarget(
             name: "BrokerReplicationTests",
             dependencies: [

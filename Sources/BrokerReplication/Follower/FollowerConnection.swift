@@ -91,7 +91,7 @@ struct FollowerConnection {
             challenge.leaderProof, role: .leader, secret: follower.secret, clusterID: transcript.cluster, leaderNodeID: transcript.leader,
             followerNodeID: transcript.follower, followerNonce: followerNonce, leaderNonce: challenge.leaderNonce
         ) else {
-            let refusal = Refusal(code: .authenticationFailed, reason: "leader \"\(challenge.leaderNodeID)\" could not prove the shared secret")
+            let refusal = Refusal(code: .authenticationFailed, reason: "leader \"\(challenge.leaderNodeID)\" could not prove the shared secret (the secrets differ, or it is not the real leader)")
             try? await write(.refusal(refusal), to: outbound, allocator: allocator)
             throw Refused(refusal: refusal)
         }

@@ -19,7 +19,13 @@ struct LeaderConnection {
     private var channel: any Channel { connection.channel }
 
     func serve() async {
-        let remote = channel.remoteAddress?.description ?? "unknown"
+        guard leader.track(channel) else {
+            // The leader is stopping: close without serving (executeThenClose finishes the writer).
+            try? await connection.executeThenClose { _, _ in }
+            return
+        }
+        defer { leader.untrack(channel) }
+        let remote = channel.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "unknown"
         var logger = leader.logger
         logger[metadataKey: "address"] = "\(remote)"
         // A peer that never finishes the handshake is closed, not waited for.

@@ -342,6 +342,9 @@ package final class LeaderCore: Sendable {
 
     package var counters: Counters { state.withLock { $0.counters } }
 
+    /// The last LSN of the last sealed batch: always a batch boundary in the backlog.
+    package var sealedThroughLSN: UInt64 { state.withLock { $0.nextSealedLSN - 1 } }
+
     /// The last LSN assigned so far (0 before the first).
     package var lastAssignedLSN: UInt64 { state.withLock { $0.nextLSN - 1 } }
 

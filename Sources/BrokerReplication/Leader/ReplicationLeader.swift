@@ -25,6 +25,13 @@ public final class ReplicationLeader: Sendable {
     let directory: DataDirectory
     let core: LeaderCore
     private let listening: Mutex<ListenState> = Mutex(ListenState())
+    private let connections: Mutex<OpenConnections> = Mutex(OpenConnections())
+
+    /// Every accepted connection, so that stopping can close the ones still in their handshake.
+    private struct OpenConnections {
+        var isStopping = false
+        var channels: [ObjectIdentifier: any Channel] = [:]
+    }
 
     private struct ListenState {
         var port: Int?
@@ -243,15 +250,51 @@ public final class ReplicationLeader: Sendable {
         logger.info("leader listening", metadata: ["address": "\(configuration.host):\(port)", "epoch": "\(epoch)"])
         finishListening(.success(port))
 
-        try await withThrowingDiscardingTaskGroup { group in
-            group.addTask { await self.runFlushTick() }
-            try await server.executeThenClose { connections in
-                for try await connection in connections {
-                    group.addTask { await LeaderConnection(leader: self, connection: connection).serve() }
+        // The accept loop runs in its own task and ends when the server channel closes, not on
+        // cancellation: a cancelled iterator would drop connections NIO has already accepted,
+        // and every accepted connection must run through executeThenClose.
+        let accepting = Task {
+            await withDiscardingTaskGroup { group in
+                try? await server.executeThenClose { accepted in
+                    for try await connection in accepted {
+                        group.addTask { await LeaderConnection(leader: self, connection: connection).serve() }
+                    }
                 }
             }
-            group.cancelAll()
         }
+        await withTaskCancellationHandler {
+            await withDiscardingTaskGroup { group in
+                group.addTask { await self.runFlushTick() }
+                await accepting.value
+                group.cancelAll()
+            }
+        } onCancel: {
+            server.channel.close(promise: nil)
+            closeAllConnections()
+        }
+        logger.info("leader stopped", metadata: ["epoch": "\(epoch)"])
+    }
+
+    /// Registers an accepted connection; false once the leader is stopping.
+    func track(_ channel: any Channel) -> Bool {
+        connections.withLock { state in
+            guard !state.isStopping else { return false }
+            state.channels[ObjectIdentifier(channel)] = channel
+            return true
+        }
+    }
+
+    func untrack(_ channel: any Channel) {
+        _ = connections.withLock { $0.channels.removeValue(forKey: ObjectIdentifier(channel)) }
+    }
+
+    private func closeAllConnections() {
+        let open = connections.withLock { state in
+            state.isStopping = true
+            defer { state.channels = [:] }
+            return Array(state.channels.values)
+        }
+        for channel in open { channel.close(promise: nil) }
     }
 
     /// Seals a non-empty batch every `flushInterval`, so a quiet producer's write is not held back.

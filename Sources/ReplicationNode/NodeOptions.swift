@@ -1,0 +1,40 @@
+import ArgumentParser
+import BrokerReplication
+
+/// The options the leader and the follower share.
+struct NodeOptions: ParsableArguments {
+    @Option(name: .customLong("data-dir"), help: "The data directory this node replicates (created when missing).")
+    var dataDirectory: String
+
+    @Option(name: .customLong("secret-file"), help: "A file holding the cluster's shared secret (at least 16 bytes; one trailing newline is ignored).")
+    var secretFile: String
+
+    @Option(name: .customLong("cluster-id"), help: "The cluster's name; the leader and its followers must agree.")
+    var clusterID: String = "default"
+
+    @Option(name: .customLong("status-file"), help: "Write this node's status as JSON to this file every 200 ms (atomically, through PATH.tmp).")
+    var statusFile: String?
+
+    func validate() throws {
+        guard !dataDirectory.isEmpty else { throw ValidationError("--data-dir must not be empty") }
+        guard (1...255).contains(clusterID.utf8.count) else { throw ValidationError("--cluster-id must be 1...255 bytes of UTF-8") }
+        if let statusFile, statusFile.isEmpty { throw ValidationError("--status-file must not be empty") }
+        _ = try loadSecret()
+    }
+
+    /// The shared secret; a ``ValidationError`` naming `--secret-file` when it cannot be used.
+    func loadSecret() throws -> SharedSecret {
+        do {
+            return try SharedSecret(contentsOfFile: secretFile)
+        } catch {
+            throw ValidationError("--secret-file: \(error.message)")
+        }
+    }
+}
+
+/// Checks a `--node-id` value the way the library will.
+func validateNodeID(_ nodeID: String?) throws {
+    if let nodeID, !(1...255).contains(nodeID.utf8.count) {
+        throw ValidationError("--node-id must be 1...255 bytes of UTF-8")
+    }
+}

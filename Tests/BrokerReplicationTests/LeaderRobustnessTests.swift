@@ -1,0 +1,201 @@
+import Foundation
+import NIOCore
+import Synchronization
+import Testing
+
+@testable import BrokerReplication
+
+@Suite("Leader robustness", .serialized, .timeLimit(.minutes(10)))
+struct LeaderRobustnessTests {
+    static func openDescriptors() -> Int {
+        (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count) ?? 0
+    }
+
+    /// Seeds 001 and 002: 1,000 followers that read but never ack are evicted by the ack
+    /// timeout while producers write; nothing deadlocks, and no connection or task is left.
+    @Test func aThousandEvictionsUnderConcurrentProducersLeaveNothingBehind() async throws {
+        let cluster = try TestCluster()
+        try await withLeader(cluster, configure: { $0.ackTimeout = .milliseconds(200) }) { leader, port in
+            let descriptorsBefore = Self.openDescriptors()
+            let target = 1_000
+            let cycles = Atomic<Int>(0)
+            let failures = Atomic<Int>(0)
+            let stop = Atomic<Bool>(false)
+            let producing = Task {
+                var written = 0
+                let started = ContinuousClock.now
+                while !stop.load(ordering: .relaxed), written < 2_000_000, ContinuousClock.now - started < .seconds(240) {
+                    try await leader.append(to: "load/\(written % 8)", bytes: [UInt8](repeating: UInt8(truncatingIfNeeded: written), count: 200))
+                    written += 1
+                    if written % 64 == 0 { await Task.yield() }
+                }
+                return written
+            }
+            // Plain threads: the raw followers block in recv, which must not tie up Swift's cooperative pool.
+            let epoch = leader.epoch
+            let threads = (0..<16).map { index in
+                Thread {
+                    while cycles.load(ordering: .relaxed) < target {
+                        do {
+                            let raw = try RawFollower(port: port)
+                            let position = (epoch, leader.core.sealedThroughLSN)
+                            guard case .welcome = try raw.handshake(cluster: cluster.clusterID, nodeID: "raw-\(index)", secret: cluster.secret, position: position) else {
+                                failures.add(1, ordering: .relaxed)
+                                continue
+                            }
+                            // Read everything, ack nothing, until the leader closes the connection.
+                            while try raw.receive() != nil {}
+                            cycles.add(1, ordering: .relaxed)
+                        } catch {
+                            // A reset instead of a FIN also ends a cycle.
+                            cycles.add(1, ordering: .relaxed)
+                        }
+                    }
+                }
+            }
+            for thread in threads { thread.start() }
+            let finished = try await TestCluster.eventually(timeout: .seconds(240)) { cycles.load(ordering: .relaxed) >= target }
+            stop.store(true, ordering: .relaxed)
+            let written = try await producing.value
+            #expect(finished, "only \(cycles.load(ordering: .relaxed)) evictions")
+            #expect(failures.load(ordering: .relaxed) == 0)
+            #expect(written > 0)
+            let evictions = leader.core.counters.evictions.values.reduce(0, +)
+            #expect(evictions >= target)
+            // Every evicted session is gone and its sockets closed.
+            let cleaned = try await TestCluster.eventually(timeout: .seconds(30)) {
+                leader.status().followers.isEmpty && Self.openDescriptors() <= descriptorsBefore + 20
+            }
+            #expect(cleaned, "followers left: \(leader.status().followers.count), descriptors \(descriptorsBefore) -> \(Self.openDescriptors())")
+            // The leader still serves: a real follower joins and converges.
+            try await withFollower(cluster, "after", port: port) { follower in
+                let last = leader.lastLSN
+                let converged = try await TestCluster.eventually { follower.status().lastDurableLSN == last }
+                #expect(converged)
+            }
+        }
+    }
+
+    /// A 128 MiB replace and a 128 MiB append stream in 1 MiB chunks and reach the follower
+    /// without an eviction.
+    @Test func largeWritesReachTheFollowerWithoutAnEviction() async throws {
+        let cluster = try TestCluster()
+        try await withLeader(cluster) { leader, port in
+            try await withFollower(cluster, "f", port: port) { follower in
+                let synced = try await TestCluster.eventually { follower.status().phase == .streaming }
+                #expect(synced)
+                // Incompressible bytes, filled through raw pointers (element loops are slow in debug builds).
+                var random = SplitMix(seed: 128)
+                let size = 128 * 1024 * 1024
+                var words = [UInt64](repeating: 0, count: size / 8)
+                words.withUnsafeMutableBufferPointer { buffer in
+                    for index in buffer.indices { buffer[index] = random.next() }
+                }
+                let contents = words.withUnsafeBytes { ByteBuffer(bytes: $0) }
+                try await leader.replace("big/replaced", contents: contents)
+                try await leader.append(to: "big/appended", bytes: contents)
+                leader.flush()
+                let last = leader.lastLSN
+                let converged = try await TestCluster.eventually(timeout: .seconds(240)) { follower.status().lastDurableLSN == last }
+                #expect(converged)
+                #expect(leader.core.counters.evictions.isEmpty, "evictions: \(leader.core.counters.evictions)")
+                #expect(follower.status().connects == 1)
+                for name in ["big/replaced", "big/appended"] {
+                    let copy = try Data(contentsOf: URL(fileURLWithPath: cluster.root + "/f/" + name))
+                    #expect(copy.count == size)
+                    let identical = copy.withUnsafeBytes { copied in
+                        contents.withUnsafeReadableBytes { original in memcmp(copied.baseAddress!, original.baseAddress!, size) == 0 }
+                    }
+                    #expect(identical, "\(name) differs")
+                }
+            }
+        }
+    }
+
+    /// A leader restart takes a new epoch; the follower reconnects, full-syncs and converges.
+    @Test func followersResyncWithARestartedLeader() async throws {
+        let cluster = try TestCluster()
+        let first = try ReplicationLeader(configuration: cluster.leaderConfiguration(), secret: cluster.secret, logger: TestCluster.quietLogger)
+        let firstRun = Task { try await first.run() }
+        let port = try await first.listeningPort()
+        try await withFollower(cluster, "f", port: port) { follower in
+            try await StreamingReplicationTests.produce(first, producers: 2, recordsEach: 500, files: 10, seed: 21)
+            let caughtUp = try await TestCluster.eventually { follower.status().lastDurableLSN == first.lastLSN }
+            #expect(caughtUp)
+            firstRun.cancel()
+            _ = try? await firstRun.value
+
+            var configuration = cluster.leaderConfiguration()
+            configuration.port = port
+            let second = try ReplicationLeader(configuration: configuration, secret: cluster.secret, logger: TestCluster.quietLogger)
+            #expect(second.epoch == first.epoch + 1)
+            let secondRun = Task { try await second.run() }
+            defer { secondRun.cancel() }
+            _ = try await second.listeningPort()
+            try await StreamingReplicationTests.produce(second, producers: 2, recordsEach: 500, files: 10, seed: 22)
+            let converged = try await TestCluster.eventually {
+                follower.status().epoch == second.epoch && follower.status().lastDurableLSN == second.lastLSN
+            }
+            #expect(converged, "follower at epoch \(follower.status().epoch) LSN \(follower.status().lastDurableLSN)")
+            #expect(follower.status().fullSyncs == 2)
+            let expected = try TestCluster.contents(of: cluster.root + "/leader")
+            #expect(try TestCluster.contents(of: cluster.root + "/f") == expected)
+        }
+    }
+}
+
+@Suite("Handshake refusals", .serialized, .timeLimit(.minutes(2)))
+struct HandshakeRefusalTests {
+    @Test func wrongSecretClusterAndVersionAreRefusedWithAReason() async throws {
+        let cluster = try TestCluster()
+        try await withLeader(cluster) { leader, port in
+            let wrongSecret = try SharedSecret(bytes: Array("not the cluster's secret at all".utf8))
+            let reply = try await Self.offThePool { try RawFollower(port: port).handshake(cluster: cluster.clusterID, nodeID: "x", secret: wrongSecret) }
+            guard case .refusal(let refusal) = reply else { Issue.record("expected a refusal, got \(reply)"); return }
+            #expect(refusal.code == .authenticationFailed)
+            #expect(refusal.reason.contains("wrong shared secret"))
+
+            let wrongCluster = try await Self.offThePool { try RawFollower(port: port).handshake(cluster: "other", nodeID: "x", secret: cluster.secret) }
+            guard case .refusal(let clusterRefusal) = wrongCluster else { Issue.record("expected a refusal"); return }
+            #expect(clusterRefusal.code == .wrongCluster)
+            #expect(clusterRefusal.reason.contains("\"other\""))
+
+            let version = try await Self.offThePool { () throws -> WireMessage? in
+                let raw = try RawFollower(port: port)
+                var preamble = ByteBuffer()
+                FrameParser.writePreamble(to: &preamble, version: 9)
+                try raw.send(preamble)
+                return try raw.receive()
+            }
+            guard case .refusal(let versionRefusal) = version else { Issue.record("expected a refusal"); return }
+            #expect(versionRefusal.code == .unsupportedVersion)
+            #expect(versionRefusal.reason.contains("unsupported protocol version 9"))
+        }
+    }
+
+    /// A follower with the wrong secret says why and backs off (no tight loop).
+    @Test func aRefusedFollowerBacksOffAndSaysWhy() async throws {
+        let cluster = try TestCluster()
+        try await withLeader(cluster) { leader, port in
+            var configuration = cluster.followerConfiguration("f", port: port)
+            configuration.refusalDelay = .seconds(1)
+            let follower = try ReplicationFollower(
+                configuration: configuration, secret: SharedSecret(bytes: Array("a different secret of 32 bytes!!".utf8)), logger: TestCluster.quietLogger
+            )
+            let running = Task { try await follower.run() }
+            try await Task.sleep(for: .seconds(3))
+            running.cancel()
+            // Mutual authentication: the follower finds first that the leader's proof does not match its secret.
+            #expect(follower.status().lastError?.contains("could not prove the shared secret") == true, "\(follower.status().lastError ?? "no error")")
+            // 3 s with at least 1 s between refused attempts: at most 4 attempts.
+            #expect((1...4).contains(follower.status().connects), "\(follower.status().connects) attempts")
+        }
+    }
+
+    /// Blocking socket calls run on a plain thread, never on Swift's cooperative pool.
+    static func offThePool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread { continuation.resume(with: Result { try body() }) }.start()
+        }
+    }
+}
