@@ -127,6 +127,9 @@ struct LeaderRobustnessTests {
 
             var configuration = cluster.leaderConfiguration()
             configuration.port = port
+            // Heartbeats every 10 ms reach the follower in the middle of its full sync: its
+            // replies must not claim its old epoch's LSN as durable (that would be evicted).
+            configuration.heartbeatInterval = .milliseconds(10)
             let second = try ReplicationLeader(configuration: configuration, secret: cluster.secret, logger: TestCluster.quietLogger)
             #expect(second.epoch == first.epoch + 1)
             let secondRun = Task { try await second.run() }
@@ -138,6 +141,7 @@ struct LeaderRobustnessTests {
             }
             #expect(converged, "follower at epoch \(follower.status().epoch) LSN \(follower.status().lastDurableLSN)")
             #expect(follower.status().fullSyncs == 2)
+            #expect(second.core.counters.evictions.isEmpty, "evictions: \(second.core.counters.evictions)")
             let expected = try TestCluster.contents(of: cluster.root + "/leader")
             #expect(try TestCluster.contents(of: cluster.root + "/f") == expected)
         }

@@ -136,7 +136,8 @@ struct ResyncAndEvictionTests {
                 let last = leader.lastLSN
                 let converged = try await TestCluster.eventually { follower.status().lastDurableLSN == last }
                 #expect(converged)
-                #expect(follower.status().fullSyncs == 1)
+                // Usually one; on a starved machine a slow sync may be evicted and run again.
+                #expect(follower.status().fullSyncs >= 1)
                 try expectIdentical(cluster, ["late"])
             }
         }

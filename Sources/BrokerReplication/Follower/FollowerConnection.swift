@@ -125,8 +125,10 @@ struct FollowerConnection {
         allocator: ByteBufferAllocator
     ) async throws -> FollowerPosition {
         let durable = configuration.durability == .fsync
-        // Until the sync is installed the local files match no LSN: a crash now means another full sync.
+        // Until the sync is installed the local files match no LSN: a crash now means another
+        // full sync, and heartbeat replies report nothing durable.
         try follower.stateFile.store(.none, durable: durable)
+        follower.update { $0.epoch = 0; $0.lastDurableLSN = 0 }
         var receiver: FullSyncReceiver?
         var requested = false
         while true {

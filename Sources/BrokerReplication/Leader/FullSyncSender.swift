@@ -86,6 +86,13 @@ struct FullSyncSender {
                 }
             }
         }
+        // Stream from the cut on before the follower can ack it: its ack must find the cut
+        // already counted as sent, and the ack timeout armed for it.
+        leader.core.finishFullSync(session, cutLSN: cutLSN)
+        liveness.withLock { monitor in
+            monitor.expectsAcks = true
+            monitor.sent(throughLSN: cutLSN, at: .now)
+        }
         try await send(.syncEnd(cutLSN: cutLSN))
         logger.info(
             "full sync sent",

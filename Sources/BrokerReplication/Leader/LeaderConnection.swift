@@ -168,8 +168,7 @@ struct LeaderConnection {
             group.addTask {
                 if case .fullSync = admission {
                     let sender = FullSyncSender(leader: leader, session: session, outbound: outbound, logger: logger)
-                    let cut = try await sender.run(requests: syncRequests.stream, liveness: liveness)
-                    core.finishFullSync(session, cutLSN: cut)
+                    _ = try await sender.run(requests: syncRequests.stream, liveness: liveness)
                 }
                 try await drain(session, outbound: outbound, liveness: liveness)
             }
