@@ -48,7 +48,7 @@ struct StreamingReplicationTests {
             try await Self.produce(leader, producers: 4, recordsEach: 25_000, files: 50, seed: 2)
             let last = leader.lastLSN
             #expect(last >= 200_000)
-            let converged = try await TestCluster.eventually {
+            let converged = try await TestCluster.eventually(timeout: .seconds(180)) {
                 followers.allSatisfy { $0.status().lastDurableLSN == last }
             }
             #expect(converged, "followers at \(followers.map { $0.status().lastDurableLSN }), leader at \(last)")

@@ -62,9 +62,10 @@ public final class ReplicationFollower: Sendable {
                 refused = true
                 record(error: error.description)
                 logger.error("leader refused this follower", metadata: ["code": "\(error.refusal.code)", "reason": "\(error.refusal.reason)"])
-            } catch is CancellationError {
-                break
             } catch {
+                // Only this task's own cancellation stops the follower; a CancellationError from
+                // inside a connection that ended is just another failed connection.
+                if Task.isCancelled { break }
                 record(error: "\(error)")
                 logger.warning("connection to the leader ended", metadata: ["error": "\(error)"])
             }

@@ -284,6 +284,9 @@ public final class ReplicationLeader: Sendable {
         }
     }
 
+    /// Connections accepted and not yet closed (handshaking or streaming).
+    package var openConnectionCount: Int { connections.withLock { $0.channels.count } }
+
     func untrack(_ channel: any Channel) {
         _ = connections.withLock { $0.channels.removeValue(forKey: ObjectIdentifier(channel)) }
     }
