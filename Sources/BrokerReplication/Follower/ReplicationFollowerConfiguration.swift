@@ -38,9 +38,8 @@ public struct ReplicationFollowerConfiguration: Sendable {
     }
 
     public func validate() throws(ReplicationError) {
-        func invalid(_ key: String, _ rule: String) -> ReplicationError { .invalidConfiguration("\(key): \(rule)") }
-        if !(1...255).contains(clusterID.utf8.count) { throw invalid("clusterID", "must be 1...255 bytes of UTF-8") }
-        if !(1...255).contains(nodeID.utf8.count) { throw invalid("nodeID", "must be 1...255 bytes of UTF-8") }
+        let invalid = ReplicationError.invalidSetting
+        try ReplicationError.checkIdentifiers(clusterID: clusterID, nodeID: nodeID)
         if !(1...65535).contains(leaderPort) { throw invalid("leaderPort", "must be 1...65535") }
         if reconnectBase <= .zero || reconnectCap < reconnectBase { throw invalid("reconnectBase", "must be positive and at most reconnectCap") }
         if leaderSilenceTimeout <= .zero { throw invalid("leaderSilenceTimeout", "must be positive") }

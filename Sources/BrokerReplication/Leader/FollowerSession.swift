@@ -1,6 +1,17 @@
 import NIOCore
 import Synchronization
 
+/// How far a full sync to one follower has got, for status.
+public struct SyncProgress: Sendable, Codable, Equatable {
+    public var cutLSN: UInt64
+    public var filesDone: Int
+    public var files: Int
+    public var bytesDone: Int
+    public var bytes: Int
+    public var bytesPerSecond: Int
+    public var secondsLeft: Int
+}
+
 /// One connected follower as the leader's shared state sees it: where its stream stands, its
 /// bounded outbound queue, and the channel to close when it must go.
 ///
@@ -23,6 +34,7 @@ package final class FollowerSession: Sendable {
         package var ackedLSN: UInt64
         /// The last LSN handed to the socket writer.
         package var sentLSN: UInt64
+        package var syncProgress: SyncProgress?
         package var waiter: CheckedContinuation<Void, Never>?
         /// Work arrived while nobody was waiting.
         package var signalled = false

@@ -67,6 +67,7 @@ struct FullSyncSender {
         )
         var sentBytes = 0
         var lastReport = ContinuousClock.now
+        report(started: started, cutLSN: cutLSN, filesDone: 0, files: requested.count, bytesDone: 0, bytes: totalBytes, log: false)
         for (done, fileIndex) in requested.enumerated() {
             let file = files[fileIndex]
             var offset = 0
@@ -80,14 +81,17 @@ struct FullSyncSender {
                 liveness.withLock { $0.sentHeartbeat(at: .now) }
                 offset += length
                 sentBytes += length
-                if ContinuousClock.now - lastReport >= .seconds(1) {
+                if ContinuousClock.now - lastReport >= .milliseconds(200) {
+                    // Status every 200 ms, the log line every second.
+                    let log = ContinuousClock.now - lastReport >= .seconds(1)
                     lastReport = ContinuousClock.now
-                    report(started: started, filesDone: done, files: requested.count, bytesDone: sentBytes, bytes: totalBytes)
+                    report(started: started, cutLSN: cutLSN, filesDone: done, files: requested.count, bytesDone: sentBytes, bytes: totalBytes, log: log)
                 }
             }
         }
         // Stream from the cut on before the follower can ack it: its ack must find the cut
         // already counted as sent, and the ack timeout armed for it.
+        report(started: started, cutLSN: cutLSN, filesDone: requested.count, files: requested.count, bytesDone: sentBytes, bytes: totalBytes, log: false)
         leader.core.finishFullSync(session, cutLSN: cutLSN)
         liveness.withLock { monitor in
             monitor.expectsAcks = true
@@ -104,10 +108,16 @@ struct FullSyncSender {
         return cutLSN
     }
 
-    private func report(started: ContinuousClock.Instant, filesDone: Int, files: Int, bytesDone: Int, bytes: Int) {
+    private func report(started: ContinuousClock.Instant, cutLSN: UInt64, filesDone: Int, files: Int, bytesDone: Int, bytes: Int, log: Bool) {
         let elapsed = Self.seconds(ContinuousClock.now - started)
         let rate = elapsed > 0 ? Double(bytesDone) / elapsed : 0
         let remaining = rate > 0 ? Double(bytes - bytesDone) / rate : 0
+        let progress = SyncProgress(
+            cutLSN: cutLSN, filesDone: filesDone, files: files, bytesDone: bytesDone, bytes: bytes,
+            bytesPerSecond: Int(rate), secondsLeft: Int(remaining.rounded())
+        )
+        session.state.withLock { $0.syncProgress = progress }
+        guard log else { return }
         logger.info(
             "full sync progress",
             metadata: [

@@ -13,6 +13,8 @@ public struct LeaderStatus: Sendable, Codable, Equatable {
         public var lagLSNs: UInt64
         public var queuedBytes: Int
         public var queuedFrames: Int
+        /// The follower's latest full sync from this leader (nil when it resumed from the backlog).
+        public var fullSync: SyncProgress?
     }
 
     public var nodeID: String
@@ -49,7 +51,7 @@ extension ReplicationLeader {
                 return LeaderStatus.Follower(
                     nodeID: session.nodeID, address: session.remoteAddress, state: name, ackedLSN: state.ackedLSN,
                     sentLSN: state.sentLSN, lagLSNs: lastLSN - min(lastLSN, state.ackedLSN),
-                    queuedBytes: state.queue.queuedBytes, queuedFrames: state.queue.queuedFrames
+                    queuedBytes: state.queue.queuedBytes, queuedFrames: state.queue.queuedFrames, fullSync: state.syncProgress
                 )
             }
         }

@@ -44,9 +44,8 @@ public struct ReplicationLeaderConfiguration: Sendable {
 
     /// Checks every value and names the first one that is out of range.
     public func validate() throws(ReplicationError) {
-        func invalid(_ key: String, _ rule: String) -> ReplicationError { .invalidConfiguration("\(key): \(rule)") }
-        if !(1...255).contains(clusterID.utf8.count) { throw invalid("clusterID", "must be 1...255 bytes of UTF-8") }
-        if !(1...255).contains(nodeID.utf8.count) { throw invalid("nodeID", "must be 1...255 bytes of UTF-8") }
+        let invalid = ReplicationError.invalidSetting
+        try ReplicationError.checkIdentifiers(clusterID: clusterID, nodeID: nodeID)
         if !(0...65535).contains(port) { throw invalid("port", "must be 0...65535") }
         if batchBytes < 1 { throw invalid("batchBytes", "must be at least 1") }
         if chunkBytes < 1024 { throw invalid("chunkBytes", "must be at least 1024") }
