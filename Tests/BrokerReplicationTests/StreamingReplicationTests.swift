@@ -52,7 +52,7 @@ struct StreamingReplicationTests {
             let converged = try await TestCluster.eventually(timeout: .seconds(180)) {
                 followers.allSatisfy { $0.status().lastDurableLSN == last }
             }
-            #expect(converged, "followers at \(followers.map { $0.status().lastDurableLSN }), leader at \(last)")
+            #expect(converged, "followers \(followers.map { $0.status() }), leader \(leader.status())")
             let expected = try TestCluster.contents(of: cluster.root + "/leader")
             #expect(expected.count > 40, "\(expected.count) of 50 files exist at the end (deletes remove some)")
             #expect(leader.status().followers.allSatisfy { $0.fullSync?.filesDone == $0.fullSync?.files }, "full-sync progress in status")
@@ -195,6 +195,66 @@ struct ResyncAndEvictionTests {
                 #expect(follower.status().fullSyncs == 1)
                 #expect(follower.status().resumes == 0)
                 try expectIdentical(cluster, ["f"])
+            }
+        }
+    }
+
+    /// A follower disconnected over and over while replaces and deletes hit the same few
+    /// files: each reconnect resumes after everything it applied (made durable first), so it
+    /// never replays an append onto a file a later replace already shortened.
+    @Test func repeatedDisconnectsResumeWithoutReplayingOntoNewerFiles() async throws {
+        let cluster = try TestCluster()
+        try await withLeader(cluster) { leader, port in
+            try await withFollower(cluster, "f", port: port) { follower in
+                let streaming = try await TestCluster.eventually { follower.status().phase == .streaming }
+                #expect(streaming)
+                let disconnecting = Task {
+                    for _ in 0..<40 {
+                        try await Task.sleep(for: .milliseconds(50))
+                        for session in leader.core.sessions {
+                            leader.core.evict(session, reason: .ackTimeout, detail: "forced by the test")
+                        }
+                    }
+                }
+                try await StreamingReplicationTests.produce(leader, producers: 2, recordsEach: 4000, files: 4, seed: 31)
+                try await disconnecting.value
+                let last = leader.lastLSN
+                let converged = try await TestCluster.eventually { follower.status().lastDurableLSN == last }
+                #expect(converged, "\(follower.status())")
+                #expect(follower.status().connects > 5, "the test disconnected it repeatedly")
+                #expect(follower.status().fullSyncs == 1, "only the first join; every reconnect resumed: \(follower.status())")
+                #expect(leader.core.counters.evictions[.decodeError] == nil, "\(leader.core.counters.evictions)")
+                try expectIdentical(cluster, ["f"])
+            }
+        }
+    }
+
+    /// After a crash a follower's files can hold changes beyond its stored LSN. Replaying an
+    /// append onto a file that a later replace shortened does not fit: the follower drops its
+    /// position and full-syncs instead of looping, and converges.
+    @Test func aReplayThatDoesNotFitTheFilesEndsInAFullSync() async throws {
+        let cluster = try TestCluster()
+        try await withLeader(cluster) { leader, port in
+            let beforeCrash = try await leader.append(to: "f", bytes: [UInt8](repeating: 1, count: 100))
+            leader.flush()
+            try await leader.append(to: "f", bytes: [UInt8](repeating: 2, count: 50))
+            try await leader.replace("f", contents: Array("short".utf8))
+            leader.flush()
+            try await withFollower(cluster, "f1", port: port) { follower in
+                let last = leader.lastLSN
+                let converged = try await TestCluster.eventually { follower.status().lastDurableLSN == last }
+                #expect(converged)
+            }
+            // The crash: the stored position goes back to before the 50-byte append, while the
+            // file already holds the replace that came after it.
+            let directory = try DataDirectory(path: cluster.root + "/f1")
+            try FollowerStateFile(directory: directory).store(FollowerPosition(epoch: leader.epoch, lastDurableLSN: beforeCrash), durable: true)
+            try await withFollower(cluster, "f1", port: port) { follower in
+                let last = leader.lastLSN
+                let converged = try await TestCluster.eventually { follower.status().lastDurableLSN == last && follower.status().fullSyncs == 1 }
+                #expect(converged, "\(follower.status())")
+                #expect(follower.status().resumes == 1, "it first tried to resume")
+                try expectIdentical(cluster, ["f1"])
             }
         }
     }

@@ -25,7 +25,7 @@ struct FollowerConnection {
     private var configuration: ReplicationFollowerConfiguration { follower.configuration }
     private var logger: Logger { follower.logger }
 
-    func run(backoff: inout ReconnectBackoff) async throws {
+    func run() async throws {
         let limits = configuration.wireLimits
         let silence = TimeAmount(configuration.leaderSilenceTimeout)
         let connection = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
@@ -44,7 +44,6 @@ struct FollowerConnection {
         try await connection.executeThenClose { inbound, outbound in
             var frames = inbound.makeAsyncIterator()
             let welcome = try await handshake(frames: &frames, outbound: outbound, allocator: connection.channel.allocator)
-            backoff.reset()
             var position = follower.stateFile.load()
             switch welcome.resync {
             case .fullSync:
@@ -194,13 +193,13 @@ struct FollowerConnection {
         let committer = Committer(follower: follower, epoch: position.epoch, durable: durable, durableLSN: position.lastDurableLSN)
         var sequence = LSNSequence(nextLSN: position.lastDurableLSN + 1)
         let decoder = BatchDecoder(limits: configuration.wireLimits)
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await committer.run(outbound: outbound, allocator: allocator) }
-            defer {
-                committer.stop()
-                group.cancelAll()
-            }
-            do {
+        do {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await committer.run(outbound: outbound, allocator: allocator) }
+                defer {
+                    committer.stop()
+                    group.cancelAll()
+                }
                 while let frame = try await frames.next() {
                     switch try WireMessage(decoding: frame, limits: configuration.wireLimits) {
                     case .data(let data):
@@ -219,13 +218,23 @@ struct FollowerConnection {
                         throw ProtocolError(description: "unexpected \(other.frameType) while streaming")
                     }
                 }
-            } catch let error as ApplyError {
-                // Tell the leader why, so its logs say it too; then resync after reconnecting.
-                let code: Refusal.Code = if case .storage = error { .diskError } else { .protocolViolation }
-                try? await write(.refusal(Refusal(code: code, reason: error.description)), to: outbound, allocator: allocator)
-                throw error
             }
+        } catch let error as ApplyError {
+            // The stream does not fit the files (or the disk failed): forget the position so
+            // the next connection runs a full sync, which repairs exactly the files that differ.
+            try? follower.stateFile.store(.none, durable: durable)
+            follower.update { $0.epoch = 0; $0.lastDurableLSN = 0 }
+            let code: Refusal.Code = if case .storage = error { .diskError } else { .protocolViolation }
+            try? await write(.refusal(Refusal(code: code, reason: error.description)), to: outbound, allocator: allocator)
+            throw error
+        } catch {
+            // Make everything applied durable before reconnecting, so the next connection
+            // resumes after it instead of replaying records onto files that already hold
+            // later changes (a replayed append can meet a file a later replace made shorter).
+            try? await committer.commitRemaining()
+            throw error
         }
+        try? await committer.commitRemaining()
     }
 }
 
@@ -275,6 +284,29 @@ final class Committer: Sendable {
         waiter?.resume()
     }
 
+    /// After the connection ended (and `run` returned): makes durable whatever was applied
+    /// and not yet committed, and stores that position. No ack: there is no connection.
+    func commitRemaining() async throws {
+        let (lsn, dirty) = state.withLock { state in
+            defer { state.dirty = [] }
+            return (state.appliedLSN, state.dirty)
+        }
+        guard lsn > follower.status().lastDurableLSN else { return }
+        try await makeDurable(through: lsn, dirty: dirty)
+    }
+
+    private func makeDurable(through lsn: UInt64, dirty: [DirtySet]) async throws {
+        let directory = follower.directory
+        let stateFile = follower.stateFile
+        let position = FollowerPosition(epoch: epoch, lastDurableLSN: lsn)
+        let durable = self.durable
+        try await NIOThreadPool.singleton.runIfActive {
+            for set in dirty { try RecordApplier.makeDurable(set, in: directory) }
+            try stateFile.store(position, durable: durable)
+        }
+        follower.update { $0.lastDurableLSN = lsn }
+    }
+
     func run(outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>, allocator: ByteBufferAllocator) async throws {
         var durableLSN = follower.status().lastDurableLSN
         while true {
@@ -297,18 +329,14 @@ final class Committer: Sendable {
                 defer { state.dirty = [] }
                 return (state.appliedLSN, state.dirty, state.stopped)
             }
-            if stopped || Task.isCancelled { return }
-            guard lsn > durableLSN else { continue }
-            let directory = follower.directory
-            let stateFile = follower.stateFile
-            let position = FollowerPosition(epoch: epoch, lastDurableLSN: lsn)
-            let durable = self.durable
-            try await NIOThreadPool.singleton.runIfActive {
-                for set in dirty { try RecordApplier.makeDurable(set, in: directory) }
-                try stateFile.store(position, durable: durable)
+            if stopped || Task.isCancelled {
+                // Keep what was taken for commitRemaining.
+                state.withLock { $0.dirty.insert(contentsOf: dirty, at: 0) }
+                return
             }
+            guard lsn > durableLSN else { continue }
+            try await makeDurable(through: lsn, dirty: dirty)
             durableLSN = lsn
-            follower.update { $0.lastDurableLSN = lsn }
             var buffer = allocator.buffer(capacity: 32)
             WireMessage.ack(durableLSN: lsn).write(to: &buffer)
             try await outbound.write(buffer)

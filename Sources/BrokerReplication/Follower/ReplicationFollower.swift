@@ -56,8 +56,9 @@ public final class ReplicationFollower: Sendable {
         while !Task.isCancelled {
             progress.withLock { $0.phase = .connecting; $0.connects += 1 }
             var refused = false
+            let before = status()
             do {
-                try await FollowerConnection(follower: self).run(backoff: &backoff)
+                try await FollowerConnection(follower: self).run()
             } catch let error as FollowerConnection.Refused {
                 refused = true
                 record(error: error.description)
@@ -70,6 +71,10 @@ public final class ReplicationFollower: Sendable {
                 logger.warning("connection to the leader ended", metadata: ["error": "\(error)"])
             }
             if Task.isCancelled { break }
+            // Only a connection that moved the follower forward restarts the backoff, so a
+            // connection that fails right after its handshake cannot become a tight loop.
+            let after = status()
+            if after.lastDurableLSN != before.lastDurableLSN || after.epoch != before.epoch { backoff.reset() }
             let delay = backoff.nextDelay(afterRefusal: refused, using: &generator)
             try? await Task.sleep(for: delay)
         }
