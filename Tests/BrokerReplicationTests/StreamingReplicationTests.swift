@@ -208,20 +208,18 @@ struct ResyncAndEvictionTests {
             try await withFollower(cluster, "f", port: port) { follower in
                 let streaming = try await TestCluster.eventually { follower.status().phase == .streaming }
                 #expect(streaming)
-                let disconnecting = Task {
-                    for _ in 0..<40 {
-                        try await Task.sleep(for: .milliseconds(50))
-                        for session in leader.core.sessions {
-                            leader.core.evict(session, reason: .ackTimeout, detail: "forced by the test")
-                        }
+                // Ten rounds of writes, each ended by dropping the follower's connection while
+                // it still has records in flight.
+                for round in 0..<10 {
+                    try await StreamingReplicationTests.produce(leader, producers: 2, recordsEach: 400, files: 4, seed: 31 + UInt64(round))
+                    for session in leader.core.sessions {
+                        leader.core.evict(session, reason: .ackTimeout, detail: "forced by the test")
                     }
                 }
-                try await StreamingReplicationTests.produce(leader, producers: 2, recordsEach: 4000, files: 4, seed: 31)
-                try await disconnecting.value
                 let last = leader.lastLSN
                 let converged = try await TestCluster.eventually { follower.status().lastDurableLSN == last }
                 #expect(converged, "\(follower.status())")
-                #expect(follower.status().connects > 5, "the test disconnected it repeatedly")
+                #expect(follower.status().connects >= 3, "the test disconnected it repeatedly")
                 #expect(follower.status().fullSyncs == 1, "only the first join; every reconnect resumed: \(follower.status())")
                 #expect(leader.core.counters.evictions[.decodeError] == nil, "\(leader.core.counters.evictions)")
                 try expectIdentical(cluster, ["f"])
