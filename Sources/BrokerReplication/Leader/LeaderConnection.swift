@@ -78,7 +78,11 @@ struct LeaderConnection {
 
     private func refuse(_ code: Refusal.Code, _ reason: String, outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>, logger: Logger) async throws -> LeaderCore.Admission? {
         logger.warning("follower refused", metadata: ["code": "\(code)", "reason": "\(reason)"])
-        try await write(.refusal(Refusal(code: code, reason: reason)), to: outbound)
+        // Straight to the channel, waiting until the socket took it: the close that follows
+        // must not overtake the reason the follower needs to see.
+        var buffer = channel.allocator.buffer(capacity: 64 + reason.utf8.count)
+        WireMessage.refusal(Refusal(code: code, reason: reason)).write(to: &buffer)
+        try await channel.writeAndFlush(buffer).get()
         return nil
     }
 
