@@ -7,6 +7,8 @@ public struct ReplicationError: Error, Hashable, Sendable, CustomStringConvertib
         case invalidSecret
         case invalidConfiguration
         case wire
+        case coordination
+        case notEnoughReplicas
     }
 
     package let code: Code
@@ -27,6 +29,19 @@ public struct ReplicationError: Error, Hashable, Sendable, CustomStringConvertib
     public static func invalidConfiguration(_ message: String) -> ReplicationError {
         ReplicationError(code: .invalidConfiguration, message: message)
     }
+
+    /// The coordinator could not load or store the cluster state.
+    public static func coordination(_ message: String) -> ReplicationError {
+        ReplicationError(code: .coordination, message: message)
+    }
+
+    /// Fewer in-sync followers than the policy requires held the write within `producerTimeout`.
+    public static func notEnoughReplicas(_ message: String) -> ReplicationError {
+        ReplicationError(code: .notEnoughReplicas, message: message)
+    }
+
+    /// True for ``notEnoughReplicas(_:)``: the write is on the leader, but not replicated enough.
+    public var isNotEnoughReplicas: Bool { code == .notEnoughReplicas }
 
     public var description: String { message }
 

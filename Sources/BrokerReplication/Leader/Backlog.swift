@@ -27,6 +27,18 @@ package struct Backlog {
         }
     }
 
+    /// The held batch that starts at `lsn`, if any.
+    package func batch(startingAt lsn: UInt64) -> SealedBatch? {
+        guard let first = batches.first, let last = batches.last, lsn >= first.firstLSN, lsn <= last.lastLSN else { return nil }
+        var low = 0
+        var high = batches.count - 1
+        while low < high {
+            let middle = (low + high) / 2
+            if batches[middle].lastLSN < lsn { low = middle + 1 } else { high = middle }
+        }
+        return batches[low].firstLSN == lsn ? batches[low] : nil
+    }
+
     package enum Lookup: Equatable {
         /// Batches starting exactly at the requested LSN (empty when nothing newer is held).
         case batches([SealedBatch])

@@ -16,6 +16,8 @@ package final class LeaderCore: Sendable {
         package var queueBytes: Int
         package var queueFrames: Int
         package var backlogBytes: Int
+        package var policy: ReplicationPolicy = .evictSlowFollowers
+        package var maxLagTime: Duration = .seconds(10)
         package var writerTakeBytes = 1 << 20
     }
 
@@ -36,6 +38,16 @@ package final class LeaderCore: Sendable {
         package var sealedBatches = 0
         package var payloadBytes = 0
         package var wireBytes = 0
+        package var notEnoughReplicasErrors = 0
+    }
+
+    /// A producer waiting in `waitForReplication`.
+    struct ConfirmWaiter {
+        var id: UInt64
+        var lsn: UInt64
+        var deadline: ContinuousClock.Instant
+        var timeout: Duration
+        var continuation: CheckedContinuation<Void, any Error>
     }
 
     struct State {
@@ -50,6 +62,12 @@ package final class LeaderCore: Sendable {
         var sessionsByNode: [String: FollowerSession] = [:]
         var nextConnectionID: UInt64 = 1
         var counters = Counters()
+        var inSync: InSyncReplicas
+        var confirmWaiters: [ConfirmWaiter] = []
+        var nextWaiterID: UInt64 = 1
+        /// Confirms wait for followers only once the leader listens, so a broker's start-up
+        /// writes cannot deadlock (LavinMQ removed its min-ISR after exactly that).
+        var isGating = false
 
         /// The LSN the next sealed batch will start with.
         var nextSealedLSN: UInt64 { builder.isEmpty ? nextLSN : builder.firstLSN }
@@ -59,6 +77,8 @@ package final class LeaderCore: Sendable {
     package struct AfterUnlock {
         var wake: [CheckedContinuation<Void, Never>] = []
         var close: [(FollowerSession, EvictionReason, String)] = []
+        var confirmed: [CheckedContinuation<Void, any Error>] = []
+        var failed: [(CheckedContinuation<Void, any Error>, ReplicationError)] = []
     }
 
     package let settings: Settings
@@ -68,7 +88,7 @@ package final class LeaderCore: Sendable {
     package init(settings: Settings, files: [(path: ReplicatedPath, size: Int)], onEviction: @escaping @Sendable (FollowerSession, EvictionReason, String) -> Void) {
         self.settings = settings
         self.onEviction = onEviction
-        var initial = State(backlog: Backlog(maximumBytes: settings.backlogBytes))
+        var initial = State(backlog: Backlog(maximumBytes: settings.backlogBytes), inSync: InSyncReplicas(maxLagTime: settings.maxLagTime))
         for file in files {
             initial.files[file.path] = FileState(size: file.size, generation: initial.nextGeneration)
             initial.nextGeneration += 1
@@ -78,6 +98,8 @@ package final class LeaderCore: Sendable {
 
     package func perform(_ work: AfterUnlock) {
         for continuation in work.wake { continuation.resume() }
+        for continuation in work.confirmed { continuation.resume() }
+        for (continuation, error) in work.failed { continuation.resume(throwing: error) }
         for (session, reason, detail) in work.close {
             onEviction(session, reason, detail)
             session.channel.close(mode: .all, promise: nil)
@@ -187,7 +209,15 @@ package final class LeaderCore: Sendable {
 
     private func forget(_ session: FollowerSession, in state: inout State, reason: EvictionReason) {
         state.counters.evictions[reason, default: 0] += 1
-        if state.sessionsByNode[session.nodeID] === session { state.sessionsByNode[session.nodeID] = nil }
+        leave(session, in: &state)
+    }
+
+    /// The session's node is gone (evicted or disconnected): it leaves the in-sync set at the
+    /// next persisted change, unless the node already reconnected with a newer session.
+    private func leave(_ session: FollowerSession, in state: inout State) {
+        guard state.sessionsByNode[session.nodeID] === session else { return }
+        state.sessionsByNode[session.nodeID] = nil
+        state.inSync.remove(session.nodeID)
     }
 
     /// True while any live follower's queue lacks room for `bytes` more: a large write waits
@@ -215,6 +245,7 @@ package final class LeaderCore: Sendable {
         let admission = state.withLock { state -> Admission in
             if let previous = state.sessionsByNode[nodeID] {
                 state.live[previous.connectionID] = nil
+                state.inSync.remove(nodeID)
                 if let waiter = previous.state.withLock({ FollowerSession.close(&$0, reason: .replaced) }) { work.wake.append(waiter) }
                 work.close.append((previous, .replaced, "the same node connected again"))
                 state.counters.evictions[.replaced, default: 0] += 1
@@ -238,6 +269,8 @@ package final class LeaderCore: Sendable {
                 mode: mode, queue: queue, ackedLSN: canResume ? lastDurableLSN : 0
             )
             state.sessionsByNode[nodeID] = session
+            let now = ContinuousClock.now
+            state.inSync.update(nodeID, .init(ackedLSN: canResume ? lastDurableLSN : 0, caughtUpAt: Self.neverCaughtUp(now), isLive: false))
             if canResume {
                 state.counters.partialResyncs += 1
                 return .resume(session, nextLSN: nextLSN)
@@ -306,8 +339,131 @@ package final class LeaderCore: Sendable {
         waiter?.resume()
     }
 
+    /// A follower acked `lsn` as durable: update its place in the in-sync decision and resolve
+    /// the confirms that now hold.
     package func recordAck(_ session: FollowerSession, lsn: UInt64) {
-        session.state.withLock { $0.ackedLSN = max($0.ackedLSN, lsn) }
+        var work = AfterUnlock()
+        state.withLock { state in
+            let (acked, isLive) = session.state.withLock { sessionState -> (UInt64, Bool) in
+                sessionState.ackedLSN = max(sessionState.ackedLSN, lsn)
+                return (sessionState.ackedLSN, sessionState.mode == .live)
+            }
+            guard state.sessionsByNode[session.nodeID] === session else { return }
+            let now = ContinuousClock.now
+            let previous = state.inSync.followers[session.nodeID]
+            // Caught up at the moment the first batch it lacks was sealed (or now, if it lacks none).
+            let caughtUpAt: ContinuousClock.Instant =
+                acked + 1 >= state.nextSealedLSN ? now
+                : state.backlog.batch(startingAt: acked + 1)?.sealedAt ?? previous?.caughtUpAt ?? Self.neverCaughtUp(now)
+            state.inSync.update(session.nodeID, .init(ackedLSN: acked, caughtUpAt: max(caughtUpAt, previous?.caughtUpAt ?? caughtUpAt), isLive: isLive))
+            resolveConfirms(&state, into: &work)
+        }
+        perform(work)
+    }
+
+    private static func neverCaughtUp(_ now: ContinuousClock.Instant) -> ContinuousClock.Instant {
+        now - .seconds(365 * 24 * 3600)
+    }
+
+    // MARK: Confirms and the in-sync set
+
+    /// Starts holding confirms to the policy (called once the leader listens).
+    package func startGating() {
+        state.withLock { $0.isGating = true }
+    }
+
+    /// Resolves when the policy holds for `lsn`: every in-sync follower (evict mode) or `n` of
+    /// them (min-ISR mode) acked it durably; throws `notEnoughReplicas` at `timeout`.
+    package func waitForReplication(upTo lsn: UInt64, timeout: Duration) async throws {
+        sealOpenBatch(ifHolding: lsn)
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            let resolved = state.withLock { state -> Bool in
+                if !state.isGating || state.inSync.confirms(lsn, policy: settings.policy) { return true }
+                let id = state.nextWaiterID
+                state.nextWaiterID += 1
+                state.confirmWaiters.append(ConfirmWaiter(id: id, lsn: lsn, deadline: .now + timeout, timeout: timeout, continuation: continuation))
+                return false
+            }
+            if resolved { continuation.resume() }
+        }
+    }
+
+    /// Seals the open batch when it holds `lsn`: a confirm is waiting on it.
+    private func sealOpenBatch(ifHolding lsn: UInt64) {
+        var work = AfterUnlock()
+        state.withLock { state in
+            if !state.builder.isEmpty, lsn >= state.builder.firstLSN { seal(&state, into: &work) }
+        }
+        perform(work)
+    }
+
+    private func resolveConfirms(_ state: inout State, into work: inout AfterUnlock) {
+        guard !state.confirmWaiters.isEmpty else { return }
+        let inSync = state.inSync
+        let policy = settings.policy
+        state.confirmWaiters.removeAll { waiter in
+            guard inSync.confirms(waiter.lsn, policy: policy) else { return false }
+            work.confirmed.append(waiter.continuation)
+            return true
+        }
+    }
+
+    /// Periodic work: followers that lag too long leave, caught-up ones join, and confirms past
+    /// their deadline fail. Returns the in-sync set to persist, if it should change.
+    package func tick() -> Set<String>? {
+        var work = AfterUnlock()
+        let change = state.withLock { state -> Set<String>? in
+            let now = ContinuousClock.now
+            // Live-ness can change without an ack (a follower that just went live).
+            for session in state.sessionsByNode.values {
+                let isLive = session.state.withLock { $0.mode == .live }
+                if var follower = state.inSync.followers[session.nodeID], follower.isLive != isLive {
+                    follower.isLive = isLive
+                    state.inSync.update(session.nodeID, follower)
+                }
+            }
+            let persisted = state.inSync.persisted.count
+            let held = state.inSync
+            state.confirmWaiters.removeAll { waiter in
+                guard waiter.deadline <= now else { return false }
+                state.counters.notEnoughReplicasErrors += 1
+                let needed: String = switch settings.policy {
+                case .evictSlowFollowers: "all \(persisted) in-sync followers"
+                case .minInSyncReplicas(let n): "\(n) in-sync followers"
+                }
+                work.failed.append((waiter.continuation, .notEnoughReplicas(
+                    "LSN \(waiter.lsn) is held by \(held.membersHolding(waiter.lsn)) of \(persisted) in-sync followers; the policy \(settings.policy) needs \(needed) (waited \(waiter.timeout))"
+                )))
+                return true
+            }
+            return state.inSync.nextChange(at: now)
+        }
+        perform(work)
+        return change
+    }
+
+    /// The coordinator stored `members`: confirms may rely on them now.
+    package func inSyncPersisted(_ members: Set<String>?) {
+        var work = AfterUnlock()
+        state.withLock { state in
+            if let members { state.inSync.didPersist(members) } else { state.inSync.failedToPersist() }
+            resolveConfirms(&state, into: &work)
+        }
+        perform(work)
+    }
+
+    /// The persisted in-sync set and the highest LSN a confirm holds for now.
+    package var inSyncSnapshot: (members: [String], confirmedLSN: UInt64) {
+        state.withLock { state in
+            let members = state.inSync.persisted.sorted()
+            let acks = members.map { state.inSync.followers[$0]?.ackedLSN ?? 0 }.sorted(by: >)
+            let last = state.nextLSN - 1
+            let confirmed: UInt64 = switch settings.policy {
+            case .evictSlowFollowers: acks.last.map { min($0, last) } ?? last
+            case .minInSyncReplicas(let n): n <= acks.count ? acks[n - 1] : 0
+            }
+            return (members, confirmed)
+        }
     }
 
     /// Evicts a follower for a reason found outside the leader's lock (timeouts, bad frames).
@@ -331,7 +487,7 @@ package final class LeaderCore: Sendable {
     package func remove(_ session: FollowerSession) {
         let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
             state.live[session.connectionID] = nil
-            if state.sessionsByNode[session.nodeID] === session { state.sessionsByNode[session.nodeID] = nil }
+            leave(session, in: &state)
             return session.state.withLock { FollowerSession.close(&$0, reason: .shutdown) }
         }
         waiter?.resume()

@@ -19,6 +19,14 @@ public struct LeaderStatus: Sendable, Codable, Equatable {
 
     public var nodeID: String
     public var epoch: UInt64
+    /// `evict-slow-followers` or `min-in-sync-replicas(n)`.
+    public var policy: String
+    /// The persisted in-sync set (node ids).
+    public var isr: [String]
+    /// The highest LSN for which a confirm holds now.
+    public var confirmedLSN: UInt64
+    /// Confirms that failed with `notEnoughReplicas`.
+    public var notEnoughReplicasErrors: Int
     /// The last LSN given to a change.
     public var lastLSN: UInt64
     public var followers: [Follower]
@@ -55,8 +63,10 @@ extension ReplicationLeader {
                 )
             }
         }
+        let inSync = core.inSyncSnapshot
         return LeaderStatus(
-            nodeID: configuration.nodeID, epoch: epoch, lastLSN: lastLSN, followers: followers.sorted { $0.nodeID < $1.nodeID },
+            nodeID: configuration.nodeID, epoch: epoch, policy: configuration.policy.description, isr: inSync.members,
+            confirmedLSN: inSync.confirmedLSN, notEnoughReplicasErrors: counters.notEnoughReplicasErrors, lastLSN: lastLSN, followers: followers.sorted { $0.nodeID < $1.nodeID },
             evictions: Dictionary(uniqueKeysWithValues: counters.evictions.map { ($0.key.rawValue, $0.value) }),
             fullSyncs: counters.fullSyncs, partialResyncs: counters.partialResyncs, sealedBatches: counters.sealedBatches,
             payloadBytes: counters.payloadBytes, wireBytes: counters.wireBytes, backlogBytes: backlog.bytes, backlogFirstLSN: backlog.first

@@ -24,6 +24,7 @@ public final class ReplicationLeader: Sendable {
     let logger: Logger
     let directory: DataDirectory
     let core: LeaderCore
+    let coordinator: any Coordinator
     private let listening: Mutex<ListenState> = Mutex(ListenState())
     private let connections: Mutex<OpenConnections> = Mutex(OpenConnections())
 
@@ -56,8 +57,11 @@ public final class ReplicationLeader: Sendable {
         let files = try directory.listFiles()
         let settings = LeaderCore.Settings(
             epoch: epoch, batchBytes: configuration.batchBytes, queueBytes: configuration.queueBytes,
-            queueFrames: configuration.queueFrames, backlogBytes: configuration.backlogBytes
+            queueFrames: configuration.queueFrames, backlogBytes: configuration.backlogBytes,
+            policy: configuration.policy, maxLagTime: configuration.maxLagTime
         )
+        self.coordinator = configuration.coordinator
+            ?? LocalCoordinator(path: configuration.dataDirectory + "/" + DataDirectory.reservedDirectory + "/coordinator.json")
         let evictionLogger = logger
         self.core = LeaderCore(settings: settings, files: files) { session, reason, detail in
             evictionLogger.warning(
@@ -188,6 +192,23 @@ public final class ReplicationLeader: Sendable {
     /// The last LSN given to a change (0 before the first).
     public var lastLSN: UInt64 { core.lastAssignedLSN }
 
+    /// Waits until the policy holds for every change up to `lsn`, like a publisher confirm.
+    ///
+    /// In evict mode: every follower in the persisted in-sync set has acked `lsn` durably (a
+    /// follower that left counts once its removal is persisted). In min-ISR(n) mode: `n`
+    /// in-sync followers have. Before ``run()`` listens, it returns at once.
+    ///
+    /// - Throws: ``ReplicationError`` with ``ReplicationError/isNotEnoughReplicas`` after
+    ///   `producerTimeout`; the change stays on the leader either way.
+    public func waitForReplication(upTo lsn: UInt64) async throws {
+        try await core.waitForReplication(upTo: lsn, timeout: configuration.producerTimeout)
+    }
+
+    /// Waits like ``waitForReplication(upTo:)``, with a deadline of this call's own.
+    public func waitForReplication(upTo lsn: UInt64, timeout: Duration) async throws {
+        try await core.waitForReplication(upTo: lsn, timeout: timeout)
+    }
+
     /// A large write waits between chunks while a live follower's queue is more than half full,
     /// at most `ackTimeout`: a healthy follower is not evicted by one big write, and a stuck
     /// one is evicted by its ack timeout instead of holding the write longer.
@@ -247,7 +268,18 @@ public final class ReplicationLeader: Sendable {
             throw error
         }
         let port = server.channel.localAddress?.port ?? configuration.port
-        logger.info("leader listening", metadata: ["address": "\(configuration.host):\(port)", "epoch": "\(epoch)"])
+        do {
+            _ = try await coordinator.claimEpoch(after: epoch - 1)
+        } catch {
+            try? await server.channel.close()
+            finishListening(.failure(error))
+            throw error
+        }
+        core.startGating()
+        logger.info(
+            "leader listening",
+            metadata: ["address": "\(configuration.host):\(port)", "epoch": "\(epoch)", "policy": "\(configuration.policy)"]
+        )
         finishListening(.success(port))
 
         // The accept loop runs in its own task and ends when the server channel closes, not on
@@ -265,6 +297,7 @@ public final class ReplicationLeader: Sendable {
         await withTaskCancellationHandler {
             await withDiscardingTaskGroup { group in
                 group.addTask { await self.runFlushTick() }
+                group.addTask { await self.runInSyncTick() }
                 await accepting.value
                 group.cancelAll()
             }
@@ -298,6 +331,31 @@ public final class ReplicationLeader: Sendable {
             return Array(state.channels.values)
         }
         for channel in open { channel.close(promise: nil) }
+    }
+
+    /// Every 20 ms: lagging followers leave the in-sync set and caught-up ones join, the change
+    /// is persisted through the coordinator before confirms rely on it (contract point 9), and
+    /// confirms past `producerTimeout` fail.
+    private func runInSyncTick() async {
+        while !Task.isCancelled {
+            try? await Task.sleep(for: .milliseconds(20))
+            guard let change = core.tick() else { continue }
+            let before = core.inSyncSnapshot.members
+            do {
+                try await coordinator.storeInSyncReplicas(change.sorted(), epoch: epoch)
+                core.inSyncPersisted(change)
+                logger.info(
+                    "in-sync replicas changed",
+                    metadata: [
+                        "isr": "\(change.sorted())", "joined": "\(change.subtracting(before).sorted())",
+                        "left": "\(Set(before).subtracting(change).sorted())",
+                    ]
+                )
+            } catch {
+                core.inSyncPersisted(nil)
+                logger.error("cannot persist the in-sync replicas; confirms keep the previous set", metadata: ["error": "\(error)"])
+            }
+        }
     }
 
     /// Seals a non-empty batch every `flushInterval`, so a quiet producer's write is not held back.

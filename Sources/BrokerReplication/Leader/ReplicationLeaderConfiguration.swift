@@ -35,6 +35,15 @@ public struct ReplicationLeaderConfiguration: Sendable {
     public var fullSyncCutTimeout: Duration = .seconds(30)
     /// Bounds on what followers may send; must match the followers' limits.
     public var wireLimits: WireLimits = .default
+    /// What confirms wait for (default: every in-sync follower; producers never wait).
+    public var policy: ReplicationPolicy = .evictSlowFollowers
+    /// A follower not caught up for longer than this leaves the in-sync set (default 10 s).
+    public var maxLagTime: Duration = .seconds(10)
+    /// A confirm that does not hold within this time throws `notEnoughReplicas` (default 10 s).
+    public var producerTimeout: Duration = .seconds(10)
+    /// Where the in-sync set is persisted; nil: a ``LocalCoordinator`` at
+    /// `<dataDirectory>/.brpl/coordinator.json`.
+    public var coordinator: (any Coordinator)?
 
     public init(dataDirectory: String, clusterID: String, nodeID: String) {
         self.dataDirectory = dataDirectory
@@ -60,5 +69,8 @@ public struct ReplicationLeaderConfiguration: Sendable {
             throw invalid("heartbeatInterval", "must be positive and shorter than heartbeatTimeout")
         }
         if flushInterval <= .zero { throw invalid("flushInterval", "must be positive") }
+        if case .minInSyncReplicas(let n) = policy, n < 1 { throw invalid("policy", "minInSyncReplicas needs at least 1, got \(n)") }
+        if maxLagTime <= .zero { throw invalid("maxLagTime", "must be positive") }
+        if producerTimeout <= .zero { throw invalid("producerTimeout", "must be positive") }
     }
 }

@@ -9,6 +9,9 @@ package struct SealedBatch: Hashable, Sendable {
     package var recordCount: UInt32
     /// Uncompressed payload bytes (the records as encoded).
     package var payloadBytes: Int
+    /// When the batch was sealed: a follower that has acked everything before it was caught
+    /// up at this time (for the in-sync decision).
+    package var sealedAt: ContinuousClock.Instant = .now
 
     package var lastLSN: UInt64 { firstLSN + UInt64(recordCount) - 1 }
     /// Bytes on the wire for this batch, frame header included.

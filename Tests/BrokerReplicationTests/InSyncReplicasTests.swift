@@ -1,0 +1,174 @@
+import Foundation
+import Testing
+
+@testable import BrokerReplication
+
+@Suite("In-sync replicas (state machine)")
+struct InSyncReplicasStateMachineTests {
+    let start = ContinuousClock.now
+
+    @Test func followersJoinWhenCaughtUpAndLeaveAfterMaxLagTime() {
+        var isr = InSyncReplicas(maxLagTime: .seconds(10))
+        isr.update("a", .init(ackedLSN: 5, caughtUpAt: start, isLive: true))
+        isr.update("b", .init(ackedLSN: 5, caughtUpAt: start, isLive: false))
+        #expect(isr.desired(at: start + .seconds(1)) == ["a"], "b is not live yet")
+        #expect(isr.desired(at: start + .seconds(11)) == [], "a has not caught up for 11 s")
+        #expect(isr.nextChange(at: start) == ["a"])
+        #expect(isr.nextChange(at: start) == nil, "one change at a time")
+        isr.didPersist(["a"])
+        isr.remove("a")
+        #expect(isr.nextChange(at: start) == [])
+    }
+
+    @Test func confirmsCountOnlyThePersistedSet() {
+        var isr = InSyncReplicas(maxLagTime: .seconds(10))
+        isr.update("a", .init(ackedLSN: 10, caughtUpAt: start, isLive: true))
+        isr.update("b", .init(ackedLSN: 4, caughtUpAt: start, isLive: true))
+        // Nothing persisted yet: evict mode holds trivially, min-ISR(1) does not.
+        #expect(isr.confirms(8, policy: .evictSlowFollowers))
+        #expect(!isr.confirms(8, policy: .minInSyncReplicas(1)))
+        isr.didPersist(["a", "b"])
+        #expect(!isr.confirms(8, policy: .evictSlowFollowers), "b has not acked 8")
+        #expect(isr.confirms(8, policy: .minInSyncReplicas(1)))
+        #expect(!isr.confirms(8, policy: .minInSyncReplicas(2)))
+        #expect(isr.confirms(4, policy: .minInSyncReplicas(2)))
+        // b leaves, but until the shrink is persisted a confirm still waits for it.
+        isr.remove("b")
+        #expect(!isr.confirms(8, policy: .evictSlowFollowers))
+        isr.didPersist(["a"])
+        #expect(isr.confirms(8, policy: .evictSlowFollowers))
+    }
+}
+
+@Suite("Confirms and min-ISR", .serialized, .timeLimit(.minutes(5)))
+struct ConfirmTests {
+    /// A min-ISR(n) leader with generous timeouts: only the failure test uses a short deadline.
+    func configure(_ n: Int?) -> (inout ReplicationLeaderConfiguration) -> Void {
+        { configuration in
+            if let n { configuration.policy = .minInSyncReplicas(n) }
+            configuration.producerTimeout = .seconds(60)
+            configuration.maxLagTime = .seconds(60)
+        }
+    }
+
+    static func inSync(_ leader: ReplicationLeader, _ members: [String]) async throws -> Bool {
+        try await TestCluster.eventually { leader.status().isr == members }
+    }
+
+    @Test func minISROneKeepsConfirmingThroughTheHealthyFollowerWhileTheOtherIsFrozen() async throws {
+        let cluster = try TestCluster()
+        try await withLeader(cluster, configure: configure(1)) { leader, port in
+            // The frozen follower completes the handshake and then never reads nor acks.
+            let frozen = try await HandshakeRefusalTests.offThePool {
+                let raw = try RawFollower(port: port, receiveBufferBytes: 4096)
+                _ = try raw.handshake(cluster: cluster.clusterID, nodeID: "frozen", secret: cluster.secret, position: (1, 0))
+                return UncheckedBox(raw)
+            }
+            try await withFollower(cluster, "healthy", port: port) { healthy in
+                let joined1 = try await Self.inSync(leader, ["healthy"])
+                #expect(joined1)
+                for index in 0..<50 {
+                    let lsn = try await leader.append(to: "q/\(index % 3)", bytes: Array("message \(index)".utf8))
+                    try await leader.waitForReplication(upTo: lsn)
+                    #expect(healthy.status().lastDurableLSN >= lsn)
+                }
+                #expect(leader.status().notEnoughReplicasErrors == 0)
+            }
+            // Kept open (and frozen) until here; the leader may have evicted it by its ack timeout.
+            #expect(frozen.value.descriptor >= 0)
+        }
+    }
+
+    @Test func minISRTwoFailsWithNotEnoughReplicasAndRecoversWhenTheFollowerReturns() async throws {
+        let cluster = try TestCluster()
+        try await withLeader(cluster, configure: configure(2)) { leader, port in
+            try await withFollower(cluster, "f1", port: port) { _ in
+                let joined2 = try await Self.inSync(leader, ["f1"])
+                #expect(joined2)
+                let lsn = try await leader.append(to: "q", bytes: Array("only one follower".utf8))
+                let error = await #expect(throws: ReplicationError.self) { try await leader.waitForReplication(upTo: lsn, timeout: .milliseconds(500)) }
+                #expect(error?.isNotEnoughReplicas == true)
+                #expect(error?.message.contains("held by 1 of 1 in-sync followers") == true, "\(String(describing: error))")
+                #expect(leader.status().notEnoughReplicasErrors == 1)
+                // The second follower comes back, catches up and joins: confirms work again.
+                try await withFollower(cluster, "f2", port: port) { f2 in
+                    let joined3 = try await Self.inSync(leader, ["f1", "f2"])
+                    #expect(joined3)
+                    let next = try await leader.append(to: "q", bytes: Array("two followers".utf8))
+                    try await leader.waitForReplication(upTo: next)
+                    try await leader.waitForReplication(upTo: lsn)
+                    #expect(f2.status().lastDurableLSN >= next)
+                }
+            }
+        }
+    }
+
+    @Test func aConfirmNeverResolvesBeforeTheNthDurableAck() async throws {
+        let cluster = try TestCluster()
+        try await withLeader(cluster, configure: configure(2)) { leader, port in
+            try await withFollower(cluster, "f1", port: port) { f1 in
+                try await withFollower(cluster, "f2", port: port) { f2 in
+                    let joined4 = try await Self.inSync(leader, ["f1", "f2"])
+                    #expect(joined4)
+                    for index in 0..<100 {
+                        let lsn = try await leader.append(to: "q/\(index % 4)", bytes: [UInt8](repeating: UInt8(index), count: 100 + index))
+                        try await leader.waitForReplication(upTo: lsn)
+                        // Checked against the followers' own durable positions, not the leader's view.
+                        let holding = [f1, f2].filter { $0.status().lastDurableLSN >= lsn }.count
+                        #expect(holding == 2, "confirm for \(lsn) resolved with \(holding) durable copies")
+                    }
+                }
+            }
+        }
+    }
+
+    @Test func aShrinkIsPersistedBeforeTheConfirmThatReliesOnIt() async throws {
+        let cluster = try TestCluster()
+        try await withLeader(cluster, configure: configure(nil)) { leader, port in
+            try await withFollower(cluster, "stays", port: port) { _ in
+                try await withFollower(cluster, "leaves", port: port) { _ in
+                    let joined5 = try await Self.inSync(leader, ["leaves", "stays"])
+                    #expect(joined5)
+                }
+                // "leaves" is gone. A confirm in evict mode needs every in-sync follower, so it can
+                // only resolve once the coordinator no longer lists "leaves".
+                let lsn = try await leader.append(to: "q", bytes: Array("after the shrink".utf8))
+                try await leader.waitForReplication(upTo: lsn)
+                let stored = try await LocalCoordinator(path: cluster.root + "/leader/.brpl/coordinator.json").load()
+                #expect(stored.inSyncReplicas == ["stays"])
+                #expect(stored.epoch == leader.epoch)
+                #expect(leader.status().isr == ["stays"])
+                #expect(leader.status().policy == "evict-slow-followers")
+            }
+        }
+    }
+
+    @Test func confirmsDoNotWaitBeforeTheLeaderListens() async throws {
+        let cluster = try TestCluster()
+        var configuration = cluster.leaderConfiguration()
+        configuration.policy = .minInSyncReplicas(2)
+        let leader = try ReplicationLeader(configuration: configuration, secret: cluster.secret, logger: TestCluster.quietLogger)
+        // Start-up writes: no follower can be there yet, and nothing may deadlock.
+        let lsn = try await leader.append(to: "startup", bytes: Array("recovered state".utf8))
+        try await leader.waitForReplication(upTo: lsn)
+    }
+
+    @Test func anInvalidPolicyNamesTheKey() throws {
+        var configuration = TestCluster.placeholderLeaderConfiguration()
+        configuration.policy = .minInSyncReplicas(0)
+        let error = #expect(throws: ReplicationError.self) { try configuration.validate() }
+        #expect(error?.message == "policy: minInSyncReplicas needs at least 1, got 0")
+    }
+}
+
+/// Keeps a non-Sendable test object alive across an await.
+struct UncheckedBox<T>: @unchecked Sendable {
+    let value: T
+    init(_ value: T) { self.value = value }
+}
+
+extension TestCluster {
+    static func placeholderLeaderConfiguration() -> ReplicationLeaderConfiguration {
+        ReplicationLeaderConfiguration(dataDirectory: "/nonexistent", clusterID: "c", nodeID: "n")
+    }
+}
