@@ -79,27 +79,70 @@ struct ConfirmTests {
         }
     }
 
-    @Test func minISRTwoFailsWithNotEnoughReplicasAndRecoversWhenTheFollowerReturns() async throws {
+    /// min-ISR(2) with one follower gone: writes are held back, fail with notEnoughReplicas
+    /// after producerTimeout having written nothing, and work again once it is back.
+    @Test func minISRTwoRefusesWritesWithoutTheSecondFollowerAndRecoversWhenItReturns() async throws {
         let cluster = try TestCluster()
-        try await withLeader(cluster, configure: configure(2)) { leader, port in
+        try await withLeader(cluster, configure: { configuration in
+            configuration.policy = .minInSyncReplicas(2)
+            configuration.producerTimeout = .seconds(1)
+            configuration.maxLagTime = .seconds(60)
+        }) { leader, port in
             try await withFollower(cluster, "f1", port: port) { _ in
-                let joined2 = try await Self.inSync(leader, ["f1"])
-                #expect(joined2)
-                let lsn = try await leader.append(to: "q", bytes: Array("only one follower".utf8))
-                let error = await #expect(throws: ReplicationError.self) { try await leader.waitForReplication(upTo: lsn, timeout: .milliseconds(500)) }
+                let joined = try await Self.inSync(leader, ["f1"])
+                #expect(joined)
+                let before = leader.lastLSN
+                let error = await #expect(throws: ReplicationError.self) {
+                    try await leader.append(to: "q/held", bytes: Array("only one follower".utf8))
+                }
                 #expect(error?.isNotEnoughReplicas == true)
-                #expect(error?.message.contains("held by 1 of 1 in-sync followers") == true, "\(String(describing: error))")
+                #expect(error?.message.contains("nothing was written") == true, "\(String(describing: error))")
+                #expect(leader.lastLSN == before)
+                #expect(!FileManager.default.fileExists(atPath: cluster.root + "/leader/q/held"))
                 #expect(leader.status().notEnoughReplicasErrors == 1)
-                // The second follower comes back, catches up and joins: confirms work again.
                 try await withFollower(cluster, "f2", port: port) { f2 in
-                    let joined3 = try await Self.inSync(leader, ["f1", "f2"])
-                    #expect(joined3)
-                    let next = try await leader.append(to: "q", bytes: Array("two followers".utf8))
-                    try await leader.waitForReplication(upTo: next)
+                    let both = try await Self.inSync(leader, ["f1", "f2"])
+                    #expect(both)
+                    let lsn = try await leader.append(to: "q/held", bytes: Array("two followers".utf8))
                     try await leader.waitForReplication(upTo: lsn)
-                    #expect(f2.status().lastDurableLSN >= next)
+                    #expect(f2.status().lastDurableLSN >= lsn)
                 }
             }
+        }
+    }
+
+    /// A follower that joined the in-sync set and then stopped acking holds a confirm up until
+    /// the confirm's deadline, which then fails with notEnoughReplicas.
+    @Test func aConfirmFailsWhenAnInSyncFollowerStopsAcking() async throws {
+        let cluster = try TestCluster()
+        try await withLeader(cluster, configure: { configuration in
+            configuration.ackTimeout = .seconds(60)
+            configuration.heartbeatTimeout = .seconds(120)
+            configuration.maxLagTime = .seconds(60)
+        }) { leader, port in
+            let first = try await leader.append(to: "q", bytes: Array("before".utf8))
+            leader.flush()
+            // The raw follower resumes before `first`, reads it, acks it once, and freezes.
+            let raw = try await HandshakeRefusalTests.offThePool { () throws -> UncheckedBox<RawFollower> in
+                let raw = try RawFollower(port: port)
+                _ = try raw.handshake(cluster: cluster.clusterID, nodeID: "acks-once", secret: cluster.secret, position: (1, 0))
+                while let message = try raw.receive() {
+                    if case .data(let data) = message, data.lastLSN >= first {
+                        try raw.send(.ack(durableLSN: data.lastLSN))
+                        break
+                    }
+                }
+                return UncheckedBox(raw)
+            }
+            let joined = try await Self.inSync(leader, ["acks-once"])
+            #expect(joined)
+            let lsn = try await leader.append(to: "q", bytes: Array("after".utf8))
+            let error = await #expect(throws: ReplicationError.self) {
+                try await leader.waitForReplication(upTo: lsn, timeout: .milliseconds(300))
+            }
+            #expect(error?.isNotEnoughReplicas == true)
+            #expect(error?.message.contains("held by 0 of 1 in-sync followers") == true, "\(String(describing: error))")
+            #expect(raw.value.descriptor >= 0)
         }
     }
 

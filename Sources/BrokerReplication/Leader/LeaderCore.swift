@@ -1,3 +1,4 @@
+import DequeModule
 import LZ4
 import NIOCore
 import Synchronization
@@ -64,6 +65,8 @@ package final class LeaderCore: Sendable {
         var counters = Counters()
         var inSync: InSyncReplicas
         var confirmWaiters: [ConfirmWaiter] = []
+        /// Producers held back in min-ISR mode, in arrival order.
+        var throttled: Deque<ConfirmWaiter> = []
         var nextWaiterID: UInt64 = 1
         /// Confirms wait for followers only once the leader listens, so a broker's start-up
         /// writes cannot deadlock (LavinMQ removed its min-ISR after exactly that).
@@ -324,6 +327,10 @@ package final class LeaderCore: Sendable {
                 }
             }
         }
+        if case .frames = next, !state.withLock({ $0.throttled.isEmpty }) {
+            // The queue just made room: a held-back producer may go.
+            state.withLock { releaseThrottled(&$0, into: &work) }
+        }
         perform(work)
         return next
     }
@@ -388,6 +395,42 @@ package final class LeaderCore: Sendable {
         }
     }
 
+    /// In min-ISR(n) mode, waits (in arrival order) until `n` in-sync followers are live with
+    /// room in their queues for `bytes` more, so the write cannot push a needed follower out;
+    /// throws `notEnoughReplicas` at `timeout`. Evict mode never waits here.
+    package func admitWrite(bytes: Int, timeout: Duration) async throws {
+        guard case .minInSyncReplicas = settings.policy else { return }
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            let admitted = state.withLock { state -> Bool in
+                if !state.isGating || (state.throttled.isEmpty && hasRoom(&state, bytes: bytes)) { return true }
+                let id = state.nextWaiterID
+                state.nextWaiterID += 1
+                // `lsn` carries the byte count for a throttled producer.
+                state.throttled.append(ConfirmWaiter(id: id, lsn: UInt64(bytes), deadline: .now + timeout, timeout: timeout, continuation: continuation))
+                return false
+            }
+            if admitted { continuation.resume() }
+        }
+    }
+
+    /// Whether `n` in-sync followers are live with room for `bytes` more (plus one batch).
+    private func hasRoom(_ state: inout State, bytes: Int) -> Bool {
+        guard case .minInSyncReplicas(let n) = settings.policy else { return true }
+        var ready = 0
+        for session in state.live.values where state.inSync.persisted.contains(session.nodeID) {
+            if session.state.withLock({ $0.queue.queuedBytes + bytes + settings.batchBytes <= settings.queueBytes }) { ready += 1 }
+        }
+        return ready >= n
+    }
+
+    /// Lets the first held-back producer go when there is room now (one at a time, so two
+    /// released writes cannot together overflow a queue).
+    private func releaseThrottled(_ state: inout State, into work: inout AfterUnlock) {
+        guard let first = state.throttled.first, hasRoom(&state, bytes: Int(first.lsn)) else { return }
+        state.throttled.removeFirst()
+        work.confirmed.append(first.continuation)
+    }
+
     /// Seals the open batch when it holds `lsn`: a confirm is waiting on it.
     private func sealOpenBatch(ifHolding lsn: UInt64) {
         var work = AfterUnlock()
@@ -398,6 +441,7 @@ package final class LeaderCore: Sendable {
     }
 
     private func resolveConfirms(_ state: inout State, into work: inout AfterUnlock) {
+        releaseThrottled(&state, into: &work)
         guard !state.confirmWaiters.isEmpty else { return }
         let inSync = state.inSync
         let policy = settings.policy
@@ -436,11 +480,30 @@ package final class LeaderCore: Sendable {
                 )))
                 return true
             }
+            while let first = state.throttled.first, first.deadline <= now {
+                state.throttled.removeFirst()
+                state.counters.notEnoughReplicasErrors += 1
+                let live = state.live.values.filter { held.persisted.contains($0.nodeID) }.count
+                work.failed.append((first.continuation, .notEnoughReplicas(
+                    "write of \(first.lsn) bytes refused: \(live) in-sync followers are live with room, the policy \(settings.policy) needs \(needed(settings.policy)) (waited \(first.timeout)); nothing was written"
+                )))
+            }
+            releaseThrottled(&state, into: &work)
             return state.inSync.nextChange(at: now)
         }
         perform(work)
         return change
     }
+
+    private func needed(_ policy: ReplicationPolicy) -> String {
+        switch policy {
+        case .evictSlowFollowers: "every in-sync follower"
+        case .minInSyncReplicas(let n): "\(n)"
+        }
+    }
+
+    /// Producers held back by the min-ISR policy right now.
+    package var throttledProducers: Int { state.withLock { $0.throttled.count } }
 
     /// The coordinator stored `members`: confirms may rely on them now.
     package func inSyncPersisted(_ members: Set<String>?) {

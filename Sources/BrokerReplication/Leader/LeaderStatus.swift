@@ -25,8 +25,10 @@ public struct LeaderStatus: Sendable, Codable, Equatable {
     public var isr: [String]
     /// The highest LSN for which a confirm holds now.
     public var confirmedLSN: UInt64
-    /// Confirms that failed with `notEnoughReplicas`.
+    /// Confirms and writes that failed with `notEnoughReplicas`.
     public var notEnoughReplicasErrors: Int
+    /// Producers held back by the min-ISR policy right now.
+    public var throttledProducers: Int
     /// The last LSN given to a change.
     public var lastLSN: UInt64
     public var followers: [Follower]
@@ -66,7 +68,8 @@ extension ReplicationLeader {
         let inSync = core.inSyncSnapshot
         return LeaderStatus(
             nodeID: configuration.nodeID, epoch: epoch, policy: configuration.policy.description, isr: inSync.members,
-            confirmedLSN: inSync.confirmedLSN, notEnoughReplicasErrors: counters.notEnoughReplicasErrors, lastLSN: lastLSN, followers: followers.sorted { $0.nodeID < $1.nodeID },
+            confirmedLSN: inSync.confirmedLSN, notEnoughReplicasErrors: counters.notEnoughReplicasErrors,
+            throttledProducers: core.throttledProducers, lastLSN: lastLSN, followers: followers.sorted { $0.nodeID < $1.nodeID },
             evictions: Dictionary(uniqueKeysWithValues: counters.evictions.map { ($0.key.rawValue, $0.value) }),
             fullSyncs: counters.fullSyncs, partialResyncs: counters.partialResyncs, sealedBatches: counters.sealedBatches,
             payloadBytes: counters.payloadBytes, wireBytes: counters.wireBytes, backlogBytes: backlog.bytes, backlogFirstLSN: backlog.first

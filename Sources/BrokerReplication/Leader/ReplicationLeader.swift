@@ -95,11 +95,16 @@ public final class ReplicationLeader: Sendable {
         let path = try ReplicatedPath(path, maximumBytes: configuration.wireLimits.maximumPathBytes)
         let writer = core.writer(for: path)
         return try await writer.lock.withLock {
+            // Admitted before the file is even opened: a refused write leaves no trace.
+            try await core.admitWrite(bytes: min(bytes.readableBytes, configuration.chunkBytes), timeout: configuration.producerTimeout)
             let (handle, startSize) = try writer.open(in: directory)
             var size = startSize
             var remaining = bytes
             var lsn: UInt64 = 0
             repeat {
+                if remaining.readableBytes < bytes.readableBytes {
+                    try await core.admitWrite(bytes: min(remaining.readableBytes, configuration.chunkBytes), timeout: configuration.producerTimeout)
+                }
                 let chunk = remaining.readSlice(length: min(remaining.readableBytes, configuration.chunkBytes))!
                 do {
                     try chunk.withUnsafeReadableBytes { buffer throws(StorageError) in try handle.write(buffer, at: size) }
@@ -130,6 +135,8 @@ public final class ReplicationLeader: Sendable {
         let path = try ReplicatedPath(path, maximumBytes: configuration.wireLimits.maximumPathBytes)
         let writer = core.writer(for: path)
         return try await writer.lock.withLock {
+            // A replace is admitted whole before it changes anything locally.
+            try await core.admitWrite(bytes: min(contents.readableBytes, configuration.chunkBytes), timeout: configuration.producerTimeout)
             core.beginChanging(path)
             let temporary = DataDirectory.reservedDirectory + "/tmp/replace-\(writer.path.string.utf8.count)-\(UInt64.random(in: 0...UInt64.max))"
             do {
@@ -172,6 +179,7 @@ public final class ReplicationLeader: Sendable {
         let path = try ReplicatedPath(path, maximumBytes: configuration.wireLimits.maximumPathBytes)
         let writer = core.writer(for: path)
         return try await writer.lock.withLock {
+            try await core.admitWrite(bytes: 0, timeout: configuration.producerTimeout)
             core.beginChanging(path)
             writer.setHandle(nil, size: 0)
             do {
