@@ -1,0 +1,193 @@
+import Foundation
+
+/// A deployment's replication settings as an operator writes them: a JSON file, overridable by
+/// environment variables, every field optional with the default below.
+///
+/// ```json
+/// { "policy": "minInSyncReplicas", "minInSyncReplicas": 2, "producerTimeoutSeconds": 5 }
+/// ```
+///
+/// Environment variables override the file: `BRPL_` and the key in upper snake case, e.g.
+/// `BRPL_POLICY=evictSlowFollowers`, `BRPL_QUEUE_BYTES=33554432`, `BRPL_ACK_TIMEOUT_SECONDS=1.5`.
+/// A bad value fails with an error that names the key and what is allowed.
+public struct ReplicationConfiguration: Codable, Sendable, Equatable {
+    /// `evictSlowFollowers` (default) or `minInSyncReplicas` (then `minInSyncReplicas` says n).
+    public var policy: String = "evictSlowFollowers"
+    /// n for the `minInSyncReplicas` policy (default 1).
+    public var minInSyncReplicas: Int = 1
+    /// Each follower's outbound queue bound in bytes (default 64 MiB).
+    public var queueBytes: Int = 64 * 1024 * 1024
+    /// Each follower's outbound queue bound in frames (default 65,536).
+    public var queueFrames: Int = 65_536
+    /// The backlog of recent frames in bytes (default 256 MiB).
+    public var backlogBytes: Int = 256 * 1024 * 1024
+    /// Outstanding data with no ack for this long evicts (default 3).
+    public var ackTimeoutSeconds: Double = 3
+    /// Heartbeat on an idle link this often (default 0.5).
+    public var heartbeatIntervalSeconds: Double = 0.5
+    /// Evict a follower silent this long; a follower reconnects to a leader silent this long (default 6).
+    public var heartbeatTimeoutSeconds: Double = 6
+    /// A follower not caught up this long leaves the in-sync set (default 10).
+    public var maxLagTimeSeconds: Double = 10
+    /// A write or confirm that cannot satisfy the policy fails after this long (default 10).
+    public var producerTimeoutSeconds: Double = 10
+    /// `fsync` (default: acks mean durable) or `none` (acks mean applied).
+    public var durability: String = "fsync"
+    /// Seal a batch at this many record bytes (default 65,536).
+    public var batchBytes: Int = 64 * 1024
+    /// Seal a non-empty batch at least this often (default 0.002).
+    public var flushIntervalSeconds: Double = 0.002
+
+    public init() {}
+
+    /// Every key, for error messages and environment overrides.
+    public static let keys = [
+        "policy", "minInSyncReplicas", "queueBytes", "queueFrames", "backlogBytes", "ackTimeoutSeconds",
+        "heartbeatIntervalSeconds", "heartbeatTimeoutSeconds", "maxLagTimeSeconds", "producerTimeoutSeconds",
+        "durability", "batchBytes", "flushIntervalSeconds",
+    ]
+
+    private enum CodingKeys: String, CodingKey, CaseIterable {
+        case policy, minInSyncReplicas, queueBytes, queueFrames, backlogBytes, ackTimeoutSeconds
+        case heartbeatIntervalSeconds, heartbeatTimeoutSeconds, maxLagTimeSeconds, producerTimeoutSeconds
+        case durability, batchBytes, flushIntervalSeconds
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: AnyKey.self)
+        for key in container.allKeys where CodingKeys(rawValue: key.stringValue) == nil {
+            throw ReplicationError.invalidSetting(key.stringValue, "unknown key; known keys: \(Self.keys.joined(separator: ", "))")
+        }
+        func value<T: Decodable>(_ key: CodingKeys, _ type: T.Type, _ rule: String) throws -> T? {
+            do {
+                return try container.decodeIfPresent(T.self, forKey: AnyKey(key.rawValue))
+            } catch {
+                throw ReplicationError.invalidSetting(key.rawValue, rule)
+            }
+        }
+        if let v = try value(.policy, String.self, "must be \"evictSlowFollowers\" or \"minInSyncReplicas\"") { policy = v }
+        if let v = try value(.minInSyncReplicas, Int.self, "must be a whole number of followers") { minInSyncReplicas = v }
+        if let v = try value(.queueBytes, Int.self, "must be a whole number of bytes") { queueBytes = v }
+        if let v = try value(.queueFrames, Int.self, "must be a whole number of frames") { queueFrames = v }
+        if let v = try value(.backlogBytes, Int.self, "must be a whole number of bytes") { backlogBytes = v }
+        if let v = try value(.ackTimeoutSeconds, Double.self, "must be a number of seconds") { ackTimeoutSeconds = v }
+        if let v = try value(.heartbeatIntervalSeconds, Double.self, "must be a number of seconds") { heartbeatIntervalSeconds = v }
+        if let v = try value(.heartbeatTimeoutSeconds, Double.self, "must be a number of seconds") { heartbeatTimeoutSeconds = v }
+        if let v = try value(.maxLagTimeSeconds, Double.self, "must be a number of seconds") { maxLagTimeSeconds = v }
+        if let v = try value(.producerTimeoutSeconds, Double.self, "must be a number of seconds") { producerTimeoutSeconds = v }
+        if let v = try value(.durability, String.self, "must be \"fsync\" or \"none\"") { durability = v }
+        if let v = try value(.batchBytes, Int.self, "must be a whole number of bytes") { batchBytes = v }
+        if let v = try value(.flushIntervalSeconds, Double.self, "must be a number of seconds") { flushIntervalSeconds = v }
+    }
+
+    /// Reads a JSON file, then applies `BRPL_*` overrides from `environment`, then validates.
+    public static func load(
+        file path: String?,
+        environment: [String: String] = ProcessInfo.processInfo.environment
+    ) throws(ReplicationError) -> ReplicationConfiguration {
+        var configuration = ReplicationConfiguration()
+        if let path {
+            guard let data = FileManager.default.contents(atPath: path) else {
+                throw .invalidConfiguration("cannot read the configuration file \(path.debugDescription)")
+            }
+            do {
+                configuration = try JSONDecoder().decode(ReplicationConfiguration.self, from: data)
+            } catch let error as ReplicationError {
+                throw .invalidConfiguration("\(path): \(error.message)")
+            } catch {
+                throw .invalidConfiguration("\(path): not a JSON object of settings (\(error))")
+            }
+        }
+        try configuration.applyEnvironment(environment)
+        try configuration.validate()
+        return configuration
+    }
+
+    /// `BRPL_QUEUE_BYTES` for `queueBytes`.
+    public static func environmentName(for key: String) -> String {
+        "BRPL_" + key.reduce(into: "") { name, character in
+            if character.isUppercase { name += "_" }
+            name += character.uppercased()
+        }
+    }
+
+    private mutating func applyEnvironment(_ environment: [String: String]) throws(ReplicationError) {
+        func integer(_ key: String) throws(ReplicationError) -> Int? {
+            guard let text = environment[Self.environmentName(for: key)] else { return nil }
+            guard let value = Int(text) else { throw .invalidSetting(key, "\(Self.environmentName(for: key))=\(text.debugDescription) is not a whole number") }
+            return value
+        }
+        func seconds(_ key: String) throws(ReplicationError) -> Double? {
+            guard let text = environment[Self.environmentName(for: key)] else { return nil }
+            guard let value = Double(text) else { throw .invalidSetting(key, "\(Self.environmentName(for: key))=\(text.debugDescription) is not a number of seconds") }
+            return value
+        }
+        if let text = environment[Self.environmentName(for: "policy")] { policy = text }
+        if let text = environment[Self.environmentName(for: "durability")] { durability = text }
+        if let v = try integer("minInSyncReplicas") { minInSyncReplicas = v }
+        if let v = try integer("queueBytes") { queueBytes = v }
+        if let v = try integer("queueFrames") { queueFrames = v }
+        if let v = try integer("backlogBytes") { backlogBytes = v }
+        if let v = try integer("batchBytes") { batchBytes = v }
+        if let v = try seconds("ackTimeoutSeconds") { ackTimeoutSeconds = v }
+        if let v = try seconds("heartbeatIntervalSeconds") { heartbeatIntervalSeconds = v }
+        if let v = try seconds("heartbeatTimeoutSeconds") { heartbeatTimeoutSeconds = v }
+        if let v = try seconds("maxLagTimeSeconds") { maxLagTimeSeconds = v }
+        if let v = try seconds("producerTimeoutSeconds") { producerTimeoutSeconds = v }
+        if let v = try seconds("flushIntervalSeconds") { flushIntervalSeconds = v }
+    }
+
+    /// Checks the values that need no other context; the leader and follower configurations
+    /// check the rest when these are applied to them.
+    public func validate() throws(ReplicationError) {
+        let invalid = ReplicationError.invalidSetting
+        guard policy == "evictSlowFollowers" || policy == "minInSyncReplicas" else {
+            throw invalid("policy", "must be \"evictSlowFollowers\" or \"minInSyncReplicas\", got \(policy.debugDescription)")
+        }
+        if minInSyncReplicas < 1 { throw invalid("minInSyncReplicas", "must be at least 1, got \(minInSyncReplicas)") }
+        guard durability == "fsync" || durability == "none" else {
+            throw invalid("durability", "must be \"fsync\" or \"none\", got \(durability.debugDescription)")
+        }
+        for (key, value) in [("queueBytes", queueBytes), ("queueFrames", queueFrames), ("backlogBytes", backlogBytes), ("batchBytes", batchBytes)] where value < 1 {
+            throw invalid(key, "must be positive, got \(value)")
+        }
+        let durations = [
+            ("ackTimeoutSeconds", ackTimeoutSeconds), ("heartbeatIntervalSeconds", heartbeatIntervalSeconds),
+            ("heartbeatTimeoutSeconds", heartbeatTimeoutSeconds), ("maxLagTimeSeconds", maxLagTimeSeconds),
+            ("producerTimeoutSeconds", producerTimeoutSeconds), ("flushIntervalSeconds", flushIntervalSeconds),
+        ]
+        for (key, value) in durations where !(value > 0 && value.isFinite) {
+            throw invalid(key, "must be a positive number of seconds, got \(value)")
+        }
+    }
+
+    /// The leader's settings with these values applied.
+    public func apply(to leader: inout ReplicationLeaderConfiguration) {
+        leader.policy = policy == "minInSyncReplicas" ? .minInSyncReplicas(minInSyncReplicas) : .evictSlowFollowers
+        leader.queueBytes = queueBytes
+        leader.queueFrames = queueFrames
+        leader.backlogBytes = backlogBytes
+        leader.ackTimeout = .seconds(ackTimeoutSeconds)
+        leader.heartbeatInterval = .seconds(heartbeatIntervalSeconds)
+        leader.heartbeatTimeout = .seconds(heartbeatTimeoutSeconds)
+        leader.maxLagTime = .seconds(maxLagTimeSeconds)
+        leader.producerTimeout = .seconds(producerTimeoutSeconds)
+        leader.batchBytes = batchBytes
+        leader.flushInterval = .seconds(flushIntervalSeconds)
+    }
+
+    /// The follower's settings with these values applied.
+    public func apply(to follower: inout ReplicationFollowerConfiguration) {
+        follower.durability = durability == "none" ? .none : .fsync
+        follower.leaderSilenceTimeout = .seconds(heartbeatTimeoutSeconds)
+    }
+}
+
+/// A coding key for any string, to find unknown keys.
+private struct AnyKey: CodingKey {
+    var stringValue: String
+    var intValue: Int? { nil }
+    init(_ string: String) { stringValue = string }
+    init?(stringValue: String) { self.stringValue = stringValue }
+    init?(intValue: Int) { nil }
+}

@@ -1,0 +1,78 @@
+import Foundation
+import Testing
+
+@testable import BrokerReplication
+
+@Suite("Replication configuration")
+struct ReplicationConfigurationTests {
+    func file(_ json: String) throws -> String {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("brpl-config-\(UUID()).json").path
+        try json.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    @Test func defaultsWithoutAFile() throws {
+        #expect(try ReplicationConfiguration.load(file: nil, environment: [:]) == ReplicationConfiguration())
+    }
+
+    @Test func aFileSetsWhatItNamesAndAppliesToTheLeader() throws {
+        let path = try file(#"{"policy": "minInSyncReplicas", "minInSyncReplicas": 2, "producerTimeoutSeconds": 2.5, "queueBytes": 8388608}"#)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let configuration = try ReplicationConfiguration.load(file: path, environment: [:])
+        var leader = ReplicationLeaderConfiguration(dataDirectory: "/tmp/x", clusterID: "c", nodeID: "n")
+        configuration.apply(to: &leader)
+        #expect(leader.policy == .minInSyncReplicas(2))
+        #expect(leader.producerTimeout == .milliseconds(2500))
+        #expect(leader.queueBytes == 8 * 1024 * 1024)
+        #expect(leader.ackTimeout == .seconds(3), "unnamed keys keep their defaults")
+        try leader.validate()
+    }
+
+    @Test func theEnvironmentOverridesTheFile() throws {
+        let path = try file(#"{"policy": "minInSyncReplicas", "ackTimeoutSeconds": 9}"#)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let configuration = try ReplicationConfiguration.load(
+            file: path, environment: ["BRPL_POLICY": "evictSlowFollowers", "BRPL_ACK_TIMEOUT_SECONDS": "1.5", "BRPL_DURABILITY": "none"]
+        )
+        #expect(configuration.policy == "evictSlowFollowers")
+        #expect(configuration.ackTimeoutSeconds == 1.5)
+        var follower = ReplicationFollowerConfiguration(dataDirectory: "/tmp/x", leaderHost: "127.0.0.1", leaderPort: 1, clusterID: "c", nodeID: "n")
+        configuration.apply(to: &follower)
+        #expect(follower.durability == .none)
+        #expect(ReplicationConfiguration.environmentName(for: "maxLagTimeSeconds") == "BRPL_MAX_LAG_TIME_SECONDS")
+    }
+
+    static let badValues: [(json: String?, environment: [String: String], message: String)] = [
+        (#"{"queueBytes": "lots"}"#, [:], "queueBytes: must be a whole number of bytes"),
+        (#"{"queueBytes": -1}"#, [:], "queueBytes: must be positive, got -1"),
+        (#"{"policy": "waitForEveryone"}"#, [:], #"policy: must be "evictSlowFollowers" or "minInSyncReplicas", got "waitForEveryone""#),
+        (#"{"minInSyncReplicas": 0}"#, [:], "minInSyncReplicas: must be at least 1, got 0"),
+        (#"{"durability": "sometimes"}"#, [:], #"durability: must be "fsync" or "none", got "sometimes""#),
+        (#"{"ackTimeoutSeconds": 0}"#, [:], "ackTimeoutSeconds: must be a positive number of seconds, got 0.0"),
+        (#"{"queueSize": 5}"#, [:], "queueSize: unknown key"),
+        (nil, ["BRPL_QUEUE_BYTES": "12MB"], #"queueBytes: BRPL_QUEUE_BYTES="12MB" is not a whole number"#),
+        (nil, ["BRPL_PRODUCER_TIMEOUT_SECONDS": "soon"], #"producerTimeoutSeconds: BRPL_PRODUCER_TIMEOUT_SECONDS="soon" is not a number of seconds"#),
+    ]
+
+    @Test(arguments: badValues)
+    func aBadValueNamesTheKey(json: String?, environment: [String: String], message: String) throws {
+        let path = try json.map { try file($0) }
+        defer { if let path { try? FileManager.default.removeItem(atPath: path) } }
+        let error = #expect(throws: ReplicationError.self) { try ReplicationConfiguration.load(file: path, environment: environment) }
+        #expect(error?.message.contains(message) == true, "\(String(describing: error?.message))")
+    }
+
+    @Test func aMissingFileIsNamed() {
+        let error = #expect(throws: ReplicationError.self) { try ReplicationConfiguration.load(file: "/nonexistent/brpl.json", environment: [:]) }
+        #expect(error?.message == #"cannot read the configuration file "/nonexistent/brpl.json""#)
+    }
+
+    @Test func valuesThatOnlyTheLeaderCanJudgeAreNamedToo() throws {
+        var leader = ReplicationLeaderConfiguration(dataDirectory: "/tmp/x", clusterID: "c", nodeID: "n")
+        var configuration = ReplicationConfiguration()
+        configuration.queueBytes = 1000
+        configuration.apply(to: &leader)
+        let error = #expect(throws: ReplicationError.self) { try leader.validate() }
+        #expect(error?.message.hasPrefix("queueBytes:") == true)
+    }
+}
