@@ -29,9 +29,10 @@ struct FollowerCommand: AsyncParsableCommand {
         let logger = Logger(label: "replication-node")
         let address = try HostPort(parsing: leader, flag: "--leader", ports: 1...65535)
         let nodeID = self.nodeID ?? "follower-\(ProcessInfo.processInfo.processIdentifier)"
-        let configuration = ReplicationFollowerConfiguration(
+        var configuration = ReplicationFollowerConfiguration(
             dataDirectory: node.dataDirectory, leaderHost: address.host, leaderPort: address.port, clusterID: node.clusterID, nodeID: nodeID
         )
+        try node.loadConfiguration().apply(to: &configuration)
         let follower = try ReplicationFollower(configuration: configuration, secret: try node.loadSecret(), logger: Logger(label: "BrokerReplication.follower"))
         let statusFile = node.statusFile
         logger.info("following", metadata: ["leader": "\(address)", "node": "\(nodeID)", "dataDirectory": "\(node.dataDirectory)"])

@@ -33,6 +33,9 @@ struct LeaderCommand: AsyncParsableCommand {
     @Option(name: .customLong("load-files"), help: ArgumentHelp("Spread the load over this many segment files (default 8).", valueName: "n"))
     var loadFiles: Int?
 
+    @Flag(name: .customLong("load-confirm"), help: "Wait for each burst of generated records to be confirmed (waitForReplication) before the next.")
+    var loadConfirm = false
+
     @Option(name: .customLong("load-record-bytes"), help: ArgumentHelp("Fixed-size records of this many bytes instead of broker-like JSON events of about 150 bytes.", valueName: "bytes"))
     var loadRecordBytes: Int?
 
@@ -50,7 +53,10 @@ struct LeaderCommand: AsyncParsableCommand {
             }
             return nil
         }
-        let plan = LoadPlan(rate: try LoadPlan.Rate(parsing: loadRate), durationSeconds: loadDurationSeconds ?? 10, files: loadFiles ?? 8, recordBytes: loadRecordBytes)
+        let plan = LoadPlan(
+            rate: try LoadPlan.Rate(parsing: loadRate), durationSeconds: loadDurationSeconds ?? 10, files: loadFiles ?? 8,
+            recordBytes: loadRecordBytes, confirm: loadConfirm
+        )
         guard plan.durationSeconds > 0, plan.durationSeconds.isFinite else { throw ValidationError("--load-duration must be a positive number of seconds") }
         guard (1...100_000).contains(plan.files) else { throw ValidationError("--load-files must be 1...100000") }
         if let bytes = plan.recordBytes, !(1...16 * 1024 * 1024).contains(bytes) { throw ValidationError("--load-record-bytes must be 1...16777216") }
@@ -64,6 +70,7 @@ struct LeaderCommand: AsyncParsableCommand {
         var configuration = ReplicationLeaderConfiguration(dataDirectory: node.dataDirectory, clusterID: node.clusterID, nodeID: nodeID)
         configuration.host = address.host
         configuration.port = address.port
+        try node.loadConfiguration().apply(to: &configuration)
         let leader = try ReplicationLeader(configuration: configuration, secret: try node.loadSecret(), logger: Logger(label: "BrokerReplication.leader"))
         let plan = try loadPlan()
         let statusFile = node.statusFile

@@ -38,6 +38,8 @@ struct LoadPlan: Sendable, Equatable {
     var files: Int
     /// Fixed-size records of this many bytes; nil for broker-like JSON events of about 150 bytes.
     var recordBytes: Int?
+    /// Wait for each burst to be confirmed (`waitForReplication`) before the next.
+    var confirm = false
 
     /// Files the records go to.
     var paths: [String] { (0..<files).map { "segments/segment-\($0)" } }
@@ -107,23 +109,43 @@ struct LoadGenerator: Sendable {
         let deadline = start + duration
         var records = 0
         var bytes = 0
+        var lastLSN: UInt64 = 0
+        var refused = 0
 
+        // In min-ISR mode a write or a confirm can fail with notEnoughReplicas: count it, keep going.
         func appendNext() async throws {
             let record = pool[records % pool.count]
-            try await leader.append(to: paths[records % paths.count], bytes: record)
-            records += 1
-            bytes += record.readableBytes
+            do {
+                lastLSN = try await leader.append(to: paths[records % paths.count], bytes: record)
+                records += 1
+                bytes += record.readableBytes
+            } catch let error as ReplicationError where error.isNotEnoughReplicas {
+                refused += 1
+                logger.warning("write refused", metadata: ["error": "\(error)"])
+            }
+        }
+
+        func confirmBurst() async throws {
+            guard plan.confirm, lastLSN > 0 else { return }
+            do {
+                try await leader.waitForReplication(upTo: lastLSN)
+            } catch let error as ReplicationError where error.isNotEnoughReplicas {
+                refused += 1
+                logger.warning("confirm failed", metadata: ["error": "\(error)"])
+            }
         }
 
         logger.info("load started", metadata: [
             "rate": "\(plan.rate)", "durationSeconds": "\(plan.durationSeconds)", "files": "\(plan.files)",
             "recordBytes": "\(plan.recordBytes.map(String.init) ?? "about 150 (broker-like JSON events)")",
+            "confirm": "\(plan.confirm)",
         ])
         switch plan.rate {
         case .unlimited:
             while clock.now < deadline {
                 try Task.checkCancellation()
                 for _ in 0..<Self.unlimitedBurst { try await appendNext() }
+                try await confirmBurst()
                 progress.update(records: records)
             }
         case .recordsPerSecond(let perSecond):
@@ -134,6 +156,7 @@ struct LoadGenerator: Sendable {
                 let elapsed = now - start
                 let due = now >= deadline ? total : min(total, Int(Double(perSecond) * Self.seconds(elapsed)))
                 while records < due { try await appendNext() }
+                try await confirmBurst()
                 progress.update(records: records)
                 if records < total { try await Task.sleep(until: min(now + Self.burstInterval, deadline), clock: clock) }
             }

@@ -15,11 +15,25 @@ struct NodeOptions: ParsableArguments {
     @Option(name: .customLong("status-file"), help: "Write this node's status as JSON to this file every 200 ms (atomically, through PATH.tmp).")
     var statusFile: String?
 
+    @Option(name: .customLong("config"), help: ArgumentHelp("Replication settings as JSON (see Docs/Operations.md); BRPL_* environment variables override them.", valueName: "file"))
+    var configFile: String?
+
     func validate() throws {
         guard !dataDirectory.isEmpty else { throw ValidationError("--data-dir must not be empty") }
         guard (1...255).contains(clusterID.utf8.count) else { throw ValidationError("--cluster-id must be 1...255 bytes of UTF-8") }
         if let statusFile, statusFile.isEmpty { throw ValidationError("--status-file must not be empty") }
         _ = try loadSecret()
+        _ = try loadConfiguration()
+    }
+
+    /// The replication settings from `--config` and the environment; a ``ValidationError``
+    /// naming the key when a value is wrong.
+    func loadConfiguration() throws -> ReplicationConfiguration {
+        do {
+            return try ReplicationConfiguration.load(file: configFile)
+        } catch {
+            throw ValidationError("--config: \(error.message)")
+        }
     }
 
     /// The shared secret; a ``ValidationError`` naming `--secret-file` when it cannot be used.

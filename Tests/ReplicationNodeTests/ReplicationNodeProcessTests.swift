@@ -17,6 +17,10 @@ private struct LeaderStatusFile: Decodable {
 
     var role: String
     var lastLSN: UInt64
+    var policy: String
+    var isr: [String]
+    var confirmedLSN: UInt64
+    var notEnoughReplicasErrors: Int
     var loadFinished: Bool
     var loadRecords: Int
     var followers: [Follower]
@@ -38,13 +42,16 @@ struct ReplicationNodeProcessTests {
         let secretFile = root + "/secret"
         try Data("process-test-shared-secret-0123456789\n".utf8).write(to: URL(fileURLWithPath: secretFile))
         let port = try freeLoopbackPort()
+        // min-ISR(2) from a configuration file, with confirmed load: every burst waits for both followers.
+        let configFile = root + "/replication.json"
+        try Data(#"{"policy": "minInSyncReplicas", "minInSyncReplicas": 2, "producerTimeoutSeconds": 60}"#.utf8).write(to: URL(fileURLWithPath: configFile))
 
         var nodes: [NodeProcess] = []
         defer { for node in nodes { node.killIfRunning() } }
         let leader = try NodeProcess("leader", arguments: [
             "leader", "--data-dir", root + "/leader", "--listen", "127.0.0.1:\(port)", "--secret-file", secretFile,
             "--cluster-id", "process-test", "--status-file", root + "/leader.json",
-            "--load-rate", "5000", "--load-duration", "3", "--load-files", "8",
+            "--load-rate", "5000", "--load-duration", "3", "--load-files", "8", "--config", configFile, "--load-confirm",
         ], directory: root)
         nodes.append(leader)
         for name in ["f1", "f2"] {
@@ -83,6 +90,10 @@ struct ReplicationNodeProcessTests {
                     // 5,000 records/s for 3 s, each append its own LSN.
                     #expect(leaderStatus.loadRecords == 15_000)
                     #expect(last == UInt64(leaderStatus.loadRecords))
+                    #expect(leaderStatus.policy == "min-in-sync-replicas(2)")
+                    #expect(leaderStatus.isr == ["f1", "f2"])
+                    #expect(leaderStatus.confirmedLSN == last)
+                    #expect(leaderStatus.notEnoughReplicasErrors == 0)
                     converged = true
                     break
                 }
@@ -108,6 +119,23 @@ struct ReplicationNodeProcessTests {
             #expect(status == 0, "\(node.name) did not exit with status 0 within 10 s after SIGTERM\n\(node.logTail())")
         }
         #expect(try String(contentsOfFile: leader.logPath, encoding: .utf8).contains("load finished: 15000 records"))
+    }
+
+    @Test func aBadConfigurationValueExitsWithAnErrorNamingTheKey() async throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("replication-node-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try Data("process-test-shared-secret-0123456789\n".utf8).write(to: URL(fileURLWithPath: root + "/secret"))
+        try Data(#"{"queueBytes": "a lot"}"#.utf8).write(to: URL(fileURLWithPath: root + "/bad.json"))
+        let leader = try NodeProcess("leader", arguments: [
+            "leader", "--data-dir", root + "/leader", "--listen", "127.0.0.1:\(try freeLoopbackPort())", "--secret-file", root + "/secret",
+            "--config", root + "/bad.json",
+        ], directory: root)
+        defer { leader.killIfRunning() }
+        let status = try await leader.waitForExit(timeout: .seconds(10))
+        let log = try String(contentsOfFile: leader.logPath, encoding: .utf8)
+        #expect(status != nil && status != 0, "exit status \(String(describing: status))")
+        #expect(log.contains("--config: ") && log.contains("bad.json: queueBytes: must be a whole number of bytes"), "\(log)")
     }
 
     @Test func leaderWithMissingSecretFileExitsWithAnErrorNamingTheFile() async throws {
