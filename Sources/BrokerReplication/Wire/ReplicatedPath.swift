@@ -44,7 +44,8 @@ public struct ReplicatedPath: Hashable, Sendable, CustomStringConvertible {
         if utf8.count > maximumBytes { throw invalid("\(utf8.count) bytes, above the limit of \(maximumBytes) bytes") }
         if utf8.first == UInt8(ascii: "/") { throw invalid("absolute; paths must be relative to the data directory") }
         if utf8.contains(0) { throw invalid("contains a NUL byte") }
-        if utf8.split(separator: UInt8(ascii: "/")).first?.elementsEqual(".brpl".utf8) == true {
+        // The first component is ".brpl": checked without splitting (no allocation per record).
+        if utf8.starts(with: ".brpl".utf8), utf8.count == 5 || utf8.dropFirst(5).first == UInt8(ascii: "/") {
             throw invalid("\".brpl\" is reserved for the module's own files")
         }
         for component in utf8.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false) {
