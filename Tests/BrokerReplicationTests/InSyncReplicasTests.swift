@@ -38,6 +38,26 @@ struct InSyncReplicasStateMachineTests {
         isr.didPersist(["a"])
         #expect(isr.confirms(8, policy: .evictSlowFollowers))
     }
+    /// Every member of the persisted set must hold every confirmed write (promotion relies on
+    /// it), so a joiner waits until it holds the highest confirm, and a join being stored
+    /// already holds up confirms in evict mode.
+    @Test func aJoinerHoldsEveryConfirmedWrite() {
+        var isr = InSyncReplicas(maxLagTime: .seconds(10))
+        isr.update("a", .init(ackedLSN: 20, caughtUpAt: start, isLive: true))
+        isr.didPersist(["a"])
+        #expect(isr.confirms(20, policy: .evictSlowFollowers))
+        isr.didConfirm(20)
+        // b was caught up a moment ago but lacks LSN 20, which a confirm already relied on.
+        isr.update("b", .init(ackedLSN: 15, caughtUpAt: start, isLive: true))
+        #expect(isr.desired(at: start) == ["a"])
+        isr.update("b", .init(ackedLSN: 20, caughtUpAt: start, isLive: true))
+        #expect(isr.nextChange(at: start) == ["a", "b"])
+        // While the join is being stored, a confirm of 21 needs b as well as a.
+        isr.update("a", .init(ackedLSN: 21, caughtUpAt: start, isLive: true))
+        #expect(!isr.confirms(21, policy: .evictSlowFollowers))
+        isr.update("b", .init(ackedLSN: 21, caughtUpAt: start, isLive: true))
+        #expect(isr.confirms(21, policy: .evictSlowFollowers))
+    }
 }
 
 @Suite("Confirms and min-ISR", .serialized, .timeLimit(.minutes(5)))

@@ -21,6 +21,11 @@ public enum ReplicationPolicy: Hashable, Sendable, CustomStringConvertible {
 /// point within `maxLagTime`, like Kafka's `replica.lag.time.max.ms`. "Caught up at t" means
 /// it had acked everything the leader sealed before t. Confirms count only the *persisted*
 /// set: a change takes effect for confirms once the coordinator has stored it.
+///
+/// In evict mode every member of the persisted set holds every confirmed write, which is what
+/// makes promoting a member safe. Two rules keep that true across a join, as Kafka's
+/// high-watermark rule does: a follower joins only once it holds the highest LSN confirmed so
+/// far, and from the moment its join is handed to the coordinator, confirms wait for it too.
 package struct InSyncReplicas: Sendable {
     package struct Follower: Sendable, Equatable {
         package var ackedLSN: UInt64
@@ -34,6 +39,8 @@ package struct InSyncReplicas: Sendable {
     package private(set) var persisted: Set<String> = []
     /// A change handed to the coordinator and not yet stored.
     package private(set) var pending: Set<String>?
+    /// The highest LSN a confirm has resolved for: a joiner must hold it.
+    package private(set) var highestConfirmed: UInt64 = 0
 
     package init(maxLagTime: Duration) {
         self.maxLagTime = maxLagTime
@@ -49,7 +56,17 @@ package struct InSyncReplicas: Sendable {
 
     /// The set that should be in sync now.
     package func desired(at now: ContinuousClock.Instant) -> Set<String> {
-        Set(followers.compactMap { id, follower in follower.isLive && now - follower.caughtUpAt <= maxLagTime ? id : nil })
+        Set(followers.compactMap { id, follower in
+            guard follower.isLive, now - follower.caughtUpAt <= maxLagTime else { return nil }
+            // A joiner that lacks a confirmed write would break "every member holds every confirm".
+            guard persisted.contains(id) || follower.ackedLSN >= highestConfirmed else { return nil }
+            return id
+        })
+    }
+
+    /// Records that a confirm for `lsn` resolved.
+    package mutating func didConfirm(_ lsn: UInt64) {
+        highestConfirmed = max(highestConfirmed, lsn)
     }
 
     /// The next set to persist, when it differs and no other change is being persisted.
@@ -72,13 +89,20 @@ package struct InSyncReplicas: Sendable {
 
     /// In-sync members that hold `lsn`.
     package func membersHolding(_ lsn: UInt64) -> Int {
-        persisted.reduce(0) { count, id in count + ((followers[id]?.ackedLSN ?? 0) >= lsn ? 1 : 0) }
+        persisted.reduce(0) { count, id in count + (holds(id, lsn) ? 1 : 0) }
+    }
+
+    private func holds(_ id: String, _ lsn: UInt64) -> Bool {
+        (followers[id]?.ackedLSN ?? 0) >= lsn
     }
 
     /// Whether a confirm for `lsn` holds under `policy`.
     package func confirms(_ lsn: UInt64, policy: ReplicationPolicy) -> Bool {
         switch policy {
-        case .evictSlowFollowers: membersHolding(lsn) == persisted.count
+        case .evictSlowFollowers:
+            // A member whose join is being stored counts already; one whose removal is being
+            // stored still counts until the removal is durable.
+            persisted.allSatisfy { holds($0, lsn) } && (pending ?? []).allSatisfy { holds($0, lsn) }
         case .minInSyncReplicas(let n): membersHolding(lsn) >= n
         }
     }

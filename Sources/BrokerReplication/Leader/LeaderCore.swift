@@ -385,7 +385,10 @@ package final class LeaderCore: Sendable {
         sealOpenBatch(ifHolding: lsn)
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
             let resolved = state.withLock { state -> Bool in
-                if !state.isGating || state.inSync.confirms(lsn, policy: settings.policy) { return true }
+                if !state.isGating || state.inSync.confirms(lsn, policy: settings.policy) {
+                    state.inSync.didConfirm(lsn)
+                    return true
+                }
                 let id = state.nextWaiterID
                 state.nextWaiterID += 1
                 state.confirmWaiters.append(ConfirmWaiter(id: id, lsn: lsn, deadline: .now + timeout, timeout: timeout, continuation: continuation))
@@ -445,11 +448,14 @@ package final class LeaderCore: Sendable {
         guard !state.confirmWaiters.isEmpty else { return }
         let inSync = state.inSync
         let policy = settings.policy
+        var highest: UInt64 = 0
         state.confirmWaiters.removeAll { waiter in
             guard inSync.confirms(waiter.lsn, policy: policy) else { return false }
             work.confirmed.append(waiter.continuation)
+            highest = max(highest, waiter.lsn)
             return true
         }
+        state.inSync.didConfirm(highest)
     }
 
     /// Periodic work: followers that lag too long leave, caught-up ones join, and confirms past
