@@ -9,6 +9,7 @@ public struct ReplicationError: Error, Hashable, Sendable, CustomStringConvertib
         case wire
         case coordination
         case notEnoughReplicas
+        case promotionRefused
     }
 
     package let code: Code
@@ -39,6 +40,14 @@ public struct ReplicationError: Error, Hashable, Sendable, CustomStringConvertib
     public static func notEnoughReplicas(_ message: String) -> ReplicationError {
         ReplicationError(code: .notEnoughReplicas, message: message)
     }
+
+    /// The follower cannot be promoted safely (it may lack confirmed writes), or it already was.
+    public static func promotionRefused(_ message: String) -> ReplicationError {
+        ReplicationError(code: .promotionRefused, message: message)
+    }
+
+    /// True for ``promotionRefused(_:)``.
+    public var isPromotionRefused: Bool { code == .promotionRefused }
 
     /// True for ``notEnoughReplicas(_:)``: the write is on the leader, but not replicated enough.
     public var isNotEnoughReplicas: Bool { code == .notEnoughReplicas }

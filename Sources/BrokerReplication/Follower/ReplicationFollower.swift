@@ -17,6 +17,13 @@ public final class ReplicationFollower: Sendable {
     let directory: DataDirectory
     let stateFile: FollowerStateFile
     private let progress: Mutex<FollowerStatus>
+    private let control = Mutex(RunControl())
+
+    /// The follow loop of `run()`, so that `promote()` can stop it and wait for it.
+    private struct RunControl {
+        var loop: Task<Void, Never>?
+        var promoted = false
+    }
 
     /// What a follower reports about itself.
     public struct FollowerStatus: Sendable, Codable, Equatable {
@@ -49,8 +56,25 @@ public final class ReplicationFollower: Sendable {
     /// A snapshot of where the follower stands.
     public func status() -> FollowerStatus { progress.withLock { $0 } }
 
-    /// Follows the leader until the task is cancelled, reconnecting after every failure.
+    /// Follows the leader until the task is cancelled or ``promote(coordinator:force:)`` stops
+    /// it, reconnecting after every failure.
+    ///
+    /// - Throws: ``ReplicationError`` when the follower was promoted or already runs.
     public func run() async throws {
+        let loop = try control.withLock { control throws(ReplicationError) -> Task<Void, Never> in
+            if control.promoted { throw .promotionRefused("follower \"\(configuration.nodeID)\" was promoted and no longer follows") }
+            if control.loop != nil { throw .invalidConfiguration("follower \"\(configuration.nodeID)\" is already running") }
+            let loop = Task { await self.follow() }
+            control.loop = loop
+            return loop
+        }
+        await withTaskCancellationHandler { await loop.value } onCancel: { loop.cancel() }
+        control.withLock { control in
+            if control.loop == loop { control.loop = nil }
+        }
+    }
+
+    private func follow() async {
         var backoff = ReconnectBackoff(base: configuration.reconnectBase, cap: configuration.reconnectCap, refusalDelay: configuration.refusalDelay)
         var generator = SystemRandomNumberGenerator()
         while !Task.isCancelled {
@@ -78,6 +102,50 @@ public final class ReplicationFollower: Sendable {
             let delay = backoff.nextDelay(afterRefusal: refused, using: &generator)
             try? await Task.sleep(for: delay)
         }
+    }
+
+    /// Stops following and prepares the data directory for a ``ReplicationLeader``: the broker
+    /// then starts one on the same data directory, which takes ``Promotion/epoch``.
+    ///
+    /// The follower must be in the in-sync set `coordinator` last persisted for its leader's
+    /// epoch; in evict mode such a follower holds every confirmed write. Under
+    /// `minInSyncReplicas(n)` a confirm needs only `n` members, so with more than `n` in sync
+    /// promote the member with the highest ``FollowerStatus/lastDurableLSN``. A refusal found
+    /// before stopping leaves the follower running. `force: true` skips the check, and may lose confirmed writes.
+    ///
+    /// - Parameter coordinator: the coordinator the leader used; it must be readable here.
+    /// - Throws: ``ReplicationError/promotionRefused(_:)`` with the reason,
+    ///   ``ReplicationError/coordination(_:)`` when the coordinator cannot be read,
+    ///   ``StorageError`` when the epoch cannot be stored.
+    public func promote(coordinator: any Coordinator, force: Bool = false) async throws -> Promotion {
+        let cluster = try await coordinator.load()
+        if !force, let reason = PromotionCheck.refusal(nodeID: configuration.nodeID, position: stateFile.load(), cluster: cluster) {
+            throw ReplicationError.promotionRefused(reason)
+        }
+        let loop = try control.withLock { control throws(ReplicationError) -> Task<Void, Never>? in
+            if control.promoted { throw .promotionRefused("follower \"\(configuration.nodeID)\" was already promoted") }
+            control.promoted = true
+            return control.loop
+        }
+        // The connection commits what it applied before the loop ends, so the position read
+        // next covers every record on disk.
+        loop?.cancel()
+        await loop?.value
+        let position = stateFile.load()
+        // The position may have moved while the loop stopped (a full sync starts by forgetting it).
+        if !force, let reason = PromotionCheck.refusal(nodeID: configuration.nodeID, position: position, cluster: cluster) {
+            control.withLock { $0.promoted = false; $0.loop = nil }
+            throw ReplicationError.promotionRefused(reason + "; the follower stopped, call run() to follow again")
+        }
+        let epochFile = try LeaderEpochFile(directory: directory)
+        let floor = max(try epochFile.load(), position.epoch, cluster.epoch)
+        try epochFile.store(floor)
+        let promotion = Promotion(previousEpoch: position.epoch, lastDurableLSN: position.lastDurableLSN, epoch: floor + 1, forced: force)
+        logger.notice("follower promoted", metadata: [
+            "previousEpoch": "\(promotion.previousEpoch)", "lastDurableLSN": "\(promotion.lastDurableLSN)",
+            "nextEpoch": "\(promotion.epoch)", "forced": "\(force)",
+        ])
+        return promotion
     }
 
     func record(error: String) {

@@ -74,12 +74,9 @@ public final class ReplicationLeader: Sendable {
 
     /// Reads the last epoch from `.brpl/leader-epoch`, adds one, and stores it durably first.
     private static func takeNextEpoch(in directory: DataDirectory) throws(StorageError) -> UInt64 {
-        let file = try directory.openFile(rawPath: DataDirectory.reservedDirectory + "/leader-epoch", create: true, truncate: false)
-        var stored: UInt64 = 0
-        _ = try withUnsafeMutableBytes(of: &stored) { buffer throws(StorageError) in try file.read(into: buffer, at: 0) }
-        let next = UInt64(bigEndian: stored) + 1
-        try withUnsafeBytes(of: next.bigEndian) { buffer throws(StorageError) in try file.write(buffer, at: 0) }
-        try file.sync()
+        let file = try LeaderEpochFile(directory: directory)
+        let next = try file.load() + 1
+        try file.store(next)
         return next
     }
 

@@ -1,0 +1,134 @@
+import Foundation
+import NIOCore
+import Testing
+
+@testable import BrokerReplication
+
+@Suite("Promotion (state machine)")
+struct PromotionCheckTests {
+    let cluster = CoordinatorState(epoch: 3, inSyncReplicas: ["a", "b"])
+
+    @Test func onlyAMemberOfThePersistedSetOfItsOwnEpochIsPromoted() {
+        #expect(PromotionCheck.refusal(nodeID: "a", position: .init(epoch: 3, lastDurableLSN: 9), cluster: cluster) == nil)
+        let outsider = PromotionCheck.refusal(nodeID: "c", position: .init(epoch: 3, lastDurableLSN: 9), cluster: cluster)
+        #expect(outsider?.contains("not in the last persisted in-sync set of epoch 3 (a, b)") == true)
+        let stale = PromotionCheck.refusal(nodeID: "a", position: .init(epoch: 2, lastDurableLSN: 9), cluster: cluster)
+        #expect(stale?.contains("another leader has taken over") == true)
+        let foreign = PromotionCheck.refusal(nodeID: "a", position: .init(epoch: 4, lastDurableLSN: 9), cluster: cluster)
+        #expect(foreign?.contains("not the coordinator the leader used") == true)
+        let empty = PromotionCheck.refusal(nodeID: "a", position: .none, cluster: cluster)
+        #expect(empty?.contains("no complete copy") == true)
+    }
+}
+
+@Suite("Promotion", .serialized, .timeLimit(.minutes(5)))
+struct PromotionTests {
+    /// Runs `follower` until the returned task is cancelled (or the follower is promoted).
+    func start(_ follower: ReplicationFollower) -> Task<Void, any Error> {
+        Task { try await follower.run() }
+    }
+
+    func follower(_ cluster: TestCluster, _ name: String, port: Int) throws -> ReplicationFollower {
+        try ReplicationFollower(configuration: cluster.followerConfiguration(name, port: port), secret: cluster.secret, logger: TestCluster.quietLogger)
+    }
+
+    /// The leader stops right after confirming; a follower of the persisted in-sync set is
+    /// promoted, holds every confirmed write, and serves the other follower, which converges.
+    /// A follower that left the set earlier is refused, before and after the takeover.
+    @Test func anInSyncFollowerTakesOverWithEveryConfirmedWrite() async throws {
+        let cluster = try TestCluster()
+        let coordinatorPath = cluster.root + "/leader/.brpl/coordinator.json"
+        let coordinator = LocalCoordinator(path: coordinatorPath)
+        var lastConfirmed: UInt64 = 0
+
+        let oldLeader = try ReplicationLeader(configuration: cluster.leaderConfiguration(), secret: cluster.secret, logger: TestCluster.quietLogger)
+        let serving = Task { try await oldLeader.run() }
+        let oldPort = try await oldLeader.listeningPort()
+        let f1 = try follower(cluster, "f1", port: oldPort)
+        let f2 = try follower(cluster, "f2", port: oldPort)
+        let outsider = try follower(cluster, "outsider", port: oldPort)
+        let following = [f1, f2, outsider].map { start($0) }
+        let joined = try await TestCluster.eventually { oldLeader.status().isr == ["f1", "f2", "outsider"] }
+        #expect(joined)
+        for index in 0..<100 {
+            lastConfirmed = try await oldLeader.append(to: "segments/\(index % 5)", bytes: ByteBuffer(string: "before \(index)"))
+        }
+        try await oldLeader.waitForReplication(upTo: lastConfirmed)
+        // The outsider stops; confirms go on once the shrink is persisted.
+        following[2].cancel()
+        _ = await following[2].result
+        for index in 0..<200 {
+            lastConfirmed = try await oldLeader.replaceOrAppend(index: index)
+            if index % 20 == 19 { try await oldLeader.waitForReplication(upTo: lastConfirmed) }
+        }
+        try await oldLeader.waitForReplication(upTo: lastConfirmed)
+        #expect(try await coordinator.load().inSyncReplicas == ["f1", "f2"])
+        let confirmedContents = try TestCluster.contents(of: cluster.root + "/leader")
+        serving.cancel()
+        _ = await serving.result
+
+        let refused = await #expect(throws: ReplicationError.self) { try await outsider.promote(coordinator: coordinator) }
+        #expect(refused?.isPromotionRefused == true)
+        #expect(refused?.message.contains("not in the last persisted in-sync set") == true, "\(String(describing: refused))")
+
+        // f1 is still running (retrying the dead leader): promote stops it.
+        let promotion = try await f1.promote(coordinator: coordinator)
+        _ = await following[0].result
+        #expect(promotion.previousEpoch == oldLeader.epoch)
+        #expect(promotion.epoch == oldLeader.epoch + 1)
+        #expect(promotion.lastDurableLSN >= lastConfirmed)
+        #expect(try TestCluster.contents(of: cluster.root + "/f1") == confirmedContents, "the promoted follower lacks confirmed writes")
+        await #expect(throws: ReplicationError.self) { try await f1.run() }
+
+        // The new leader runs on f1's data with the shared coordinator.
+        var configuration = cluster.leaderConfiguration("f1")
+        configuration.coordinator = coordinator
+        let newLeader = try ReplicationLeader(configuration: configuration, secret: cluster.secret, logger: TestCluster.quietLogger)
+        #expect(newLeader.epoch == promotion.epoch)
+        let newServing = Task { try await newLeader.run() }
+        let newPort = try await newLeader.listeningPort()
+        following[1].cancel()
+        _ = await following[1].result
+        let f2Again = try follower(cluster, "f2", port: newPort)
+        let f2Following = start(f2Again)
+        var lsn: UInt64 = 0
+        for index in 0..<50 {
+            lsn = try await newLeader.append(to: "segments/new", bytes: ByteBuffer(string: "after \(index)"))
+        }
+        let rejoined = try await TestCluster.eventually { newLeader.status().isr == ["f2"] }
+        #expect(rejoined)
+        try await newLeader.waitForReplication(upTo: lsn)
+        #expect(f2Again.status().epoch == promotion.epoch)
+        #expect(f2Again.status().fullSyncs == 1, "a new epoch starts with a full sync")
+        #expect(try TestCluster.contents(of: cluster.root + "/f2") == TestCluster.contents(of: cluster.root + "/f1"))
+        #expect(try await coordinator.load() == CoordinatorState(epoch: promotion.epoch, inSyncReplicas: ["f2"]))
+
+        // After the takeover the outsider is refused for being behind the new epoch, even more so.
+        let stale = await #expect(throws: ReplicationError.self) { try await outsider.promote(coordinator: coordinator) }
+        #expect(stale?.message.contains("another leader has taken over") == true, "\(String(describing: stale))")
+
+        f2Following.cancel()
+        newServing.cancel()
+        _ = await (f2Following.result, newServing.result)
+    }
+
+    @Test func aForcedPromotionSkipsTheCheckAndSaysSo() async throws {
+        let cluster = try TestCluster()
+        let coordinator = LocalCoordinator(path: cluster.root + "/nowhere/coordinator.json")
+        let lonely = try follower(cluster, "lonely", port: 1)
+        let refused = await #expect(throws: ReplicationError.self) { try await lonely.promote(coordinator: coordinator) }
+        #expect(refused?.message.contains("no complete copy") == true)
+        let promotion = try await lonely.promote(coordinator: coordinator, force: true)
+        #expect(promotion == Promotion(previousEpoch: 0, lastDurableLSN: 0, epoch: 1, forced: true))
+    }
+}
+
+extension ReplicationLeader {
+    /// Mixed traffic for the promotion test: mostly appends, with a replace every 7th.
+    fileprivate func replaceOrAppend(index: Int) async throws -> UInt64 {
+        if index % 7 == 0 {
+            return try await replace("snapshots/\(index % 3)", contents: ByteBuffer(string: "snapshot \(index)"))
+        }
+        return try await append(to: "segments/\(index % 5)", bytes: ByteBuffer(string: "after \(index)"))
+    }
+}
