@@ -3,12 +3,18 @@ import BrokerReplication
 import Foundation
 import Logging
 
-/// `replication-node follower`: follows a leader into its own data directory.
+/// `replication-node follower`: follows a leader into its own data directory, and becomes a
+/// leader itself when promoted.
 struct FollowerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "follower",
         abstract: "Run a replication follower.",
-        discussion: "Connects to the leader, catches up, applies every change to --data-dir, and reconnects after failures until SIGTERM or SIGINT."
+        discussion: """
+            Connects to the leader, catches up, applies every change to --data-dir, and \
+            reconnects after failures until SIGTERM or SIGINT. SIGUSR1 promotes it: it checks \
+            that it is in the in-sync set --coordinator last stored, stops following, and serves \
+            as leader on --promote-listen. --promote does the same at once, without following.
+            """
     )
 
     @OptionGroup var node: NodeOptions
@@ -19,9 +25,23 @@ struct FollowerCommand: AsyncParsableCommand {
     @Option(name: .customLong("node-id"), help: "This follower's name; the leader knows it by this (default follower-<pid>; set it to keep one name across restarts).")
     var nodeID: String?
 
+    @Flag(name: .customLong("promote"), help: "Promote this data directory at once and serve as leader (needs --coordinator and --promote-listen).")
+    var promoteNow = false
+
+    @Option(name: .customLong("promote-listen"), help: ArgumentHelp("Where to listen for followers once promoted.", valueName: "host:port"))
+    var promoteListen: String?
+
+    @Flag(name: .customLong("force-promotion"), help: "Promote even when this follower is not in the last stored in-sync set (it may lack confirmed writes).")
+    var forcePromotion = false
+
     func validate() throws {
         _ = try HostPort(parsing: leader, flag: "--leader", ports: 1...65535)
         try validateNodeID(nodeID)
+        if let promoteListen { _ = try HostPort(parsing: promoteListen, flag: "--promote-listen", ports: 0...65535) }
+        if promoteNow || forcePromotion {
+            guard node.coordinatorFile != nil else { throw ValidationError("--promote and --force-promotion need --coordinator (the leader's coordinator file)") }
+            guard promoteListen != nil else { throw ValidationError("--promote and --force-promotion need --promote-listen") }
+        }
     }
 
     func run() async throws {
@@ -32,23 +52,83 @@ struct FollowerCommand: AsyncParsableCommand {
         var configuration = ReplicationFollowerConfiguration(
             dataDirectory: node.dataDirectory, leaderHost: address.host, leaderPort: address.port, clusterID: node.clusterID, nodeID: nodeID
         )
-        try node.loadConfiguration().apply(to: &configuration)
-        let follower = try ReplicationFollower(configuration: configuration, secret: try node.loadSecret(), logger: Logger(label: "BrokerReplication.follower"))
+        let settings = try node.loadConfiguration()
+        settings.apply(to: &configuration)
+        let secret = try node.loadSecret()
+        let follower = try ReplicationFollower(configuration: configuration, secret: secret, logger: Logger(label: "BrokerReplication.follower"))
         let statusFile = node.statusFile
-        logger.info("following", metadata: ["leader": "\(address)", "node": "\(nodeID)", "dataDirectory": "\(node.dataDirectory)"])
+        let coordinator = node.coordinatorFile.map { LocalCoordinator(path: $0) }
+        let force = forcePromotion
+        let promoteNow = self.promoteNow
+        let promoteListen = try promoteListen.map { try HostPort(parsing: $0, flag: "--promote-listen", ports: 0...65535) }
+        let node = self.node
 
         try await TerminationSignals.run(logger: logger) {
-            try await withThrowingDiscardingTaskGroup { group in
-                if let statusFile {
-                    group.addTask {
-                        await StatusFileWriter(path: statusFile, logger: logger).run {
-                            FollowerNodeStatus(status: follower.status(), nodeID: nodeID)
-                        }
+            let promotion: Promotion?
+            if promoteNow, let coordinator {
+                promotion = try await follower.promote(coordinator: coordinator, force: force)
+            } else {
+                logger.info("following", metadata: ["leader": "\(address)", "node": "\(nodeID)", "dataDirectory": "\(node.dataDirectory)"])
+                promotion = try await Self.follow(follower, statusFile: statusFile, coordinator: coordinator, force: force, logger: logger)
+            }
+            guard let promotion else { return }
+            guard let promoteListen else {
+                logger.error("promoted, but there is no --promote-listen address to serve on; exiting")
+                return
+            }
+            var leaderConfiguration = ReplicationLeaderConfiguration(dataDirectory: node.dataDirectory, clusterID: node.clusterID, nodeID: nodeID)
+            leaderConfiguration.host = promoteListen.host
+            leaderConfiguration.port = promoteListen.port
+            settings.apply(to: &leaderConfiguration)
+            leaderConfiguration.coordinator = coordinator
+            let leader = try ReplicationLeader(configuration: leaderConfiguration, secret: secret, logger: Logger(label: "BrokerReplication.leader"))
+            logger.notice("serving as leader after promotion", metadata: ["epoch": "\(leader.epoch)", "lastDurableLSN": "\(promotion.lastDurableLSN)", "listen": "\(promoteListen)"])
+            try await LeaderCommand.serve(leader, plan: nil, statusFile: statusFile, listenFlag: "--promote-listen", logger: logger)
+        }
+    }
+
+    /// Follows until cancelled (nil) or promoted through SIGUSR1 (the promotion). A refused
+    /// promotion is logged and the follower keeps following.
+    static func follow(
+        _ follower: ReplicationFollower, statusFile: String?, coordinator: LocalCoordinator?, force: Bool, logger: Logger
+    ) async throws -> Promotion? {
+        try await withThrowingTaskGroup(of: Promotion?.self) { group in
+            if let statusFile {
+                group.addTask {
+                    await StatusFileWriter(path: statusFile, logger: logger).run {
+                        FollowerNodeStatus(status: follower.status(), nodeID: follower.configuration.nodeID)
+                    }
+                    return nil
+                }
+            }
+            group.addTask {
+                for await _ in PromotionSignal.requests() {
+                    guard let coordinator else {
+                        logger.error("SIGUSR1: cannot promote without --coordinator (the leader's coordinator file)")
+                        continue
+                    }
+                    do {
+                        return try await follower.promote(coordinator: coordinator, force: force)
+                    } catch {
+                        logger.error("promotion refused; still following", metadata: ["reason": "\(error)"])
                     }
                 }
-                try await follower.run()
-                group.cancelAll()
+                return nil
             }
+            // Ends when cancelled, or once promote() has stopped it.
+            group.addTask {
+                try await follower.run()
+                return nil
+            }
+            while let result = try await group.next() {
+                if let promotion = result {
+                    group.cancelAll()
+                    return promotion
+                }
+                if Task.isCancelled { break }
+            }
+            group.cancelAll()
+            return nil
         }
     }
 }

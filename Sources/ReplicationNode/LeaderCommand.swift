@@ -71,35 +71,41 @@ struct LeaderCommand: AsyncParsableCommand {
         configuration.host = address.host
         configuration.port = address.port
         try node.loadConfiguration().apply(to: &configuration)
+        if let coordinatorFile = node.coordinatorFile { configuration.coordinator = LocalCoordinator(path: coordinatorFile) }
         let leader = try ReplicationLeader(configuration: configuration, secret: try node.loadSecret(), logger: Logger(label: "BrokerReplication.leader"))
         let plan = try loadPlan()
         let statusFile = node.statusFile
-
         try await TerminationSignals.run(logger: logger) {
-            let progress = LoadProgress()
-            try await withThrowingDiscardingTaskGroup { group in
-                if let statusFile {
-                    group.addTask {
-                        await StatusFileWriter(path: statusFile, logger: logger).run {
-                            LeaderNodeStatus(status: leader.status(), loadFinished: progress.finished, loadRecords: progress.records)
-                        }
+            try await Self.serve(leader, plan: plan, statusFile: statusFile, listenFlag: "--listen", logger: logger)
+        }
+    }
+
+    /// Serves followers (and generates the planned load) until the task is cancelled.
+    static func serve(_ leader: ReplicationLeader, plan: LoadPlan?, statusFile: String?, listenFlag: String, logger: Logger) async throws {
+        let progress = LoadProgress()
+        try await withThrowingDiscardingTaskGroup { group in
+            if let statusFile {
+                group.addTask {
+                    await StatusFileWriter(path: statusFile, logger: logger).run {
+                        LeaderNodeStatus(status: leader.status(), loadFinished: progress.finished, loadRecords: progress.records)
                     }
                 }
-                if let plan {
-                    group.addTask {
-                        _ = try await leader.listeningPort()
-                        let summary = try await LoadGenerator(plan: plan, logger: logger).run(on: leader, progress: progress)
-                        logger.info("\(summary.logLine); still serving")
-                    }
-                }
-                do {
-                    try await leader.run()
-                } catch let error as IOError where [EADDRINUSE, EADDRNOTAVAIL, EACCES].contains(error.errnoCode) {
-                    // The address cannot be bound: say which flag to change.
-                    throw ListenError(description: "cannot listen on \(address) (--listen): \(error)")
-                }
-                group.cancelAll()
             }
+            if let plan {
+                group.addTask {
+                    _ = try await leader.listeningPort()
+                    let summary = try await LoadGenerator(plan: plan, logger: logger).run(on: leader, progress: progress)
+                    logger.info("\(summary.logLine); still serving")
+                }
+            }
+            do {
+                try await leader.run()
+            } catch let error as IOError where [EADDRINUSE, EADDRNOTAVAIL, EACCES].contains(error.errnoCode) {
+                // The address cannot be bound: say which flag to change.
+                let configuration = leader.configuration
+                throw ListenError(description: "cannot listen on \(configuration.host):\(configuration.port) (\(listenFlag)): \(error)")
+            }
+            group.cancelAll()
         }
     }
 }

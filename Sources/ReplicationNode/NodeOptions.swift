@@ -18,7 +18,11 @@ struct NodeOptions: ParsableArguments {
     @Option(name: .customLong("config"), help: ArgumentHelp("Replication settings as JSON (see Docs/Operations.md); BRPL_* environment variables override them.", valueName: "file"))
     var configFile: String?
 
+    @Option(name: .customLong("coordinator"), help: ArgumentHelp("The coordinator state file (JSON) holding the leader epoch and the in-sync set. The leader writes it (default <data-dir>/.brpl/coordinator.json); a follower reads it to check a promotion.", valueName: "file"))
+    var coordinatorFile: String?
+
     func validate() throws {
+        if let coordinatorFile, coordinatorFile.isEmpty { throw ValidationError("--coordinator must not be empty") }
         guard !dataDirectory.isEmpty else { throw ValidationError("--data-dir must not be empty") }
         guard (1...255).contains(clusterID.utf8.count) else { throw ValidationError("--cluster-id must be 1...255 bytes of UTF-8") }
         if let statusFile, statusFile.isEmpty { throw ValidationError("--status-file must not be empty") }

@@ -70,3 +70,18 @@ private final class SignalState: Sendable {
 
     var signalled: Bool { signalNumber.withLock { $0 != nil } }
 }
+
+/// SIGUSR1, the request to promote a follower, as an async sequence.
+enum PromotionSignal {
+    /// Each SIGUSR1 from now on, until the sequence's consumer stops.
+    static func requests() -> AsyncStream<Void> {
+        let (stream, continuation) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+        signal(SIGUSR1, SIG_IGN)
+        // Cancelled only from onTermination; DispatchSource is thread-safe.
+        nonisolated(unsafe) let source = DispatchSource.makeSignalSource(signal: SIGUSR1, queue: DispatchQueue(label: "replication-node.promotion"))
+        source.setEventHandler { continuation.yield() }
+        source.resume()
+        continuation.onTermination = { _ in source.cancel() }
+        return stream
+    }
+}

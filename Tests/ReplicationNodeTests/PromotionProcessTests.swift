@@ -1,0 +1,97 @@
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The status-file keys this test reads, for either role.
+private struct NodeStatusFile: Decodable {
+    var role: String
+    var epoch: UInt64?
+    var phase: String?
+    var lastDurableLSN: UInt64?
+    var lastLSN: UInt64?
+    var confirmedLSN: UInt64?
+    var isr: [String]?
+    var loadFinished: Bool?
+}
+
+/// A leader process killed right after its last confirm; a follower process of the in-sync set
+/// is promoted with SIGUSR1 and serves the other follower.
+@Suite("replication-node promotion", .serialized, .timeLimit(.minutes(5)))
+struct PromotionProcessTests {
+    @Test func aFollowerPromotedAfterTheLeaderIsKilledHoldsEveryConfirmedRecordAndServesTheOther() async throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("replication-node-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let secretFile = root + "/secret"
+        try Data("process-test-shared-secret-0123456789\n".utf8).write(to: URL(fileURLWithPath: secretFile))
+        let oldPort = try freeLoopbackPort()
+        let newPort = try freeLoopbackPort()
+        let coordinatorFile = root + "/leader/.brpl/coordinator.json"
+        let common = ["--secret-file", secretFile, "--cluster-id", "promotion-test"]
+
+        var nodes: [NodeProcess] = []
+        defer { for node in nodes { node.killIfRunning() } }
+        let logs = { nodes.map { $0.logTail() }.joined(separator: "\n") }
+        func follower(_ name: String, leaderPort: Int) throws -> NodeProcess {
+            let node = try NodeProcess(name, arguments: [
+                "follower", "--data-dir", root + "/" + name, "--leader", "127.0.0.1:\(leaderPort)", "--node-id", name,
+                "--status-file", root + "/\(name).json", "--coordinator", coordinatorFile, "--promote-listen", "127.0.0.1:\(newPort)",
+            ] + common, directory: root)
+            nodes.append(node)
+            return node
+        }
+        func status(_ name: String) -> NodeStatusFile? {
+            FileManager.default.contents(atPath: root + "/\(name).json").flatMap { try? JSONDecoder().decode(NodeStatusFile.self, from: $0) }
+        }
+        func eventually(_ what: String, _ condition: () -> Bool) async throws {
+            let deadline = ContinuousClock.now + .seconds(120)
+            while ContinuousClock.now < deadline {
+                if condition() { return }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            Issue.record("not within 120 s: \(what)\n\(logs())")
+            throw CancellationError()
+        }
+
+        let leader = try NodeProcess("leader", arguments: [
+            "leader", "--data-dir", root + "/leader", "--listen", "127.0.0.1:\(oldPort)", "--status-file", root + "/leader.json",
+            "--load-rate", "4000", "--load-duration", "2", "--load-files", "4", "--load-confirm",
+        ] + common, directory: root)
+        nodes.append(leader)
+        let f1 = try follower("f1", leaderPort: oldPort)
+        var f2 = try follower("f2", leaderPort: oldPort)
+
+        // Every record is confirmed once the load has finished and the confirmed LSN is the last.
+        try await eventually("the leader confirms its whole load with f1 and f2 in sync") {
+            guard let leader = status("leader"), let last = leader.lastLSN else { return false }
+            return leader.loadFinished == true && last > 0 && leader.confirmedLSN == last && leader.isr == ["f1", "f2"]
+        }
+        leader.send(signal: SIGKILL)
+        _ = try await leader.waitForExit(timeout: .seconds(10))
+        let confirmed = try dataFiles(under: root + "/leader")
+        #expect(confirmed.count == 4)
+
+        f1.send(signal: SIGUSR1)
+        try await eventually("f1 serves as leader") { status("f1")?.role == "leader" }
+        #expect(try dataFiles(under: root + "/f1") == confirmed, "the promoted follower lacks confirmed records")
+
+        // f2 is pointed at the new leader (a broker would learn it from its own discovery).
+        f2.send(signal: SIGTERM)
+        #expect(try await f2.waitForExit(timeout: .seconds(10)) == 0)
+        f2 = try follower("f2", leaderPort: newPort)
+        try await eventually("f2 joins the new leader's in-sync set") {
+            status("f1")?.isr == ["f2"] && status("f2")?.phase == "streaming" && status("f2")?.epoch == 2
+        }
+        #expect(try dataFiles(under: root + "/f2") == confirmed)
+        for node in [f1, f2] { node.send(signal: SIGTERM) }
+        for node in [f1, f2] {
+            let exit = try await node.waitForExit(timeout: .seconds(10))
+            #expect(exit == 0, "\(node.name) did not stop cleanly\n\(node.logTail())")
+        }
+    }
+}
