@@ -44,6 +44,7 @@ let package = Package(
             dependencies: [
                 "BrokerReplication",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
         .executableTarget(
