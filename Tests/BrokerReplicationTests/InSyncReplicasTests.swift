@@ -1,4 +1,6 @@
+import BrokerReplicationTesting
 import Foundation
+import Synchronization
 import Testing
 
 @testable import BrokerReplication
@@ -96,6 +98,70 @@ struct ConfirmTests {
             }
             // Kept open (and frozen) until here; the leader may have evicted it by its ack timeout.
             #expect(frozen.value.descriptor >= 0)
+        }
+    }
+
+    /// min-ISR(2) with one follower capped in bandwidth: producers are held to its pace rather
+    /// than overflowing its queue, with no error and no eviction, as long as it keeps acking
+    /// within producerTimeout. (The pace itself is measured by the benchmark.)
+    @Test func minISRTwoHoldsProducersToABandwidthCappedFollower() async throws {
+        let cluster = try TestCluster()
+        try await withLeader(cluster, configure: { configuration in
+            configuration.policy = .minInSyncReplicas(2)
+            configuration.producerTimeout = .seconds(60)
+            configuration.maxLagTime = .seconds(60)
+            configuration.ackTimeout = .seconds(60)
+            // A small queue, so that the cap, not the queue, decides the pace.
+            configuration.batchBytes = 16 * 1024
+            configuration.chunkBytes = 16 * 1024
+            configuration.queueBytes = 256 * 1024
+            configuration.backlogBytes = 64 * 1024 * 1024
+        }) { leader, port in
+            let proxy = FaultInjectingProxy(upstreamPort: port)
+            let proxyPort = try await proxy.start()
+            defer { Task { await proxy.stop() } }
+            try await withFollower(cluster, "fast", port: port) { _ in
+                try await withFollower(cluster, "capped", port: proxyPort) { capped in
+                    let joined = try await Self.inSync(leader, ["capped", "fast"])
+                    #expect(joined)
+                    proxy.set(.init(bytesPerSecond: 1024 * 1024), for: .serverToClient)
+                    let maxThrottled = Mutex(0)
+                    let watching = Task {
+                        while !Task.isCancelled {
+                            let throttled = leader.status().throttledProducers
+                            maxThrottled.withLock { $0 = max($0, throttled) }
+                            try? await Task.sleep(for: .milliseconds(5))
+                        }
+                    }
+                    // 6 MiB of incompressible records from two producers, confirmed at the end: only
+                    // the throttle stands between them and the capped follower's small queue.
+                    try await withThrowingTaskGroup(of: Void.self) { group in
+                        for producer in 0..<2 {
+                            group.addTask {
+                                let pool = (0..<(1 << 20)).map { _ in UInt8.random(in: 0...255) }
+                                var lsn: UInt64 = 0
+                                for burst in 0..<12 {
+                                    for record in 0..<64 {
+                                        let offset = (burst * 64 + record) * 4099 % (pool.count - 4096)
+                                        let bytes = Array(pool[offset..<offset + 4096])
+                                        lsn = try await leader.append(to: "producer-\(producer)/segment-\(burst % 3)", bytes: bytes)
+                                    }
+                                }
+                                try await leader.waitForReplication(upTo: lsn)
+                            }
+                        }
+                        try await group.waitForAll()
+                    }
+                    watching.cancel()
+                    let status = leader.status()
+                    #expect(status.notEnoughReplicasErrors == 0)
+                    #expect(status.evictions.isEmpty, "\(status.evictions)")
+                    #expect(status.isr == ["capped", "fast"])
+                    #expect(maxThrottled.withLock { $0 } > 0, "the producers never waited for the capped follower")
+                    #expect(capped.status().lastDurableLSN == leader.lastLSN)
+                    #expect(proxy.statistics.accepted == 1, "the capped follower was never disconnected")
+                }
+            }
         }
     }
 
