@@ -19,7 +19,8 @@ import Synchronization
 ///
 /// Faults set with ``set(_:for:)`` apply to every connection, open or future. The one-shot
 /// actions (``reset(afterForwarding:in:)``, ``corruptByte(at:in:)``, ``halfClose(_:)``)
-/// apply to the connections open when they are called, and return how many that was.
+/// apply to the connections open when they are called, are in place when they return, and
+/// return how many connections that was.
 public final class FaultInjectingProxy: Sendable {
     /// Which way data flows through the proxy.
     public enum Direction: String, Sendable, Hashable, CaseIterable, CustomStringConvertible {
@@ -147,27 +148,29 @@ public final class FaultInjectingProxy: Sendable {
     /// On every open connection: forwards `bytes` more bytes in `direction`, then resets both
     /// sockets (RST, not FIN), so the receiver sees a frame cut short and the sender an error.
     @discardableResult
-    public func reset(afterForwarding bytes: Int = 0, in direction: Direction) -> Int {
-        forEachConnection { client, server in (direction == .clientToServer ? client : server).armReset(afterBytes: bytes) }
+    public func reset(afterForwarding bytes: Int = 0, in direction: Direction) async -> Int {
+        await forEachConnection { client, server in (direction == .clientToServer ? client : server).armReset(afterBytes: bytes) }
     }
 
     /// On every open connection: flips every bit of the byte `offset` bytes ahead in the
     /// stream flowing in `direction`.
     @discardableResult
-    public func corruptByte(at offset: Int = 0, in direction: Direction) -> Int {
-        forEachConnection { client, server in (direction == .clientToServer ? client : server).armCorruption(atOffset: offset) }
+    public func corruptByte(at offset: Int = 0, in direction: Direction) async -> Int {
+        await forEachConnection { client, server in (direction == .clientToServer ? client : server).armCorruption(atOffset: offset) }
     }
 
     /// On every open connection: ends `direction` with a FIN to its receiver while the other
     /// direction keeps flowing.
     @discardableResult
-    public func halfClose(_ direction: Direction) -> Int {
-        forEachConnection { client, server in (direction == .clientToServer ? client : server).halfCloseForwarding() }
+    public func halfClose(_ direction: Direction) async -> Int {
+        await forEachConnection { client, server in (direction == .clientToServer ? client : server).halfCloseForwarding() }
     }
 
-    private func forEachConnection(_ body: @escaping @Sendable (RelayHandler, RelayHandler) -> Void) -> Int {
+    /// Runs `body` on every open connection and returns once it has run everywhere, so the
+    /// fault is in place before the caller sends more data.
+    private func forEachConnection(_ body: @escaping @Sendable (RelayHandler, RelayHandler) -> Void) async -> Int {
         let connections = state.withLock { Array($0.connections.values) }
-        for connection in connections { connection.perform(body) }
+        for connection in connections { await connection.performAndWait(body) }
         return connections.count
     }
 
@@ -232,5 +235,12 @@ private struct ProxiedConnection: Sendable {
         let client = client
         let server = server
         eventLoop.execute { body(client.value, server.value) }
+    }
+
+    /// Like `perform`, and returns once `body` has run.
+    func performAndWait(_ body: @escaping @Sendable (RelayHandler, RelayHandler) -> Void) async {
+        let client = client
+        let server = server
+        try? await eventLoop.submit { body(client.value, server.value) }.get()
     }
 }

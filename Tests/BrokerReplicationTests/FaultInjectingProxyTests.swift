@@ -160,7 +160,7 @@ struct FaultInjectingProxyTests {
             let client = try BlockingClient(port: port)
             try client.send([0])
             #expect(try await client.receive(1, timeout: .seconds(30)) == .bytes([0]))
-            #expect(proxy.reset(afterForwarding: 10, in: .clientToServer) == 1)
+            #expect(await proxy.reset(afterForwarding: 10, in: .clientToServer) == 1)
             try client.send(Self.pattern(1000))
             guard case .closed(let received, reset: let reset) = try await client.receive(1000, timeout: .seconds(30)) else {
                 Issue.record("the connection was not cut")
@@ -179,7 +179,7 @@ struct FaultInjectingProxyTests {
             let client = try BlockingClient(port: port)
             try client.send([7])
             #expect(try await client.receive(1, timeout: .seconds(30)) == .bytes([7]))
-            #expect(proxy.halfClose(.serverToClient) == 1)
+            #expect(await proxy.halfClose(.serverToClient) == 1)
             #expect(try await client.receive(1, timeout: .seconds(30)) == .closed([], reset: false))
             // The other direction still flows.
             try client.send(Self.pattern(100))
@@ -193,7 +193,7 @@ struct FaultInjectingProxyTests {
             let client = try BlockingClient(port: port)
             try client.send([0])
             #expect(try await client.receive(1, timeout: .seconds(30)) == .bytes([0]))
-            #expect(proxy.corruptByte(at: 5, in: .serverToClient) == 1)
+            #expect(await proxy.corruptByte(at: 5, in: .serverToClient) == 1)
             let bytes = Self.pattern(100)
             async let echoed = client.receive(bytes.count, timeout: .seconds(30))
             try client.send(bytes)

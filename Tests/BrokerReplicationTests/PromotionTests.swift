@@ -41,7 +41,12 @@ struct PromotionTests {
         let coordinator = LocalCoordinator(path: coordinatorPath)
         var lastConfirmed: UInt64 = 0
 
-        let oldLeader = try ReplicationLeader(configuration: cluster.leaderConfiguration(), secret: cluster.secret, logger: TestCluster.quietLogger)
+        // Generous timeouts: on a loaded machine a follower must not drop out of the set.
+        var leaderConfiguration = cluster.leaderConfiguration()
+        leaderConfiguration.maxLagTime = .seconds(120)
+        leaderConfiguration.ackTimeout = .seconds(120)
+        leaderConfiguration.heartbeatTimeout = .seconds(120)
+        let oldLeader = try ReplicationLeader(configuration: leaderConfiguration, secret: cluster.secret, logger: TestCluster.quietLogger)
         let serving = Task { try await oldLeader.run() }
         let oldPort = try await oldLeader.listeningPort()
         let f1 = try follower(cluster, "f1", port: oldPort)
@@ -61,6 +66,10 @@ struct PromotionTests {
             lastConfirmed = try await oldLeader.replaceOrAppend(index: index)
             if index % 20 == 19 { try await oldLeader.waitForReplication(upTo: lastConfirmed) }
         }
+        let shrunk = try await TestCluster.eventually { oldLeader.status().isr == ["f1", "f2"] }
+        #expect(shrunk)
+        // The last confirm relies on the stored set [f1, f2]: both must hold it.
+        lastConfirmed = try await oldLeader.append(to: "segments/last", bytes: ByteBuffer(string: "confirmed last"))
         try await oldLeader.waitForReplication(upTo: lastConfirmed)
         #expect(try await coordinator.load().inSyncReplicas == ["f1", "f2"])
         let confirmedContents = try TestCluster.contents(of: cluster.root + "/leader")
@@ -83,6 +92,9 @@ struct PromotionTests {
         // The new leader runs on f1's data with the shared coordinator.
         var configuration = cluster.leaderConfiguration("f1")
         configuration.coordinator = coordinator
+        configuration.maxLagTime = .seconds(120)
+        configuration.ackTimeout = .seconds(120)
+        configuration.heartbeatTimeout = .seconds(120)
         let newLeader = try ReplicationLeader(configuration: configuration, secret: cluster.secret, logger: TestCluster.quietLogger)
         #expect(newLeader.epoch == promotion.epoch)
         let newServing = Task { try await newLeader.run() }
