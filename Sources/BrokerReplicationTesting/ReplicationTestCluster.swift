@@ -1,0 +1,203 @@
+import BrokerReplication
+import Foundation
+import Logging
+import Synchronization
+
+/// A leader and followers in a temporary directory, each follower behind its own
+/// ``FaultInjectingProxy``, for a broker's own end-to-end tests.
+///
+/// ```swift
+/// try await ReplicationTestCluster.run(followers: ["f1", "f2"]) { cluster in
+///     try await cluster.leader.append(to: "segments/1", bytes: message)
+///     cluster.proxy("f2").set(.init(blackHole: true))
+///     try await cluster.waitUntil("f2 is evicted") { cluster.leader.status().evictions.values.reduce(0, +) > 0 }
+///     cluster.proxy("f2").set(.none)
+///     try await cluster.waitForConvergence()
+/// }
+/// ```
+///
+/// Everything runs in this process over real loopback TCP with real files and fsync. The
+/// directory is removed when ``run(followers:secret:configureLeader:configureFollower:logger:_:)`` returns.
+public final class ReplicationTestCluster: Sendable {
+    /// The temporary directory: `<root>/leader` and `<root>/<follower name>`.
+    public let root: String
+    public let clusterID = "test-cluster"
+    public let secret: SharedSecret
+    public let leader: ReplicationLeader
+    public let leaderPort: Int
+    private let logger: Logger
+    private let configureFollower: @Sendable (inout ReplicationFollowerConfiguration) -> Void
+    private let proxies: [String: FaultInjectingProxy]
+    private let running = Mutex<[String: Running]>([:])
+
+    private struct Running {
+        let follower: ReplicationFollower
+        let task: Task<Void, any Error>
+    }
+
+    /// Why a wait ended without its condition.
+    public struct Timeout: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    private init(
+        root: String, secret: SharedSecret, leader: ReplicationLeader, leaderPort: Int, proxies: [String: FaultInjectingProxy],
+        configureFollower: @escaping @Sendable (inout ReplicationFollowerConfiguration) -> Void, logger: Logger
+    ) {
+        self.root = root
+        self.secret = secret
+        self.leader = leader
+        self.leaderPort = leaderPort
+        self.proxies = proxies
+        self.configureFollower = configureFollower
+        self.logger = logger
+    }
+
+    /// Starts a leader and one follower per name (each behind its own proxy), runs `body`,
+    /// then stops everything and removes the directory.
+    ///
+    /// - Parameters:
+    ///   - configureLeader: adjusts the leader's configuration (data directory, host and port
+    ///     are set already).
+    ///   - configureFollower: adjusts every follower's configuration.
+    public static func run(
+        followers names: [String],
+        secret: SharedSecret? = nil,
+        configureLeader: (inout ReplicationLeaderConfiguration) -> Void = { _ in },
+        configureFollower: @escaping @Sendable (inout ReplicationFollowerConfiguration) -> Void = { _ in },
+        logger: Logger = Logger(label: "ReplicationTestCluster", factory: { _ in SwiftLogNoOpLogHandler() }),
+        _ body: (ReplicationTestCluster) async throws -> Void
+    ) async throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("brpl-cluster-\(UUID().uuidString.prefix(8))").path
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let secret = try secret ?? SharedSecret(bytes: Array("replication test cluster secret!".utf8))
+        var configuration = ReplicationLeaderConfiguration(dataDirectory: root + "/leader", clusterID: "test-cluster", nodeID: "leader")
+        configuration.host = "127.0.0.1"
+        configuration.port = 0
+        configureLeader(&configuration)
+        let leader = try ReplicationLeader(configuration: configuration, secret: secret, logger: logger)
+        let serving = Task { try await leader.run() }
+        var proxies: [String: FaultInjectingProxy] = [:]
+        do {
+            let port = try await leader.listeningPort()
+            for name in names {
+                let proxy = FaultInjectingProxy(upstreamPort: port)
+                try await proxy.start()
+                proxies[name] = proxy
+            }
+            let cluster = ReplicationTestCluster(
+                root: root, secret: secret, leader: leader, leaderPort: port, proxies: proxies, configureFollower: configureFollower, logger: logger
+            )
+            for name in names { try cluster.startFollower(name) }
+            do {
+                try await body(cluster)
+            } catch {
+                await cluster.stopAll(serving: serving)
+                throw error
+            }
+            await cluster.stopAll(serving: serving)
+        } catch {
+            serving.cancel()
+            _ = await serving.result
+            for proxy in proxies.values { await proxy.stop() }
+            throw error
+        }
+    }
+
+    private func stopAll(serving: Task<Void, any Error>) async {
+        for name in running.withLock({ Array($0.keys) }) { await stopFollower(name) }
+        serving.cancel()
+        _ = await serving.result
+        for proxy in proxies.values { await proxy.stop() }
+    }
+
+    /// The proxy between the leader and follower `name`.
+    public func proxy(_ name: String) -> FaultInjectingProxy {
+        guard let proxy = proxies[name] else { preconditionFailure("no follower named \(name) in this cluster") }
+        return proxy
+    }
+
+    /// Follower `name` while it runs.
+    public func follower(_ name: String) -> ReplicationFollower? {
+        running.withLock { $0[name]?.follower }
+    }
+
+    /// The data directory of follower `name` (or of the leader, for "leader").
+    public func dataDirectory(_ name: String) -> String {
+        root + "/" + name
+    }
+
+    /// Starts (or restarts) follower `name` on its data directory, behind its proxy.
+    public func startFollower(_ name: String) throws {
+        guard let port = proxy(name).port else { preconditionFailure("the proxy of \(name) is not started") }
+        var configuration = ReplicationFollowerConfiguration(
+            dataDirectory: dataDirectory(name), leaderHost: "127.0.0.1", leaderPort: port, clusterID: clusterID, nodeID: name
+        )
+        configuration.reconnectBase = .milliseconds(20)
+        configuration.reconnectCap = .milliseconds(500)
+        configureFollower(&configuration)
+        let follower = try ReplicationFollower(configuration: configuration, secret: secret, logger: logger)
+        let task = Task { try await follower.run() }
+        running.withLock { $0[name] = Running(follower: follower, task: task) }
+    }
+
+    /// Stops follower `name` (as a crash would, between two group commits) and waits until it
+    /// has stopped.
+    public func stopFollower(_ name: String) async {
+        guard let stopped = running.withLock({ $0.removeValue(forKey: name) }) else { return }
+        stopped.task.cancel()
+        _ = await stopped.task.result
+    }
+
+    /// Polls `condition` every 20 ms; throws ``Timeout`` naming `what` if it does not hold
+    /// within `timeout`.
+    public func waitUntil(_ what: String, timeout: Duration = .seconds(120), _ condition: () throws -> Bool) async throws {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if try condition() { return }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        if try condition() { return }
+        throw Timeout(description: "not within \(timeout): \(what); leader status \(leader.status())")
+    }
+
+    /// Waits until every running follower has made durable everything the leader wrote and
+    /// holds exactly the leader's files.
+    public func waitForConvergence(timeout: Duration = .seconds(120)) async throws {
+        leader.flush()
+        let last = leader.lastLSN
+        let names = running.withLock { Array($0.keys) }.sorted()
+        try await waitUntil("followers \(names) hold LSN \(last)", timeout: timeout) {
+            names.allSatisfy { name in (follower(name)?.status().lastDurableLSN ?? 0) >= last }
+        }
+        for name in names {
+            let differences = try differingFiles(name)
+            if !differences.isEmpty {
+                throw Timeout(description: "\(name) holds LSN \(last) but differs from the leader in \(differences.prefix(10))")
+            }
+        }
+    }
+
+    /// Paths whose bytes differ between the leader and follower `name` (or exist on one only).
+    public func differingFiles(_ name: String) throws -> [String] {
+        let expected = try Self.files(under: dataDirectory("leader"))
+        let actual = try Self.files(under: dataDirectory(name))
+        return Set(expected.keys).union(actual.keys).filter { expected[$0] != actual[$0] }.sorted()
+    }
+
+    /// Every regular file below `directory` except the module's own `.brpl`, with its bytes.
+    public static func files(under directory: String) throws -> [String: Data] {
+        var result: [String: Data] = [:]
+        guard let enumerator = FileManager.default.enumerator(atPath: directory) else { return result }
+        while let relative = enumerator.nextObject() as? String {
+            if relative == ".brpl" || relative.hasPrefix(".brpl/") { continue }
+            var isDirectory: ObjCBool = false
+            let path = directory + "/" + relative
+            if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue {
+                result[relative] = try Data(contentsOf: URL(fileURLWithPath: path))
+            }
+        }
+        return result
+    }
+}
