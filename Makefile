@@ -2,7 +2,7 @@
 SWIFT ?= swift
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps build demo test clean
+.PHONY: deps build demo test bench-micro clean
 
 # liblz4-dev (and pkg-config, which finds it) come from Debian's packages when missing.
 deps:
@@ -21,6 +21,11 @@ demo: deps
 
 test: deps
 	$(SWIFT) test
+
+# The package-benchmark micro-benchmarks: their own package (Benchmarks/Package.swift), so an
+# embedding broker never builds package-benchmark. Release build; see Docs/Performance.md.
+bench-micro: deps
+	cd Benchmarks && $(SWIFT) package --allow-writing-to-package-directory benchmark
 
 clean:
 	rm -rf .build
