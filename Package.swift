@@ -69,7 +69,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "LZ4Tests", dependencies: ["LZ4"]),
-        .testTarget(name: "ReplicationNodeTests", dependencies: ["ReplicationNode"]),
+        .testTarget(name: "ReplicationNodeTests", dependencies: ["ReplicationNode", "BrokerReplicationTesting"]),
         .testTarget(
             name: "BrokerReplicationTests",
             dependencies: [

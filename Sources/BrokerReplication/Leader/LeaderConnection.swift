@@ -167,6 +167,7 @@ struct LeaderConnection {
         case .resume(_, let nextLSN): liveness.withLock { $0.start(atLSN: nextLSN - 1, at: .now) }
         case .fullSync: liveness.withLock { $0.expectsAcks = false }
         }
+        try await channel.pipeline.handler(type: LivenessTap.self).get().attach(liveness)
 
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
@@ -176,8 +177,13 @@ struct LeaderConnection {
                 }
                 try await drain(session, outbound: outbound, liveness: liveness)
             }
-            group.addTask { try await watchLiveness(session, liveness: liveness) }
+            // On the channel's event loop, not in Swift's cooperative pool: producers that keep
+            // the pool busy must not delay the eviction of a silent follower (seed 001).
+            let watch = channel.eventLoop.scheduleRepeatedTask(initialDelay: .zero, delay: TimeAmount(livenessTick)) { task in
+                if checkLiveness(session, liveness: liveness) { task.cancel() }
+            }
             defer {
+                watch.cancel()
                 syncRequests.continuation.finish()
                 group.cancelAll()
             }
@@ -186,7 +192,7 @@ struct LeaderConnection {
                 case .ack(let lsn):
                     try record(ack: lsn, session: session, liveness: liveness)
                 case .heartbeatReply(let reply):
-                    liveness.withLock { $0.heard(at: .now) }
+                    // The LivenessTap has already counted it as heard.
                     if reply.durableLSN > 0 { try record(ack: reply.durableLSN, session: session, liveness: liveness) }
                 case .syncRequest(let request):
                     syncRequests.continuation.yield(request)
@@ -206,8 +212,8 @@ struct LeaderConnection {
         guard lsn <= sent else {
             throw WireError(.malformedFrame(type: .ack, reason: "acks LSN \(lsn), but only \(sent) was sent"))
         }
+        // The LivenessTap fed the liveness monitor when the ack arrived.
         core.recordAck(session, lsn: lsn)
-        liveness.withLock { $0.acked(lsn, at: ContinuousClock.now) }
     }
 
     /// Writes backlog frames, then live frames, as fast as the socket takes them.
@@ -227,28 +233,30 @@ struct LeaderConnection {
 
     /// Heartbeats on an idle link; eviction on a missing ack or silence (contract point 4).
     /// Heartbeats go straight to the channel, so a blocked writer cannot hold them up.
-    private func watchLiveness(_ session: FollowerSession, liveness: SharedLiveness) async throws {
-        let tick = min(configuration.heartbeatInterval, configuration.ackTimeout) / 4
-        while !Task.isCancelled {
-            try await Task.sleep(for: tick)
-            let now = ContinuousClock.now
-            switch liveness.withLock({ $0.check(at: now) }) {
-            case .none:
-                continue
-            case .sendHeartbeat:
-                liveness.withLock { $0.sentHeartbeat(at: now) }
-                var buffer = channel.allocator.buffer(capacity: 32)
-                let heartbeat = Heartbeat(leaderLSN: core.lastAssignedLSN, sentAtNanoseconds: UInt64(DispatchTimeNanoseconds.now()))
-                WireMessage.heartbeat(heartbeat).write(to: &buffer)
-                channel.writeAndFlush(buffer, promise: nil)
-            case .evict(let reason):
-                let (acked, sent) = session.state.withLock { ($0.ackedLSN, $0.sentLSN) }
-                let detail = reason == .ackTimeout
-                    ? "no ack for \(configuration.ackTimeout) with LSNs \(acked + 1)...\(sent) outstanding"
-                    : "nothing heard for \(configuration.heartbeatTimeout)"
-                core.evict(session, reason: reason, detail: detail)
-                return
-            }
+    private var livenessTick: Duration {
+        min(configuration.heartbeatInterval, configuration.ackTimeout) / 4
+    }
+
+    /// Sends a heartbeat or evicts when the liveness monitor says so; true once evicted.
+    private func checkLiveness(_ session: FollowerSession, liveness: SharedLiveness) -> Bool {
+        let now = ContinuousClock.now
+        switch liveness.withLock({ $0.check(at: now) }) {
+        case .none:
+            return false
+        case .sendHeartbeat:
+            liveness.withLock { $0.sentHeartbeat(at: now) }
+            var buffer = channel.allocator.buffer(capacity: 32)
+            let heartbeat = Heartbeat(leaderLSN: core.lastAssignedLSN, sentAtNanoseconds: UInt64(DispatchTimeNanoseconds.now()))
+            WireMessage.heartbeat(heartbeat).write(to: &buffer)
+            channel.writeAndFlush(buffer, promise: nil)
+            return false
+        case .evict(let reason):
+            let (acked, sent) = session.state.withLock { ($0.ackedLSN, $0.sentLSN) }
+            let detail = reason == .ackTimeout
+                ? "no ack for \(configuration.ackTimeout) with LSNs \(acked + 1)...\(sent) outstanding"
+                : "nothing heard for \(configuration.heartbeatTimeout)"
+            core.evict(session, reason: reason, detail: detail)
+            return true
         }
     }
 }

@@ -1,3 +1,4 @@
+import Foundation
 import DequeModule
 import LZ4
 import NIOCore
@@ -34,6 +35,8 @@ package final class LeaderCore: Sendable {
 
     package struct Counters: Sendable, Equatable {
         package var evictions: [EvictionReason: Int] = [:]
+        /// The last few evictions, newest last, for the status snapshot.
+        package var recentEvictions: [LeaderStatus.Eviction] = []
         package var fullSyncs = 0
         package var partialResyncs = 0
         package var sealedBatches = 0
@@ -188,7 +191,7 @@ package final class LeaderCore: Sendable {
         state.counters.sealedBatches += 1
         state.counters.payloadBytes += sealed.payloadBytes
         state.counters.wireBytes += sealed.wireBytes
-        var evicted: [UInt64] = []
+        var evicted: [(UInt64, String)] = []
         for (id, session) in state.live {
             let outcome = session.state.withLock { sessionState -> OutboundQueue.TrySendResult in
                 let result = sessionState.queue.trySend(sealed)
@@ -201,18 +204,25 @@ package final class LeaderCore: Sendable {
                 return result
             }
             if case .full(let bytes, let frames) = outcome {
-                evicted.append(id)
-                work.close.append((session, .queueFull, "outbound queue full (\(bytes) bytes in \(frames) frames; bound \(settings.queueBytes) bytes, \(settings.queueFrames) frames)"))
+                let detail = "outbound queue full (\(bytes) bytes in \(frames) frames; bound \(settings.queueBytes) bytes, \(settings.queueFrames) frames)"
+                evicted.append((id, detail))
+                work.close.append((session, .queueFull, detail))
             }
         }
-        for id in evicted {
-            if let session = state.live.removeValue(forKey: id) { forget(session, in: &state, reason: .queueFull) }
+        for (id, detail) in evicted {
+            if let session = state.live.removeValue(forKey: id) { forget(session, in: &state, reason: .queueFull, detail: detail) }
         }
     }
 
-    private func forget(_ session: FollowerSession, in state: inout State, reason: EvictionReason) {
-        state.counters.evictions[reason, default: 0] += 1
+    private func forget(_ session: FollowerSession, in state: inout State, reason: EvictionReason, detail: String) {
+        count(eviction: reason, of: session.nodeID, detail: detail, in: &state)
         leave(session, in: &state)
+    }
+
+    private func count(eviction reason: EvictionReason, of nodeID: String, detail: String, in state: inout State) {
+        state.counters.evictions[reason, default: 0] += 1
+        state.counters.recentEvictions.append(LeaderStatus.Eviction(nodeID: nodeID, reason: reason.rawValue, detail: detail, at: Date()))
+        if state.counters.recentEvictions.count > LeaderStatus.Eviction.kept { state.counters.recentEvictions.removeFirst() }
     }
 
     /// The session's node is gone (evicted or disconnected): it leaves the in-sync set at the
@@ -251,7 +261,7 @@ package final class LeaderCore: Sendable {
                 state.inSync.remove(nodeID)
                 if let waiter = previous.state.withLock({ FollowerSession.close(&$0, reason: .replaced) }) { work.wake.append(waiter) }
                 work.close.append((previous, .replaced, "the same node connected again"))
-                state.counters.evictions[.replaced, default: 0] += 1
+                count(eviction: .replaced, of: nodeID, detail: "the same node connected again", in: &state)
             }
             let id = state.nextConnectionID
             state.nextConnectionID += 1
@@ -307,8 +317,9 @@ package final class LeaderCore: Sendable {
                     switch state.backlog.batches(from: nextLSN, nextLSN: state.nextSealedLSN, upToBytes: settings.writerTakeBytes) {
                     case .unavailable:
                         _ = FollowerSession.close(&sessionState, reason: .backlogExceeded)
-                        work.close.append((session, .backlogExceeded, "needs LSN \(nextLSN), backlog holds \(state.backlog.firstLSN.map(String.init) ?? "nothing")"))
-                        forget(session, in: &state, reason: .backlogExceeded)
+                        let detail = "needs LSN \(nextLSN), backlog holds \(state.backlog.firstLSN.map(String.init) ?? "nothing")"
+                        work.close.append((session, .backlogExceeded, detail))
+                        forget(session, in: &state, reason: .backlogExceeded, detail: detail)
                         return .closed
                     case .batches(let batches) where batches.isEmpty:
                         sessionState.mode = .live
@@ -546,7 +557,7 @@ package final class LeaderCore: Sendable {
             if let waiter { work.wake.append(waiter) }
             guard wasOpen else { return }
             state.live[session.connectionID] = nil
-            forget(session, in: &state, reason: reason)
+            forget(session, in: &state, reason: reason, detail: detail)
             work.close.append((session, reason, detail))
         }
         perform(work)

@@ -1,3 +1,5 @@
+import Foundation
+
 /// A snapshot of a leader, for a broker's management API and `replication-node`'s status file.
 public struct LeaderStatus: Sendable, Codable, Equatable {
     public struct Follower: Sendable, Codable, Equatable {
@@ -32,7 +34,10 @@ public struct LeaderStatus: Sendable, Codable, Equatable {
     /// The last LSN given to a change.
     public var lastLSN: UInt64
     public var followers: [Follower]
+    /// Evictions since the leader started, by reason.
     public var evictions: [String: Int]
+    /// The last evictions (at most ``Eviction/kept``), oldest first.
+    public var recentEvictions: [Eviction]
     public var fullSyncs: Int
     public var partialResyncs: Int
     public var sealedBatches: Int
@@ -42,6 +47,17 @@ public struct LeaderStatus: Sendable, Codable, Equatable {
     public var wireBytes: Int
     public var backlogBytes: Int
     public var backlogFirstLSN: UInt64?
+
+    /// One eviction: who, why, and when (wall-clock time, for operators and logs).
+    public struct Eviction: Sendable, Codable, Equatable {
+        /// How many ``LeaderStatus/recentEvictions`` keeps.
+        public static let kept = 32
+        public var nodeID: String
+        /// The ``EvictionReason`` raw value, e.g. `queue-full`.
+        public var reason: String
+        public var detail: String
+        public var at: Date
+    }
 }
 
 extension ReplicationLeader {
@@ -71,6 +87,7 @@ extension ReplicationLeader {
             confirmedLSN: inSync.confirmedLSN, notEnoughReplicasErrors: counters.notEnoughReplicasErrors,
             throttledProducers: core.throttledProducers, lastLSN: lastLSN, followers: followers.sorted { $0.nodeID < $1.nodeID },
             evictions: Dictionary(uniqueKeysWithValues: counters.evictions.map { ($0.key.rawValue, $0.value) }),
+            recentEvictions: counters.recentEvictions,
             fullSyncs: counters.fullSyncs, partialResyncs: counters.partialResyncs, sealedBatches: counters.sealedBatches,
             payloadBytes: counters.payloadBytes, wireBytes: counters.wireBytes, backlogBytes: backlog.bytes, backlogFirstLSN: backlog.first
         )

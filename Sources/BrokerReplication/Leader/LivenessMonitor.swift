@@ -1,3 +1,4 @@
+import NIOCore
 import Synchronization
 
 /// Decides when a follower has gone silent: a pure state machine, fed with what was sent and
@@ -108,5 +109,44 @@ package final class SharedLiveness: Sendable {
 
     package func withLock<T: Sendable>(_ body: (inout LivenessMonitor) -> T) -> T {
         monitor.withLock { body(&$0) }
+    }
+}
+
+/// Feeds the liveness monitor from the channel's event loop as acks and heartbeat replies
+/// arrive, before the connection's task reads them: when producers keep Swift's cooperative
+/// pool busy, a follower that did answer must not look silent (seed 001).
+final class LivenessTap: ChannelInboundHandler, Sendable {
+    typealias InboundIn = Frame
+    typealias InboundOut = Frame
+
+    private let liveness = Mutex<SharedLiveness?>(nil)
+    private let limits: WireLimits
+
+    init(limits: WireLimits) {
+        self.limits = limits
+    }
+
+    /// Starts feeding `monitor` (once the follower streams).
+    func attach(_ monitor: SharedLiveness) {
+        liveness.withLock { $0 = monitor }
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = unwrapInboundIn(data)
+        if let monitor = liveness.withLock({ $0 }) {
+            let now = ContinuousClock.now
+            switch frame.type {
+            case .ack, .heartbeatReply:
+                // A malformed one is the connection task's to refuse; here it only counts as heard.
+                switch try? WireMessage(decoding: frame, limits: limits) {
+                case .ack(let lsn): monitor.withLock { $0.acked(lsn, at: now) }
+                case .heartbeatReply(let reply) where reply.durableLSN > 0: monitor.withLock { $0.acked(reply.durableLSN, at: now) }
+                default: monitor.withLock { $0.heard(at: now) }
+                }
+            default:
+                monitor.withLock { $0.heard(at: now) }
+            }
+        }
+        context.fireChannelRead(data)
     }
 }

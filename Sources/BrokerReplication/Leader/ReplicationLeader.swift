@@ -265,6 +265,7 @@ public final class ReplicationLeader: Sendable {
                     channel.eventLoop.makeCompletedFuture {
                         try TCPKeepalive.configure(channel)
                         try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder(limits: limits, preamble: .expected)))
+                        try channel.pipeline.syncOperations.addHandler(LivenessTap(limits: limits))
                         return try NIOAsyncChannel<Frame, ByteBuffer>(wrappingChannelSynchronously: channel)
                     }
                 }

@@ -21,10 +21,13 @@ package struct SealedBatch: Hashable, Sendable {
 /// Collects records with consecutive LSNs into one uncompressed payload, then seals them
 /// into a compressed data frame.
 ///
-/// The payload buffer is reused from batch to batch, so steady-state encoding allocates only
-/// the sealed frame: one allocation per batch, not per record.
+/// The payload and compression buffers are reused from batch to batch, so steady-state
+/// encoding allocates only the sealed frame: one allocation per batch, not per record.
 package struct BatchBuilder {
     private var payload: ByteBuffer
+    /// Compression writes here first: it needs room for the worst case, and a frame that kept
+    /// that room would pin about three times its size in every queue and the backlog.
+    private var compressed: ByteBuffer
     private let allocator: ByteBufferAllocator
     package private(set) var firstLSN: UInt64 = 0
     package private(set) var recordCount: UInt32 = 0
@@ -32,6 +35,7 @@ package struct BatchBuilder {
     package init(allocator: ByteBufferAllocator = ByteBufferAllocator(), initialCapacity: Int = 64 * 1024) {
         self.allocator = allocator
         self.payload = allocator.buffer(capacity: initialCapacity)
+        self.compressed = allocator.buffer(capacity: LZ4Block.maximumCompressedBytes(forInputBytes: initialCapacity))
     }
 
     package var isEmpty: Bool { recordCount == 0 }
@@ -57,18 +61,21 @@ package struct BatchBuilder {
         precondition(!isEmpty, "sealing an empty batch")
         let payloadBytes = payload.readableBytes
         let bound = LZ4Block.maximumCompressedBytes(forInputBytes: payloadBytes)
-        var frame = allocator.buffer(capacity: Frame.headerBytes + DataFrame.headerBytes + bound)
+        compressed.clear()
+        payload.withUnsafeReadableBytes { source in
+            _ = compressed.writeWithUnsafeMutableBytes(minimumWritableBytes: bound) { destination in
+                // Cannot fail: the destination holds the worst case and batches are far below 2 GiB.
+                try! compressor.compress(source, into: destination)
+            }
+        }
+        // Sized exactly, so the memory a frame holds is the bytes it counts.
+        var frame = allocator.buffer(capacity: Frame.headerBytes + DataFrame.headerBytes + compressed.readableBytes)
         frame.writeRepeatingByte(0, count: Frame.headerBytes)
         frame.writeInteger(firstLSN)
         frame.writeInteger(recordCount)
         frame.writeInteger(UInt32(payloadBytes))
         frame.writeInteger(DataFrame.codecLZ4Block)
-        payload.withUnsafeReadableBytes { source in
-            _ = frame.writeWithUnsafeMutableBytes(minimumWritableBytes: bound) { destination in
-                // Cannot fail: the destination holds the worst case and batches are far below 2 GiB.
-                try! compressor.compress(source, into: destination)
-            }
-        }
+        frame.writeImmutableBuffer(compressed)
         Frame.fillHeader(in: &frame, at: 0, type: .data)
         let sealed = SealedBatch(frame: frame, firstLSN: firstLSN, recordCount: recordCount, payloadBytes: payloadBytes)
         payload.clear()

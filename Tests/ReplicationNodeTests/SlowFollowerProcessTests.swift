@@ -1,0 +1,116 @@
+import BrokerReplicationTesting
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+private struct LeaderStatusFile: Decodable {
+    struct Follower: Decodable {
+        var nodeID: String
+        var state: String
+    }
+
+    var lastLSN: UInt64
+    var loadFinished: Bool
+    var evictions: [String: Int]
+    var followers: [Follower]
+}
+
+private struct FollowerStatusFile: Decodable {
+    var lastDurableLSN: UInt64
+}
+
+/// Seed 002: a follower capped far below the write rate, under load. The leader process
+/// evicts it instead of waiting, finishes its load, and its memory stays within the queue
+/// and backlog bounds plus a fixed margin.
+@Suite("Slow follower process", .serialized, .timeLimit(.minutes(5)))
+struct SlowFollowerProcessTests {
+    /// Peak resident memory of a process (VmHWM), in bytes.
+    static func peakRSS(of pid: Int32) -> Int? {
+        guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+            let line = text.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+            let kilobytes = Int(line.split(separator: " ", omittingEmptySubsequences: true)[1])
+        else { return nil }
+        return kilobytes * 1024
+    }
+
+    @Test func aCappedFollowerIsEvictedAndTheLeaderStaysWithinItsMemoryBounds() async throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("replication-node-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let secretFile = root + "/secret"
+        try Data("process-test-shared-secret-0123456789\n".utf8).write(to: URL(fileURLWithPath: secretFile))
+        let queueBytes = 9 << 18  // 2.25 MiB, near the smallest allowed
+        let backlogBytes = 16 << 20
+        let configFile = root + "/replication.json"
+        try Data(#"{"queueBytes": \#(queueBytes), "backlogBytes": \#(backlogBytes)}"#.utf8).write(to: URL(fileURLWithPath: configFile))
+        let port = try freeLoopbackPort()
+        let common = ["--secret-file", secretFile, "--cluster-id", "slow-test", "--config", configFile]
+
+        var nodes: [NodeProcess] = []
+        defer { for node in nodes { node.killIfRunning() } }
+        let logs = { nodes.map { $0.logTail() }.joined(separator: "\n") }
+        // About 3 MB/s of broker-like events for 12 s, against a follower capped at 16 KiB/s.
+        let leader = try NodeProcess("leader", arguments: [
+            "leader", "--data-dir", root + "/leader", "--listen", "127.0.0.1:\(port)", "--status-file", root + "/leader.json",
+            "--load-rate", "20000", "--load-duration", "12", "--load-files", "4",
+        ] + common, directory: root)
+        nodes.append(leader)
+        let proxy = FaultInjectingProxy(upstreamPort: port)
+        let proxyPort = try await proxy.start()
+        proxy.set(.init(bytesPerSecond: 16 * 1024), for: .serverToClient)
+        for (name, target) in [("healthy", port), ("slow", proxyPort)] {
+            nodes.append(try NodeProcess(name, arguments: [
+                "follower", "--data-dir", root + "/" + name, "--leader", "127.0.0.1:\(target)", "--node-id", name,
+                "--status-file", root + "/\(name).json",
+            ] + common, directory: root))
+        }
+        func leaderStatus() -> LeaderStatusFile? {
+            FileManager.default.contents(atPath: root + "/leader.json").flatMap { try? JSONDecoder().decode(LeaderStatusFile.self, from: $0) }
+        }
+        func durable(_ name: String) -> UInt64 {
+            FileManager.default.contents(atPath: root + "/\(name).json").flatMap { try? JSONDecoder().decode(FollowerStatusFile.self, from: $0) }?.lastDurableLSN ?? 0
+        }
+        func eventually(_ what: String, _ condition: () -> Bool) async throws {
+            let deadline = ContinuousClock.now + .seconds(120)
+            while ContinuousClock.now < deadline {
+                if condition() { return }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            Issue.record("not within 120 s: \(what)\n\(logs())")
+            throw NodeTestError(what)
+        }
+
+        var peak = 0
+        try await eventually("the slow follower is evicted") {
+            peak = max(peak, Self.peakRSS(of: leader.process.processIdentifier) ?? 0)
+            return leaderStatus()?.evictions.isEmpty == false
+        }
+        try await eventually("the load finishes") {
+            peak = max(peak, Self.peakRSS(of: leader.process.processIdentifier) ?? 0)
+            return leaderStatus()?.loadFinished == true
+        }
+        let last = leaderStatus()?.lastLSN ?? 0
+        try await eventually("the healthy follower holds everything") { durable("healthy") >= last }
+        // Its queue fills first; reconnected behind the same cap, it may also miss an ack deadline.
+        let reasons = Set(leaderStatus()?.evictions.keys.map { $0 } ?? [])
+        #expect(reasons.isSubset(of: ["queue-full", "ack-timeout", "backlog-exceeded"]) && !reasons.isEmpty, "\(reasons)")
+        peak = max(peak, Self.peakRSS(of: leader.process.processIdentifier) ?? 0)
+        // Frames are shared by the queues and the backlog; the margin covers the process itself.
+        let bound = queueBytes + backlogBytes + 64 << 20
+        #expect(peak > 0 && peak <= bound, "leader peak RSS \(peak >> 20) MiB, bound \(bound >> 20) MiB")
+        print("slow follower: leader peak RSS \(peak >> 20) MiB (bound \(bound >> 20) MiB), evictions \(leaderStatus()?.evictions ?? [:]), \(last) records")
+
+        // Without the cap the slow follower catches up and holds what the leader holds.
+        proxy.set(.none)
+        try await eventually("the slow follower converges once uncapped") { durable("slow") >= last }
+        #expect(try dataFiles(under: root + "/slow") == dataFiles(under: root + "/leader"))
+        await proxy.stop()
+        for node in nodes { node.send(signal: SIGTERM) }
+        for node in nodes { _ = try await node.waitForExit(timeout: .seconds(10)) }
+    }
+}
