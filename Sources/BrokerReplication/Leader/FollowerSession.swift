@@ -1,3 +1,4 @@
+import DequeModule
 import NIOCore
 import Synchronization
 
@@ -35,9 +36,21 @@ package final class FollowerSession: Sendable {
         /// The last LSN handed to the socket writer.
         package var sentLSN: UInt64
         package var syncProgress: SyncProgress?
+        /// Data frames written to the socket and not yet acked, oldest first (for lag in bytes
+        /// and seconds): bounded by the queue's frame bound plus one take.
+        package var inFlight: Deque<InFlight> = []
+        /// Bytes of data frames written to the socket, and of those acked, on this connection.
+        package var sentBytes = 0
+        package var ackedBytes = 0
         package var waiter: CheckedContinuation<Void, Never>?
         /// Work arrived while nobody was waiting.
         package var signalled = false
+    }
+
+    package struct InFlight: Sendable {
+        package var lastLSN: UInt64
+        package var bytes: Int
+        package var sealedAt: ContinuousClock.Instant
     }
 
     /// Unique per connection, so a reconnected follower's new session never mixes with its old one.
@@ -94,4 +107,35 @@ package final class FollowerSession: Sendable {
     }
 
     package var mode: Mode { state.withLock { $0.mode } }
+}
+
+extension FollowerSession.State {
+    /// Records frames written to the socket.
+    package mutating func sent(_ batches: [SealedBatch]) {
+        for batch in batches {
+            inFlight.append(.init(lastLSN: batch.lastLSN, bytes: batch.wireBytes, sealedAt: batch.sealedAt))
+            sentBytes += batch.wireBytes
+        }
+    }
+
+    /// Settles the in-flight frames an ack covers; returns their bytes.
+    package mutating func settle(ackedThrough lsn: UInt64) -> Int {
+        var bytes = 0
+        while let first = inFlight.first, first.lastLSN <= lsn {
+            bytes += first.bytes
+            inFlight.removeFirst()
+        }
+        ackedBytes += bytes
+        return bytes
+    }
+
+    /// Bytes the follower has still to ack: queued plus written and unacked.
+    package var lagBytes: Int { queue.queuedBytes + sentBytes - ackedBytes }
+
+    /// How long ago the oldest frame it has not acked was sealed; zero when it has them all.
+    package func lagSeconds(at now: ContinuousClock.Instant) -> Double {
+        guard let oldest = inFlight.first?.sealedAt ?? queue.oldestSealedAt else { return 0 }
+        let lag = now - oldest
+        return Double(lag.components.seconds) + Double(lag.components.attoseconds) / 1e18
+    }
 }

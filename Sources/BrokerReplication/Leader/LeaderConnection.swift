@@ -140,6 +140,11 @@ struct LeaderConnection {
             nodeID: hello.nodeID, remoteAddress: remote, channel: channel,
             epoch: authenticate.epoch, lastDurableLSN: authenticate.lastDurableLSN
         )
+        if case .fullSync = admission {
+            leader.metrics.connected(hello.nodeID, fullSync: true)
+        } else {
+            leader.metrics.connected(hello.nodeID, fullSync: false)
+        }
         switch admission {
         case .resume(_, let nextLSN):
             try await write(.welcome(Welcome(epoch: leader.epoch, resync: .resume, nextLSN: nextLSN)), to: outbound)
@@ -213,7 +218,7 @@ struct LeaderConnection {
             throw WireError(.malformedFrame(type: .ack, reason: "acks LSN \(lsn), but only \(sent) was sent"))
         }
         // The LivenessTap fed the liveness monitor when the ack arrived.
-        core.recordAck(session, lsn: lsn)
+        leader.metrics.acked(session.nodeID, bytes: core.recordAck(session, lsn: lsn))
     }
 
     /// Writes backlog frames, then live frames, as fast as the socket takes them.
@@ -227,6 +232,11 @@ struct LeaderConnection {
             case .frames(let batches):
                 try await outbound.write(contentsOf: batches.map(\.frame))
                 liveness.withLock { $0.sent(throughLSN: batches.last!.lastLSN, at: .now) }
+                let bytes = session.state.withLock { state in
+                    state.sent(batches)
+                    return batches.reduce(0) { $0 + $1.wireBytes }
+                }
+                leader.metrics.sent(session.nodeID, bytes: bytes)
             }
         }
     }

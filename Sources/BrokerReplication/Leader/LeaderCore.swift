@@ -359,14 +359,17 @@ package final class LeaderCore: Sendable {
 
     /// A follower acked `lsn` as durable: update its place in the in-sync decision and resolve
     /// the confirms that now hold.
-    package func recordAck(_ session: FollowerSession, lsn: UInt64) {
+    /// Returns the bytes of data frames the ack settled.
+    @discardableResult
+    package func recordAck(_ session: FollowerSession, lsn: UInt64) -> Int {
         var work = AfterUnlock()
-        state.withLock { state in
-            let (acked, isLive) = session.state.withLock { sessionState -> (UInt64, Bool) in
+        let settled = state.withLock { state -> Int in
+            let (acked, isLive, settled) = session.state.withLock { sessionState -> (UInt64, Bool, Int) in
                 sessionState.ackedLSN = max(sessionState.ackedLSN, lsn)
-                return (sessionState.ackedLSN, sessionState.mode == .live)
+                let settled = sessionState.settle(ackedThrough: lsn)
+                return (sessionState.ackedLSN, sessionState.mode == .live, settled)
             }
-            guard state.sessionsByNode[session.nodeID] === session else { return }
+            guard state.sessionsByNode[session.nodeID] === session else { return settled }
             let now = ContinuousClock.now
             let previous = state.inSync.followers[session.nodeID]
             // Caught up at the moment the first batch it lacks was sealed (or now, if it lacks none).
@@ -375,8 +378,10 @@ package final class LeaderCore: Sendable {
                 : state.backlog.batch(startingAt: acked + 1)?.sealedAt ?? previous?.caughtUpAt ?? Self.neverCaughtUp(now)
             state.inSync.update(session.nodeID, .init(ackedLSN: acked, caughtUpAt: max(caughtUpAt, previous?.caughtUpAt ?? caughtUpAt), isLive: isLive))
             resolveConfirms(&state, into: &work)
+            return settled
         }
         perform(work)
+        return settled
     }
 
     private static func neverCaughtUp(_ now: ContinuousClock.Instant) -> ContinuousClock.Instant {

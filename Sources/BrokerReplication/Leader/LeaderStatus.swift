@@ -13,8 +13,15 @@ public struct LeaderStatus: Sendable, Codable, Equatable {
         public var sentLSN: UInt64
         /// How far its acks trail the leader, in LSNs.
         public var lagLSNs: UInt64
+        /// Bytes of data frames it has still to ack (queued, or written and unacked).
+        public var lagBytes: Int
+        /// Seconds since the oldest frame it has not acked was sealed (0 when it has them all).
+        public var lagSeconds: Double
         public var queuedBytes: Int
         public var queuedFrames: Int
+        /// Bytes of data frames written to it, and acked by it, on this connection.
+        public var sentBytes: Int
+        public var ackedBytes: Int
         /// The follower's latest full sync from this leader (nil when it resumed from the backlog).
         public var fullSync: SyncProgress?
     }
@@ -66,6 +73,7 @@ extension ReplicationLeader {
         let counters = core.counters
         let lastLSN = core.lastAssignedLSN
         let backlog = core.backlogRange
+        let now = ContinuousClock.now
         let followers = core.sessions.map { session in
             session.state.withLock { state in
                 let name: String = switch state.mode {
@@ -77,7 +85,9 @@ extension ReplicationLeader {
                 return LeaderStatus.Follower(
                     nodeID: session.nodeID, address: session.remoteAddress, state: name, ackedLSN: state.ackedLSN,
                     sentLSN: state.sentLSN, lagLSNs: lastLSN - min(lastLSN, state.ackedLSN),
-                    queuedBytes: state.queue.queuedBytes, queuedFrames: state.queue.queuedFrames, fullSync: state.syncProgress
+                    lagBytes: state.lagBytes, lagSeconds: state.lagSeconds(at: now),
+                    queuedBytes: state.queue.queuedBytes, queuedFrames: state.queue.queuedFrames,
+                    sentBytes: state.sentBytes, ackedBytes: state.ackedBytes, fullSync: state.syncProgress
                 )
             }
         }

@@ -16,6 +16,8 @@ package struct OutboundQueue {
     }
 
     package var queuedFrames: Int { frames.count }
+    /// When the oldest queued frame was sealed.
+    package var oldestSealedAt: ContinuousClock.Instant? { frames.first?.sealedAt }
     package var isEmpty: Bool { frames.isEmpty }
 
     package enum TrySendResult: Equatable {

@@ -1,3 +1,4 @@
+import CoreMetrics
 import Logging
 import NIOCore
 import NIOPosix
@@ -25,6 +26,7 @@ public final class ReplicationLeader: Sendable {
     let directory: DataDirectory
     let core: LeaderCore
     let coordinator: any Coordinator
+    let metrics: LeaderMetrics
     private let listening: Mutex<ListenState> = Mutex(ListenState())
     private let connections: Mutex<OpenConnections> = Mutex(OpenConnections())
 
@@ -63,7 +65,10 @@ public final class ReplicationLeader: Sendable {
         self.coordinator = configuration.coordinator
             ?? LocalCoordinator(path: configuration.dataDirectory + "/" + DataDirectory.reservedDirectory + "/coordinator.json")
         let evictionLogger = logger
+        let metrics = LeaderMetrics(factory: configuration.metricsFactory ?? MetricsSystem.factory)
+        self.metrics = metrics
         self.core = LeaderCore(settings: settings, files: files) { session, reason, detail in
+            metrics.evicted(session.nodeID, reason: reason)
             evictionLogger.warning(
                 "follower evicted",
                 metadata: ["follower": "\(session.nodeID)", "address": "\(session.remoteAddress)", "reason": "\(reason)", "detail": "\(detail)"]
@@ -206,12 +211,14 @@ public final class ReplicationLeader: Sendable {
     /// - Throws: ``ReplicationError`` with ``ReplicationError/isNotEnoughReplicas`` after
     ///   `producerTimeout`; the change stays on the leader either way.
     public func waitForReplication(upTo lsn: UInt64) async throws {
-        try await core.waitForReplication(upTo: lsn, timeout: configuration.producerTimeout)
+        try await waitForReplication(upTo: lsn, timeout: configuration.producerTimeout)
     }
 
     /// Waits like ``waitForReplication(upTo:)``, with a deadline of this call's own.
     public func waitForReplication(upTo lsn: UInt64, timeout: Duration) async throws {
+        let start = ContinuousClock.now
         try await core.waitForReplication(upTo: lsn, timeout: timeout)
+        metrics.confirmed(after: ContinuousClock.now - start)
     }
 
     /// A large write waits between chunks while a live follower's queue is more than half full,
@@ -304,6 +311,7 @@ public final class ReplicationLeader: Sendable {
             await withDiscardingTaskGroup { group in
                 group.addTask { await self.runFlushTick() }
                 group.addTask { await self.runInSyncTick() }
+                group.addTask { await self.runMetricsTick() }
                 await accepting.value
                 group.cancelAll()
             }
@@ -361,6 +369,14 @@ public final class ReplicationLeader: Sendable {
                 core.inSyncPersisted(nil)
                 logger.error("cannot persist the in-sync replicas; confirms keep the previous set", metadata: ["error": "\(error)"])
             }
+        }
+    }
+
+    /// Refreshes the gauges every `metricsInterval`.
+    private func runMetricsTick() async {
+        while !Task.isCancelled {
+            metrics.sample(status())
+            try? await Task.sleep(for: configuration.metricsInterval)
         }
     }
 

@@ -1,3 +1,4 @@
+import CoreMetrics
 /// How a leader listens, batches, bounds its memory and judges its followers.
 public struct ReplicationLeaderConfiguration: Sendable {
     /// The directory the broker's durable files live in; the leader owns writes to it.
@@ -44,6 +45,14 @@ public struct ReplicationLeaderConfiguration: Sendable {
     /// Where the in-sync set is persisted; nil: a ``LocalCoordinator`` at
     /// `<dataDirectory>/.brpl/coordinator.json`.
     public var coordinator: (any Coordinator)?
+    /// Where the leader's metrics go (Docs/Operations.md lists them); nil: the global
+    /// `MetricsSystem.factory` that the broker bootstrapped.
+    public var metricsFactory: (any MetricsFactory)?
+    /// How often gauges (lags, queue depths, ISR size, backlog) are refreshed.
+    public var metricsInterval: Duration = .milliseconds(500)
+    /// On a graceful shutdown, how long the leader waits for in-sync followers to ack
+    /// everything before it closes their connections.
+    public var shutdownTimeout: Duration = .seconds(5)
 
     public init(dataDirectory: String, clusterID: String, nodeID: String) {
         self.dataDirectory = dataDirectory
