@@ -112,8 +112,11 @@ struct FollowerConnection {
         return try WireMessage(decoding: frame, limits: configuration.wireLimits)
     }
 
+    /// A heartbeat reply carries the durable LSN, so it acks it too.
     private func heartbeatReply(_ heartbeat: Heartbeat) -> WireMessage {
-        .heartbeatReply(HeartbeatReply(echoedSentAtNanoseconds: heartbeat.sentAtNanoseconds, durableLSN: follower.status().lastDurableLSN))
+        let durable = follower.status().lastDurableLSN
+        follower.update { $0.lastAckedLSN = durable }
+        return .heartbeatReply(HeartbeatReply(echoedSentAtNanoseconds: heartbeat.sentAtNanoseconds, durableLSN: durable))
     }
 
     /// Receives the files as of the leader's cut, installs them durably, and acks the cut.
@@ -156,6 +159,7 @@ struct FollowerConnection {
                 let position = FollowerPosition(epoch: epoch, lastDurableLSN: cutLSN)
                 try follower.stateFile.store(position, durable: durable)
                 try await write(.ack(durableLSN: cutLSN), to: outbound, allocator: allocator)
+                follower.update { $0.lastAckedLSN = cutLSN }
                 logger.info("full sync installed", metadata: ["epoch": "\(epoch)", "cutLSN": "\(cutLSN)"])
                 return position
             case let other:
@@ -191,6 +195,8 @@ struct FollowerConnection {
         let applier = RecordApplier(directory: follower.directory, durable: durable)
         defer { applier.closeAll() }
         let committer = Committer(follower: follower, epoch: position.epoch, durable: durable, durableLSN: position.lastDurableLSN)
+        follower.setActiveCommitter(committer)
+        defer { follower.setActiveCommitter(nil) }
         var sequence = LSNSequence(nextLSN: position.lastDurableLSN + 1)
         let decoder = BatchDecoder(limits: configuration.wireLimits)
         do {
@@ -247,6 +253,9 @@ final class Committer: Sendable {
         var waiter: CheckedContinuation<Void, Never>?
         var signalled = false
         var stopped = false
+        /// A graceful shutdown asked for one last commit and ack.
+        var finishing = false
+        var finished: [CheckedContinuation<Void, Never>] = []
     }
 
     private let follower: ReplicationFollower
@@ -276,12 +285,33 @@ final class Committer: Sendable {
     }
 
     func stop() {
-        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+        let (waiter, finished) = state.withLock { state -> (CheckedContinuation<Void, Never>?, [CheckedContinuation<Void, Never>]) in
             state.stopped = true
-            defer { state.waiter = nil }
-            return state.waiter
+            defer {
+                state.waiter = nil
+                state.finished = []
+            }
+            return (state.waiter, state.finished)
         }
         waiter?.resume()
+        for continuation in finished { continuation.resume() }
+    }
+
+    /// For a graceful shutdown: returns once everything applied so far is durable and acked
+    /// (or the connection ended first).
+    func finish() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let (resumeNow, waiter) = state.withLock { state -> (Bool, CheckedContinuation<Void, Never>?) in
+                if state.stopped { return (true, nil) }
+                state.finishing = true
+                state.finished.append(continuation)
+                defer { state.waiter = nil }
+                if state.waiter == nil { state.signalled = true }
+                return (false, state.waiter)
+            }
+            waiter?.resume()
+            if resumeNow { continuation.resume() }
+        }
     }
 
     /// After the connection ended (and `run` returned): makes durable whatever was applied
@@ -325,21 +355,30 @@ final class Committer: Sendable {
             } onCancel: {
                 stop()
             }
-            let (lsn, dirty, stopped) = state.withLock { state in
+            let (lsn, dirty, stopped, finishing) = state.withLock { state in
                 defer { state.dirty = [] }
-                return (state.appliedLSN, state.dirty, state.stopped)
+                return (state.appliedLSN, state.dirty, state.stopped, state.finishing)
             }
             if stopped || Task.isCancelled {
                 // Keep what was taken for commitRemaining.
                 state.withLock { $0.dirty.insert(contentsOf: dirty, at: 0) }
                 return
             }
-            guard lsn > durableLSN else { continue }
-            try await makeDurable(through: lsn, dirty: dirty)
-            durableLSN = lsn
-            var buffer = allocator.buffer(capacity: 32)
-            WireMessage.ack(durableLSN: lsn).write(to: &buffer)
-            try await outbound.write(buffer)
+            if lsn > durableLSN {
+                try await makeDurable(through: lsn, dirty: dirty)
+                durableLSN = lsn
+                var buffer = allocator.buffer(capacity: 32)
+                WireMessage.ack(durableLSN: lsn).write(to: &buffer)
+                try await outbound.write(buffer)
+                follower.update { $0.lastAckedLSN = lsn }
+            }
+            if finishing {
+                let finished = state.withLock { state in
+                    defer { state.finished = [] }
+                    return state.finished
+                }
+                for continuation in finished { continuation.resume() }
+            }
         }
     }
 }

@@ -1,4 +1,5 @@
 import Logging
+import ServiceLifecycle
 import NIOCore
 import NIOPosix
 import Synchronization
@@ -10,7 +11,7 @@ import Synchronization
 /// let follower = try ReplicationFollower(configuration: configuration, secret: secret)
 /// try await follower.run()   // reconnects with capped, jittered backoff until cancelled
 /// ```
-public final class ReplicationFollower: Sendable {
+public final class ReplicationFollower: Service, Sendable {
     public let configuration: ReplicationFollowerConfiguration
     let secret: SharedSecret
     let logger: Logger
@@ -23,6 +24,12 @@ public final class ReplicationFollower: Sendable {
     private struct RunControl {
         var loop: Task<Void, Never>?
         var promoted = false
+        /// The streaming connection's committer, for a graceful shutdown's last commit.
+        var committer: Committer?
+    }
+
+    func setActiveCommitter(_ committer: Committer?) {
+        control.withLock { $0.committer = committer }
     }
 
     /// What a follower reports about itself.
@@ -33,6 +40,9 @@ public final class ReplicationFollower: Sendable {
         public var epoch: UInt64 = 0
         /// Every record up to this LSN is applied and durable here.
         public var lastDurableLSN: UInt64 = 0
+        /// The last LSN acked to the leader: at most `lastDurableLSN`, and equal to it after a
+        /// graceful shutdown.
+        public var lastAckedLSN: UInt64 = 0
         public var connects = 0
         public var fullSyncs = 0
         public var resumes = 0
@@ -68,9 +78,26 @@ public final class ReplicationFollower: Sendable {
             control.loop = loop
             return loop
         }
-        await withTaskCancellationHandler { await loop.value } onCancel: { loop.cancel() }
+        await withTaskCancellationHandler {
+            await withGracefulShutdownHandler { await loop.value } onGracefulShutdown: { self.shutdownGracefully() }
+        } onCancel: {
+            loop.cancel()
+        }
         control.withLock { control in
             if control.loop == loop { control.loop = nil }
+        }
+    }
+
+    /// Stops following gracefully: everything applied so far is made durable and acked, then
+    /// the connection closes and `run()` returns. A `ServiceGroup` calls this through
+    /// swift-service-lifecycle's graceful shutdown; cancelling `run()` stops at once (what was
+    /// applied is still made durable, but not acked).
+    public func shutdownGracefully() {
+        let (loop, committer) = control.withLock { ($0.loop, $0.committer) }
+        guard let loop else { return }
+        Task {
+            await committer?.finish()
+            loop.cancel()
         }
     }
 

@@ -1,4 +1,5 @@
 import CoreMetrics
+import ServiceLifecycle
 import Logging
 import NIOCore
 import NIOPosix
@@ -17,7 +18,7 @@ import Synchronization
 /// async let serving: Void = leader.run()
 /// let lsn = try await leader.append(to: "queues/orders/segment.1", bytes: message)
 /// ```
-public final class ReplicationLeader: Sendable {
+public final class ReplicationLeader: Service, Sendable {
     public let configuration: ReplicationLeaderConfiguration
     /// This leader's epoch: one more than the previous leader of this data directory.
     public let epoch: UInt64
@@ -29,6 +30,11 @@ public final class ReplicationLeader: Sendable {
     let metrics: LeaderMetrics
     private let listening: Mutex<ListenState> = Mutex(ListenState())
     private let connections: Mutex<OpenConnections> = Mutex(OpenConnections())
+    private let shutdown = Mutex(ShutdownState())
+
+    private struct ShutdownState {
+        var requests: AsyncStream<Void>.Continuation?
+    }
 
     /// Every accepted connection, so that stopping can close the ones still in their handshake.
     private struct OpenConnections {
@@ -307,19 +313,61 @@ public final class ReplicationLeader: Sendable {
                 }
             }
         }
+        let shutdownRequests = AsyncStream<Void>.makeStream()
+        shutdown.withLock { $0.requests = shutdownRequests.continuation }
         await withTaskCancellationHandler {
-            await withDiscardingTaskGroup { group in
-                group.addTask { await self.runFlushTick() }
-                group.addTask { await self.runInSyncTick() }
-                group.addTask { await self.runMetricsTick() }
-                await accepting.value
-                group.cancelAll()
+            await withGracefulShutdownHandler {
+                await withDiscardingTaskGroup { group in
+                    group.addTask { await self.runFlushTick() }
+                    group.addTask { await self.runInSyncTick() }
+                    group.addTask { await self.runMetricsTick() }
+                    group.addTask {
+                        // Ends with the first request, or when the stream finishes below.
+                        for await _ in shutdownRequests.stream {
+                            await self.drainBeforeClosing()
+                            server.channel.close(promise: nil)
+                            self.closeAllConnections()
+                            break
+                        }
+                    }
+                    await accepting.value
+                    shutdownRequests.continuation.finish()
+                    group.cancelAll()
+                }
+            } onGracefulShutdown: {
+                self.shutdownGracefully()
             }
         } onCancel: {
             server.channel.close(promise: nil)
             closeAllConnections()
         }
         logger.info("leader stopped", metadata: ["epoch": "\(epoch)"])
+    }
+
+    /// Stops the leader gracefully: it seals the open batch, waits up to `shutdownTimeout` for
+    /// every connected follower to ack the last LSN, then closes. `run()` returns afterwards.
+    /// A `ServiceGroup` calls this through swift-service-lifecycle's graceful shutdown;
+    /// cancelling `run()` instead stops at once.
+    public func shutdownGracefully() {
+        shutdown.withLock { $0.requests }?.yield()
+    }
+
+    /// Seals and waits for the connected followers to hold everything (bounded).
+    private func drainBeforeClosing() async {
+        core.sealOpenBatch()
+        let last = core.lastAssignedLSN
+        let deadline = ContinuousClock.now + configuration.shutdownTimeout
+        func behind() -> [String] {
+            status().followers.filter { $0.state != "closed" && $0.ackedLSN < last }.map(\.nodeID)
+        }
+        logger.info("leader shutting down; waiting for followers to ack", metadata: ["lastLSN": "\(last)", "timeout": "\(configuration.shutdownTimeout)"])
+        while !behind().isEmpty, ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        let missing = behind()
+        if !missing.isEmpty {
+            logger.warning("followers had not acked everything at shutdown", metadata: ["followers": "\(missing)", "lastLSN": "\(last)"])
+        }
     }
 
     /// Registers an accepted connection; false once the leader is stopping.
