@@ -4,12 +4,21 @@ import Foundation
 /// environment variables, every field optional with the default below.
 ///
 /// ```json
-/// { "policy": "minInSyncReplicas", "minInSyncReplicas": 2, "producerTimeoutSeconds": 5 }
+/// { "policy": "minInSyncReplicas", "minInSyncReplicas": 2, "producerTimeoutSeconds": 5, "reconnectCapSeconds": 2 }
 /// ```
 ///
 /// Environment variables override the file: `BRPL_` and the key in upper snake case, e.g.
 /// `BRPL_POLICY=evictSlowFollowers`, `BRPL_QUEUE_BYTES=33554432`, `BRPL_ACK_TIMEOUT_SECONDS=1.5`.
 /// A bad value fails with an error that names the key and what is allowed.
+///
+/// One file serves both roles, so it also checks the rules that tie a follower's setting to a
+/// leader's (contract point 12: every retry budget is shorter than the deadline it serves):
+///
+/// | budget | deadline it serves | why |
+/// |---|---|---|
+/// | `heartbeatIntervalSeconds` | `heartbeatTimeoutSeconds` | an idle but healthy link must be heard from (leader) and hear from the leader (follower's silence timeout) before either side gives up |
+/// | `ackTimeoutSeconds` | `producerTimeoutSeconds` | a dead in-sync follower must be evicted, and so leave the in-sync set, before the confirms waiting for it fail |
+/// | `reconnectCapSeconds` + `connectTimeoutSeconds` | `producerTimeoutSeconds` (min-ISR only) | an evicted follower must be able to reconnect before the producers it holds back give up |
 public struct ReplicationConfiguration: Codable, Sendable, Equatable {
     /// `evictSlowFollowers` (default) or `minInSyncReplicas` (then `minInSyncReplicas` says n).
     public var policy: String = "evictSlowFollowers"
@@ -37,6 +46,12 @@ public struct ReplicationConfiguration: Codable, Sendable, Equatable {
     public var batchBytes: Int = 64 * 1024
     /// Seal a non-empty batch at least this often (default 0.002).
     public var flushIntervalSeconds: Double = 0.002
+    /// Follower: give up a TCP connect to the leader after this long (default 3).
+    public var connectTimeoutSeconds: Double = 3
+    /// Follower: the first reconnect delay ceiling, doubled per failed attempt (default 0.1).
+    public var reconnectBaseSeconds: Double = 0.1
+    /// Follower: the largest reconnect delay ceiling; delays are drawn below it (default 5).
+    public var reconnectCapSeconds: Double = 5
 
     public init() {}
 
@@ -44,13 +59,14 @@ public struct ReplicationConfiguration: Codable, Sendable, Equatable {
     public static let keys = [
         "policy", "minInSyncReplicas", "queueBytes", "queueFrames", "backlogBytes", "ackTimeoutSeconds",
         "heartbeatIntervalSeconds", "heartbeatTimeoutSeconds", "maxLagTimeSeconds", "producerTimeoutSeconds",
-        "durability", "batchBytes", "flushIntervalSeconds",
+        "durability", "batchBytes", "flushIntervalSeconds", "connectTimeoutSeconds", "reconnectBaseSeconds", "reconnectCapSeconds",
     ]
 
     private enum CodingKeys: String, CodingKey, CaseIterable {
         case policy, minInSyncReplicas, queueBytes, queueFrames, backlogBytes, ackTimeoutSeconds
         case heartbeatIntervalSeconds, heartbeatTimeoutSeconds, maxLagTimeSeconds, producerTimeoutSeconds
         case durability, batchBytes, flushIntervalSeconds
+        case connectTimeoutSeconds, reconnectBaseSeconds, reconnectCapSeconds
     }
 
     public init(from decoder: any Decoder) throws {
@@ -78,6 +94,9 @@ public struct ReplicationConfiguration: Codable, Sendable, Equatable {
         if let v = try value(.durability, String.self, "must be \"fsync\" or \"none\"") { durability = v }
         if let v = try value(.batchBytes, Int.self, "must be a whole number of bytes") { batchBytes = v }
         if let v = try value(.flushIntervalSeconds, Double.self, "must be a number of seconds") { flushIntervalSeconds = v }
+        if let v = try value(.connectTimeoutSeconds, Double.self, "must be a number of seconds") { connectTimeoutSeconds = v }
+        if let v = try value(.reconnectBaseSeconds, Double.self, "must be a number of seconds") { reconnectBaseSeconds = v }
+        if let v = try value(.reconnectCapSeconds, Double.self, "must be a number of seconds") { reconnectCapSeconds = v }
     }
 
     /// Reads a JSON file, then applies `BRPL_*` overrides from `environment`, then validates.
@@ -135,10 +154,14 @@ public struct ReplicationConfiguration: Codable, Sendable, Equatable {
         if let v = try seconds("maxLagTimeSeconds") { maxLagTimeSeconds = v }
         if let v = try seconds("producerTimeoutSeconds") { producerTimeoutSeconds = v }
         if let v = try seconds("flushIntervalSeconds") { flushIntervalSeconds = v }
+        if let v = try seconds("connectTimeoutSeconds") { connectTimeoutSeconds = v }
+        if let v = try seconds("reconnectBaseSeconds") { reconnectBaseSeconds = v }
+        if let v = try seconds("reconnectCapSeconds") { reconnectCapSeconds = v }
     }
 
-    /// Checks the values that need no other context; the leader and follower configurations
-    /// check the rest when these are applied to them.
+    /// Checks each value, and that every retry budget is shorter than the deadline it serves
+    /// (the table above); the leader and follower configurations check the rest when these are
+    /// applied to them.
     public func validate() throws(ReplicationError) {
         let invalid = ReplicationError.invalidSetting
         guard policy == "evictSlowFollowers" || policy == "minInSyncReplicas" else {
@@ -155,9 +178,39 @@ public struct ReplicationConfiguration: Codable, Sendable, Equatable {
             ("ackTimeoutSeconds", ackTimeoutSeconds), ("heartbeatIntervalSeconds", heartbeatIntervalSeconds),
             ("heartbeatTimeoutSeconds", heartbeatTimeoutSeconds), ("maxLagTimeSeconds", maxLagTimeSeconds),
             ("producerTimeoutSeconds", producerTimeoutSeconds), ("flushIntervalSeconds", flushIntervalSeconds),
+            ("connectTimeoutSeconds", connectTimeoutSeconds), ("reconnectBaseSeconds", reconnectBaseSeconds),
+            ("reconnectCapSeconds", reconnectCapSeconds),
         ]
         for (key, value) in durations where !(value > 0 && value.isFinite) {
             throw invalid(key, "must be a positive number of seconds, got \(value)")
+        }
+        if reconnectBaseSeconds > reconnectCapSeconds {
+            throw invalid("reconnectBaseSeconds", "must be at most reconnectCapSeconds (\(reconnectCapSeconds)), got \(reconnectBaseSeconds)")
+        }
+        try validateRetryBudgets()
+    }
+
+    /// Every retry budget is shorter than the deadline it serves (contract point 12, seed 003):
+    /// a budget as long as its deadline turns one bad peer into a failure for everyone waiting.
+    private func validateRetryBudgets() throws(ReplicationError) {
+        let invalid = ReplicationError.invalidSetting
+        if heartbeatIntervalSeconds >= heartbeatTimeoutSeconds {
+            throw invalid(
+                "heartbeatIntervalSeconds",
+                "must be shorter than heartbeatTimeoutSeconds (\(heartbeatTimeoutSeconds)), got \(heartbeatIntervalSeconds): an idle link would time out between two heartbeats"
+            )
+        }
+        if ackTimeoutSeconds >= producerTimeoutSeconds {
+            throw invalid(
+                "ackTimeoutSeconds",
+                "must be shorter than producerTimeoutSeconds (\(producerTimeoutSeconds)), got \(ackTimeoutSeconds): confirms would fail before a dead follower is evicted from the in-sync set"
+            )
+        }
+        if policy == "minInSyncReplicas", reconnectCapSeconds + connectTimeoutSeconds >= producerTimeoutSeconds {
+            throw invalid(
+                "reconnectCapSeconds",
+                "reconnectCapSeconds + connectTimeoutSeconds (\(reconnectCapSeconds + connectTimeoutSeconds)) must be shorter than producerTimeoutSeconds (\(producerTimeoutSeconds)) under minInSyncReplicas: producers held back for an evicted follower would give up before it can reconnect"
+            )
         }
     }
 
@@ -180,6 +233,9 @@ public struct ReplicationConfiguration: Codable, Sendable, Equatable {
     public func apply(to follower: inout ReplicationFollowerConfiguration) {
         follower.durability = durability == "none" ? .none : .fsync
         follower.leaderSilenceTimeout = .seconds(heartbeatTimeoutSeconds)
+        follower.connectTimeout = .seconds(connectTimeoutSeconds)
+        follower.reconnectBase = .seconds(reconnectBaseSeconds)
+        follower.reconnectCap = .seconds(reconnectCapSeconds)
     }
 }
 
