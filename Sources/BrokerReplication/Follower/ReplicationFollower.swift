@@ -19,6 +19,7 @@ public final class ReplicationFollower: Service, Sendable {
     let stateFile: FollowerStateFile
     private let progress: Mutex<FollowerStatus>
     private let control = Mutex(RunControl())
+    private let repeatedWarnings = RateLimitedLog()
 
     /// The follow loop of `run()`, so that `promote()` can stop it and wait for it.
     private struct RunControl {
@@ -113,13 +114,16 @@ public final class ReplicationFollower: Service, Sendable {
             } catch let error as FollowerConnection.Refused {
                 refused = true
                 record(error: error.description)
-                logger.error("leader refused this follower", metadata: ["code": "\(error.refusal.code)", "reason": "\(error.refusal.reason)"])
+                repeatedWarnings.log(
+                    logger, .error, "leader refused this follower", key: "refused \(error.refusal.code)",
+                    metadata: ["code": "\(error.refusal.code)", "reason": "\(error.refusal.reason)"]
+                )
             } catch {
                 // Only this task's own cancellation stops the follower; a CancellationError from
                 // inside a connection that ended is just another failed connection.
                 if Task.isCancelled { break }
                 record(error: "\(error)")
-                logger.warning("connection to the leader ended", metadata: ["error": "\(error)"])
+                repeatedWarnings.log(logger, .warning, "connection to the leader ended", key: "ended", metadata: ["error": "\(error)"])
             }
             if Task.isCancelled { break }
             // Only a connection that moved the follower forward restarts the backoff, so a

@@ -54,7 +54,7 @@ struct LeaderConnection {
             if let session {
                 core.evict(session, reason: .decodeError, detail: error.description)
             } else {
-                logger.warning("follower connection refused", metadata: ["error": "\(error)"])
+                leader.repeatedWarnings.log(logger, .warning, "follower connection refused", key: "refused \(channel.remoteAddress?.ipAddress ?? "?")", metadata: ["error": "\(error)"])
             }
         } catch {
             if let session, case .closed = session.mode {} else if session != nil {
@@ -77,7 +77,7 @@ struct LeaderConnection {
     }
 
     private func refuse(_ code: Refusal.Code, _ reason: String, outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>, logger: Logger) async throws -> LeaderCore.Admission? {
-        logger.warning("follower refused", metadata: ["code": "\(code)", "reason": "\(reason)"])
+        leader.repeatedWarnings.log(logger, .warning, "follower refused", key: "refused \(code) \(reason)", metadata: ["code": "\(code)", "reason": "\(reason)"])
         // Straight to the channel, waiting until the socket took it: the close that follows
         // must not overtake the reason the follower needs to see.
         var buffer = channel.allocator.buffer(capacity: 64 + reason.utf8.count)
@@ -123,7 +123,10 @@ struct LeaderConnection {
         guard let second = try await frames.next() else { return nil }
         let message = try WireMessage(decoding: second, limits: configuration.wireLimits)
         if case .refusal(let refusal) = message {
-            logger.warning("follower refused this leader", metadata: ["follower": "\(hello.nodeID)", "code": "\(refusal.code)", "reason": "\(refusal.reason)"])
+            leader.repeatedWarnings.log(
+                logger, .warning, "follower refused this leader", key: "refused by \(hello.nodeID)",
+                metadata: ["follower": "\(hello.nodeID)", "code": "\(refusal.code)", "reason": "\(refusal.reason)"]
+            )
             return nil
         }
         guard case .authenticate(let authenticate) = message else {

@@ -28,6 +28,7 @@ public final class ReplicationLeader: Service, Sendable {
     let core: LeaderCore
     let coordinator: any Coordinator
     let metrics: LeaderMetrics
+    let repeatedWarnings = RateLimitedLog()
     private let listening: Mutex<ListenState> = Mutex(ListenState())
     private let connections: Mutex<OpenConnections> = Mutex(OpenConnections())
     private let shutdown = Mutex(ShutdownState())
@@ -415,7 +416,7 @@ public final class ReplicationLeader: Service, Sendable {
                 )
             } catch {
                 core.inSyncPersisted(nil)
-                logger.error("cannot persist the in-sync replicas; confirms keep the previous set", metadata: ["error": "\(error)"])
+                repeatedWarnings.log(logger, .error, "cannot persist the in-sync replicas; confirms keep the previous set", key: "persist", metadata: ["error": "\(error)"])
             }
         }
     }
