@@ -16,13 +16,13 @@ struct ReplicationConfigurationTests {
     }
 
     @Test func aFileSetsWhatItNamesAndAppliesToTheLeader() throws {
-        let path = try file(#"{"policy": "minInSyncReplicas", "minInSyncReplicas": 2, "producerTimeoutSeconds": 2.5, "queueBytes": 8388608}"#)
+        let path = try file(#"{"policy": "minInSyncReplicas", "minInSyncReplicas": 2, "producerTimeoutSeconds": 12.5, "queueBytes": 8388608}"#)
         defer { try? FileManager.default.removeItem(atPath: path) }
         let configuration = try ReplicationConfiguration.load(file: path, environment: [:])
         var leader = ReplicationLeaderConfiguration(dataDirectory: "/tmp/x", clusterID: "c", nodeID: "n")
         configuration.apply(to: &leader)
         #expect(leader.policy == .minInSyncReplicas(2))
-        #expect(leader.producerTimeout == .milliseconds(2500))
+        #expect(leader.producerTimeout == .milliseconds(12500))
         #expect(leader.queueBytes == 8 * 1024 * 1024)
         #expect(leader.ackTimeout == .seconds(3), "unnamed keys keep their defaults")
         try leader.validate()

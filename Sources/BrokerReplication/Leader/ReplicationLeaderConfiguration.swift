@@ -38,8 +38,10 @@ public struct ReplicationLeaderConfiguration: Sendable {
     public var wireLimits: WireLimits = .default
     /// What confirms wait for (default: every in-sync follower; producers never wait).
     public var policy: ReplicationPolicy = .evictSlowFollowers
-    /// A follower not caught up for longer than this leaves the in-sync set (default 10 s).
-    public var maxLagTime: Duration = .seconds(10)
+    /// A follower not caught up for longer than this leaves the in-sync set (default 5 s). Keep
+    /// it below `producerTimeout`: a confirm issued as a follower falls behind waits this long
+    /// (plus storing the smaller set) before the laggard stops holding it up.
+    public var maxLagTime: Duration = .seconds(5)
     /// A confirm that does not hold within this time throws `notEnoughReplicas` (default 10 s).
     public var producerTimeout: Duration = .seconds(10)
     /// Where the in-sync set is persisted; nil: a ``LocalCoordinator`` at
