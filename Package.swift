@@ -13,6 +13,7 @@ let package = Package(
         .library(name: "LZ4", targets: ["LZ4"]),
         .executable(name: "codec-demo", targets: ["CodecDemo"]),
         .executable(name: "replication-node", targets: ["ReplicationNode"]),
+        .executable(name: "mini-broker", targets: ["MiniBroker"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -22,6 +23,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-collections.git", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     ],
     targets: [
         .systemLibrary(
@@ -72,8 +74,24 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),
+        .executableTarget(
+            name: "MiniBroker",
+            dependencies: [
+                "BrokerReplication",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Examples/MiniBroker",
+            exclude: ["README.md"]
+        ),
         .testTarget(name: "LZ4Tests", dependencies: ["LZ4"]),
-        .testTarget(name: "ReplicationNodeTests", dependencies: ["ReplicationNode", "BrokerReplicationTesting"]),
+        .testTarget(name: "ReplicationNodeTests", dependencies: ["ReplicationNode", "MiniBroker", "BrokerReplicationTesting"]),
         .testTarget(
             name: "BrokerReplicationTests",
             dependencies: [

@@ -1,0 +1,228 @@
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The `mini-broker` example (Examples/MiniBroker) as real processes, driven over HTTP.
+@Suite("mini-broker example", .serialized, .timeLimit(.minutes(5)))
+struct MiniBrokerTests {
+    @Test func publishesWithConfirmsReplicatesServesStatusAndMetricsAndStopsOnSIGTERM() async throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("mini-broker-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try Data("mini-broker-test-secret-0123456789\n".utf8).write(to: URL(fileURLWithPath: root + "/secret"))
+        let (leaderHTTP, replication, followerHTTP) = (try freeLoopbackPort(), try freeLoopbackPort(), try freeLoopbackPort())
+
+        let leader = try MiniBrokerProcess("leader", arguments: [
+            "leader", "--data-dir", root + "/leader", "--http", "127.0.0.1:\(leaderHTTP)",
+            "--replication", "127.0.0.1:\(replication)", "--secret-file", root + "/secret", "--segment-bytes", "16384",
+        ], directory: root)
+        let follower = try MiniBrokerProcess("follower", arguments: [
+            "follower", "--data-dir", root + "/f1", "--http", "127.0.0.1:\(followerHTTP)",
+            "--leader", "127.0.0.1:\(replication)", "--secret-file", root + "/secret", "--node-id", "f1",
+        ], directory: root)
+        let brokers = [leader, follower]
+        defer { for broker in brokers { broker.killIfRunning() } }
+        let logs = { brokers.map { $0.logTail() }.joined(separator: "\n") }
+
+        // Once f1 is in the leader's in-sync set, every confirm below waits for its durable ack.
+        try await waitUntil("f1 is in the leader's in-sync set", brokers: brokers) {
+            (try? LoopbackHTTP.get(StatusReply.self, "/status", port: leaderHTTP))?.isr == ["f1"]
+        }
+
+        // A few hundred messages over three queues, each answered after its confirm.
+        let queues = ["orders", "audit", "billing"]
+        var sent: [String: [[UInt8]]] = [:]
+        var lastLSN: UInt64 = 0
+        for index in 0..<300 {
+            let queue = queues[index % queues.count]
+            let message = Array("message \(index) ".utf8) + Array(repeating: UInt8(ascii: "a") + UInt8(index % 26), count: index * 37 % 600)
+            let response = try LoopbackHTTP.request("POST", "/queues/\(queue)", body: message, port: leaderHTTP)
+            try #require(response.status == 200, "message \(index): \(response.status) \(response.body)\n\(logs())")
+            let lsn = try JSONDecoder().decode(PublishReply.self, from: Data(response.body.utf8)).lsn
+            #expect(lsn > lastLSN, "message \(index) got LSN \(lsn) after \(lastLSN)")
+            lastLSN = lsn
+            sent[queue, default: []].append(message)
+        }
+        let badName = try LoopbackHTTP.request("POST", "/queues/no%20spaces", body: Array("x".utf8), port: leaderHTTP)
+        #expect(badName.status == 400 && badName.body.contains("queue name"), "\(badName)")
+        #expect(try LoopbackHTTP.request("POST", "/queues/orders", body: [1], port: followerHTTP).status == 421)
+
+        // The leader's segments hold every message in order, length-prefixed, and have rolled.
+        let leaderFiles = try dataFiles(under: root + "/leader")
+        for queue in queues {
+            let segments = leaderFiles.keys.filter { $0.hasPrefix("queues/\(queue)/segment-") }
+                .sorted { Int($0.split(separator: "-").last!)! < Int($1.split(separator: "-").last!)! }
+            #expect(segments.count > 1, "\(queue) did not roll: \(segments)")
+            var records: [[UInt8]] = []
+            var bytes = segments.flatMap { [UInt8](leaderFiles[$0]!) }[...]
+            while bytes.count >= 4 {
+                let length = bytes.prefix(4).reduce(0) { $0 << 8 | Int($1) }
+                records.append(Array(bytes.dropFirst(4).prefix(length)))
+                bytes = bytes.dropFirst(4 + length)
+            }
+            #expect(records == sent[queue], "\(queue): the segments hold \(records.count) records, \(sent[queue]?.count ?? 0) were sent")
+        }
+
+        // The follower holds byte-identical segment files.
+        try await waitUntil("the follower's files equal the leader's", brokers: brokers) {
+            (try? dataFiles(under: root + "/f1")) == leaderFiles
+        }
+
+        let leaderStatus = try LoopbackHTTP.get(StatusReply.self, "/status", port: leaderHTTP)
+        #expect(leaderStatus.role == "leader" && leaderStatus.isr?.contains("f1") == true && leaderStatus.lastLSN == lastLSN, "\(leaderStatus)")
+        let followerStatus = try LoopbackHTTP.get(StatusReply.self, "/status", port: followerHTTP)
+        #expect(followerStatus.role == "follower" && followerStatus.lastDurableLSN == lastLSN, "\(followerStatus)")
+
+        // Gauges are sampled every 500 ms; the acked-bytes counter moves with each ack.
+        try await waitUntil("the leader's metrics show f1's acked bytes and an ISR of 1", brokers: brokers) {
+            let metrics = (try? LoopbackHTTP.request("GET", "/metrics", port: leaderHTTP).body) ?? ""
+            let lines = metrics.split(separator: "\n")
+            return lines.contains { $0.hasPrefix("brpl_follower_acked_bytes_total{follower=\"f1\"} ") && !$0.hasSuffix(" 0") }
+                && lines.contains { $0 == "brpl_isr_size 1" || $0 == "brpl_isr_size 1.0" }
+        }
+
+        for broker in brokers { broker.send(signal: SIGTERM) }
+        for broker in brokers {
+            let status = try await broker.waitForExit(timeout: .seconds(15))
+            #expect(status == 0, "\(broker.name) did not exit with status 0 within 15 s of SIGTERM\n\(broker.logTail())")
+        }
+    }
+}
+
+/// Polls `condition` every 100 ms for up to 60 s; fails with the brokers' logs otherwise.
+private func waitUntil(_ what: String, brokers: [MiniBrokerProcess], _ condition: () throws -> Bool) async throws {
+    let deadline = ContinuousClock.now + .seconds(60)
+    while try !condition() {
+        for broker in brokers where !broker.process.isRunning {
+            throw NodeTestError("\(broker.name) exited while waiting until \(what)\n\(broker.logTail())")
+        }
+        guard ContinuousClock.now < deadline else {
+            throw NodeTestError("not within 60 s: \(what)\n" + brokers.map { $0.logTail() }.joined(separator: "\n"))
+        }
+        try await Task.sleep(for: .milliseconds(100))
+    }
+}
+
+/// The body of a 200 answer to a publish.
+private struct PublishReply: Decodable {
+    var lsn: UInt64
+}
+
+/// The parts of `GET /status` these tests read, of either role.
+private struct StatusReply: Decodable {
+    var role: String
+    var isr: [String]?
+    var lastLSN: UInt64?
+    var lastDurableLSN: UInt64?
+}
+
+/// A `mini-broker` child process, its stdout and stderr in `directory/name.log`.
+private final class MiniBrokerProcess {
+    let name: String
+    let process = Process()
+    let logPath: String
+
+    init(_ name: String, arguments: [String], directory: String) throws {
+        self.name = name
+        self.logPath = directory + "/\(name).log"
+        guard FileManager.default.createFile(atPath: logPath, contents: nil) else { throw NodeTestError("cannot create \(logPath)") }
+        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
+        // SwiftPM builds `mini-broker` next to `replication-node`: the test target depends on both.
+        process.executableURL = try NodeProcess.binary().deletingLastPathComponent().appendingPathComponent("mini-broker")
+        process.arguments = arguments
+        process.standardError = log
+        process.standardOutput = log
+        try process.run()
+    }
+
+    func killIfRunning() {
+        if process.isRunning { send(signal: SIGKILL) }
+    }
+
+    func send(signal number: Int32) {
+        _ = kill(process.processIdentifier, number)
+    }
+
+    /// The exit status once the process has exited, or nil if it still runs after `timeout`
+    /// or died from a signal.
+    func waitForExit(timeout: Duration) async throws -> Int32? {
+        let deadline = ContinuousClock.now + timeout
+        while process.isRunning, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        if process.isRunning || process.terminationReason != .exit { return nil }
+        return process.terminationStatus
+    }
+
+    func logTail(lines: Int = 30) -> String {
+        let text = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "(no log)"
+        return "--- \(name) log (last \(lines) lines) ---\n" + text.split(separator: "\n", omittingEmptySubsequences: false).suffix(lines).joined(separator: "\n")
+    }
+}
+
+/// A blocking HTTP/1.1 client over a loopback socket: one request per connection
+/// (`Connection: close`), the response read to the end.
+private enum LoopbackHTTP {
+    struct Response: CustomStringConvertible {
+        var status: Int
+        var body: String
+        var description: String { "\(status) \(body)" }
+    }
+
+    /// `GET path`, its JSON body decoded; throws unless the status is 200.
+    static func get<Reply: Decodable>(_ type: Reply.Type, _ path: String, port: Int) throws -> Reply {
+        let response = try request("GET", path, port: port)
+        guard response.status == 200 else { throw NodeTestError("GET \(path) on port \(port): \(response)") }
+        return try JSONDecoder().decode(type, from: Data(response.body.utf8))
+    }
+
+    static func request(_ method: String, _ path: String, body: [UInt8] = [], port: Int) throws -> Response {
+        #if canImport(Glibc)
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        #else
+        let descriptor = socket(AF_INET, SOCK_STREAM, 0)
+        #endif
+        guard descriptor >= 0 else { throw NodeTestError("socket() failed: errno \(errno)") }
+        defer { close(descriptor) }
+        var timeout = timeval(tv_sec: 30, tv_usec: 0)
+        for option in [SO_RCVTIMEO, SO_SNDTIMEO] {
+            setsockopt(descriptor, SOL_SOCKET, option, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else { throw NodeTestError("connect to 127.0.0.1:\(port) failed: errno \(errno)") }
+
+        let head = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nContent-Length: \(body.count)\r\nConnection: close\r\n\r\n"
+        var unsent = (Array(head.utf8) + body)[...]
+        while !unsent.isEmpty {
+            let written = unsent.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+            if written < 0 && errno == EINTR { continue }
+            guard written > 0 else { throw NodeTestError("write to 127.0.0.1:\(port) failed: errno \(errno)") }
+            unsent = unsent.dropFirst(written)
+        }
+        var received: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65_536)
+        while true {
+            let count = buffer.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
+            if count < 0 && errno == EINTR { continue }
+            guard count >= 0 else { throw NodeTestError("read from 127.0.0.1:\(port) failed: errno \(errno)") }
+            if count == 0 { break }
+            received += buffer[..<count]
+        }
+        let text = String(decoding: received, as: UTF8.self)
+        guard let headEnd = text.range(of: "\r\n\r\n"), let status = Int(text.split(separator: " ", maxSplits: 2).dropFirst().first ?? "") else {
+            throw NodeTestError("not an HTTP response from 127.0.0.1:\(port): \(text.debugDescription)")
+        }
+        return Response(status: status, body: String(text[headEnd.upperBound...]))
+    }
+}
