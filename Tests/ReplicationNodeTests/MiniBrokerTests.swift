@@ -17,14 +17,14 @@ struct MiniBrokerTests {
         try Data("mini-broker-test-secret-0123456789\n".utf8).write(to: URL(fileURLWithPath: root + "/secret"))
         let (leaderHTTP, replication, followerHTTP) = (try freeLoopbackPort(), try freeLoopbackPort(), try freeLoopbackPort())
 
-        let leader = try MiniBrokerProcess("leader", arguments: [
+        let leader = try NodeProcess("leader", arguments: [
             "leader", "--data-dir", root + "/leader", "--http", "127.0.0.1:\(leaderHTTP)",
             "--replication", "127.0.0.1:\(replication)", "--secret-file", root + "/secret", "--segment-bytes", "16384",
-        ], directory: root)
-        let follower = try MiniBrokerProcess("follower", arguments: [
+        ], directory: root, executable: "mini-broker")
+        let follower = try NodeProcess("follower", arguments: [
             "follower", "--data-dir", root + "/f1", "--http", "127.0.0.1:\(followerHTTP)",
             "--leader", "127.0.0.1:\(replication)", "--secret-file", root + "/secret", "--node-id", "f1",
-        ], directory: root)
+        ], directory: root, executable: "mini-broker")
         let brokers = [leader, follower]
         defer { for broker in brokers { broker.killIfRunning() } }
         let logs = { brokers.map { $0.logTail() }.joined(separator: "\n") }
@@ -95,7 +95,7 @@ struct MiniBrokerTests {
 }
 
 /// Polls `condition` every 100 ms for up to 60 s; fails with the brokers' logs otherwise.
-private func waitUntil(_ what: String, brokers: [MiniBrokerProcess], _ condition: () throws -> Bool) async throws {
+private func waitUntil(_ what: String, brokers: [NodeProcess], _ condition: () throws -> Bool) async throws {
     let deadline = ContinuousClock.now + .seconds(60)
     while try !condition() {
         for broker in brokers where !broker.process.isRunning {
@@ -122,49 +122,6 @@ private struct StatusReply: Decodable {
 }
 
 /// A `mini-broker` child process, its stdout and stderr in `directory/name.log`.
-private final class MiniBrokerProcess {
-    let name: String
-    let process = Process()
-    let logPath: String
-
-    init(_ name: String, arguments: [String], directory: String) throws {
-        self.name = name
-        self.logPath = directory + "/\(name).log"
-        guard FileManager.default.createFile(atPath: logPath, contents: nil) else { throw NodeTestError("cannot create \(logPath)") }
-        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
-        // SwiftPM builds `mini-broker` next to `replication-node`: the test target depends on both.
-        process.executableURL = try NodeProcess.binary().deletingLastPathComponent().appendingPathComponent("mini-broker")
-        process.arguments = arguments
-        process.standardError = log
-        process.standardOutput = log
-        try process.run()
-    }
-
-    func killIfRunning() {
-        if process.isRunning { send(signal: SIGKILL) }
-    }
-
-    func send(signal number: Int32) {
-        _ = kill(process.processIdentifier, number)
-    }
-
-    /// The exit status once the process has exited, or nil if it still runs after `timeout`
-    /// or died from a signal.
-    func waitForExit(timeout: Duration) async throws -> Int32? {
-        let deadline = ContinuousClock.now + timeout
-        while process.isRunning, ContinuousClock.now < deadline {
-            try await Task.sleep(for: .milliseconds(20))
-        }
-        if process.isRunning || process.terminationReason != .exit { return nil }
-        return process.terminationStatus
-    }
-
-    func logTail(lines: Int = 30) -> String {
-        let text = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "(no log)"
-        return "--- \(name) log (last \(lines) lines) ---\n" + text.split(separator: "\n", omittingEmptySubsequences: false).suffix(lines).joined(separator: "\n")
-    }
-}
-
 /// A blocking HTTP/1.1 client over a loopback socket: one request per connection
 /// (`Connection: close`), the response read to the end.
 private enum LoopbackHTTP {

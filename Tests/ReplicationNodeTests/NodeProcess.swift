@@ -7,19 +7,20 @@ import Glibc
 import Darwin
 #endif
 
-/// A `replication-node` child process whose stderr goes to a log file.
+/// A child process (`replication-node` unless told otherwise) whose output goes to a log file.
 final class NodeProcess {
     let name: String
     let process = Process()
     let logPath: String
 
     /// Starts `replication-node` with `arguments`; its stderr and stdout go to `directory/name.log`.
-    init(_ name: String, arguments: [String], directory: String) throws {
+    init(_ name: String, arguments: [String], directory: String, executable: String = "replication-node") throws {
         self.name = name
         self.logPath = directory + "/\(name).log"
         guard FileManager.default.createFile(atPath: logPath, contents: nil) else { throw NodeTestError("cannot create \(logPath)") }
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
-        process.executableURL = try Self.binary()
+        // SwiftPM builds every executable the test target depends on into one directory.
+        process.executableURL = try Self.binary().deletingLastPathComponent().appendingPathComponent(executable)
         process.arguments = arguments
         process.standardError = log
         process.standardOutput = log
