@@ -15,9 +15,17 @@ deps:
 build: deps
 	$(SWIFT) build
 
+# The leader-saturation benchmark's short profile (about 30 s of scenarios after the build):
+# the leader runs in the benchmark, its followers are replication-node processes from the same
+# build directory. codec-demo still builds: swift run -c release codec-demo.
+DEMO_OUT := .build/leader-saturation
 demo: deps
-	$(SWIFT) build -c release --product codec-demo
-	$(SWIFT) run -c release --skip-build codec-demo
+	$(SWIFT) build -c release --product replication-node
+	$(SWIFT) build -c release --product leader-saturation
+	@mkdir -p $(DEMO_OUT)
+	$$($(SWIFT) build -c release --show-bin-path)/leader-saturation \
+		--scenarios healthy-2,blackhole-1-of-2,min-isr-2-of-2-slow --duration 8 \
+		--json $(DEMO_OUT)/results.json --chart $(DEMO_OUT)/throughput.svg
 
 test: deps
 	$(SWIFT) test

@@ -13,6 +13,7 @@ let package = Package(
         .library(name: "LZ4", targets: ["LZ4"]),
         .executable(name: "codec-demo", targets: ["CodecDemo"]),
         .executable(name: "replication-node", targets: ["ReplicationNode"]),
+        .executable(name: "leader-saturation", targets: ["LeaderSaturation"]),
         .executable(name: "mini-broker", targets: ["MiniBroker"]),
     ],
     dependencies: [
@@ -23,6 +24,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-collections.git", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     ],
     targets: [
@@ -89,6 +91,19 @@ let package = Package(
             ],
             path: "Examples/MiniBroker",
             exclude: ["README.md"]
+        ),
+        .executableTarget(
+            name: "LeaderSaturation",
+            dependencies: [
+                "BrokerReplication",
+                "BrokerReplicationTesting",
+                "LZ4",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ],
+            path: "Benchmarks/LeaderSaturation"
         ),
         .testTarget(name: "LZ4Tests", dependencies: ["LZ4"]),
         .testTarget(name: "ReplicationNodeTests", dependencies: ["ReplicationNode", "MiniBroker", "BrokerReplicationTesting"]),

@@ -1,0 +1,169 @@
+import BrokerReplication
+import Histogram
+import NIOCore
+import Synchronization
+
+/// Totals every producer adds to as it goes, read by the sampler every 250 ms.
+final class LoadCounters: Sendable {
+    let records = Atomic<Int>(0)
+    let bytes = Atomic<Int>(0)
+
+    func add(records: Int, bytes: Int) {
+        self.records.wrappingAdd(records, ordering: .relaxed)
+        self.bytes.wrappingAdd(bytes, ordering: .relaxed)
+    }
+}
+
+/// Latencies in nanoseconds, from 1 ns to 2 minutes, three significant digits.
+func makeLatencyHistogram() -> Histogram<UInt64> {
+    Histogram<UInt64>(highestTrackableValue: 120_000_000_000, numberOfSignificantValueDigits: .three)
+}
+
+/// What one producer did.
+struct ProducerResult: Sendable {
+    var appendLatency = makeLatencyHistogram()
+    var records = 0
+    var bytes = 0
+    /// Appends and deletes refused with `notEnoughReplicas` (min-ISR only).
+    var refusedWrites = 0
+    var segmentsDeleted = 0
+}
+
+/// One broker-like producer: appends records to its own segment files as fast as the leader
+/// takes them, rotates to a new segment every `segmentBytes`, and deletes its oldest segment
+/// beyond `keepSegments` (as a broker does once consumers have acked a segment), until the
+/// deadline or `maxRecords`, whichever comes first.
+///
+/// Every append's latency goes into an HdrHistogram. Under min-ISR each burst's last LSN goes
+/// to a ``ConfirmTracker``, which waits for its confirm without holding the producer, like an
+/// AMQP publisher with asynchronous confirms.
+struct Producer: Sendable {
+    let index: Int
+    let leader: ReplicationLeader
+    let pool: RecordPool
+    let segmentBytes: Int
+    let keepSegments: Int
+    /// Appends between a yield (and a confirm request); a broker's connection task suspends
+    /// on its socket at least this often, which lets the leader's own tasks run.
+    let burst: Int
+
+    func segmentPath(_ segment: Int) -> String {
+        let number = String(segment)
+        return "queues/q\(index)/segment." + String(repeating: "0", count: max(0, 10 - number.count)) + number
+    }
+
+    func run(deadlineNanoseconds: UInt64, maxRecords: Int, counters: LoadCounters, confirms: ConfirmTracker?) async throws -> ProducerResult {
+        var result = ProducerResult()
+        let records = pool.records
+        // Producers start at different places in the pool, so they do not write the same bytes.
+        var next = (index * 1543) % records.count
+        var segment = 1
+        var segmentSize = 0
+        var path = segmentPath(segment)
+        var stop = false
+        while !stop, result.records < maxRecords {
+            var lastLSN: UInt64 = 0
+            var burstRecords = 0
+            var burstBytes = 0
+            for _ in 0..<burst {
+                let record = records[next]
+                next = next + 1 == records.count ? 0 : next + 1
+                let start = monotonicNanoseconds()
+                do {
+                    lastLSN = try await leader.append(to: path, bytes: record)
+                } catch let error as ReplicationError where error.isNotEnoughReplicas {
+                    result.refusedWrites += 1
+                    if monotonicNanoseconds() >= deadlineNanoseconds {
+                        stop = true
+                        break
+                    }
+                    continue
+                }
+                let end = monotonicNanoseconds()
+                result.appendLatency.record(end - start)
+                burstRecords += 1
+                burstBytes += record.readableBytes
+                segmentSize += record.readableBytes
+                if segmentSize >= segmentBytes {
+                    segment += 1
+                    segmentSize = 0
+                    path = segmentPath(segment)
+                    if segment > keepSegments {
+                        do {
+                            try await leader.delete(segmentPath(segment - keepSegments))
+                            result.segmentsDeleted += 1
+                        } catch let error as ReplicationError where error.isNotEnoughReplicas {
+                            result.refusedWrites += 1
+                        }
+                    }
+                }
+                if end >= deadlineNanoseconds || result.records + burstRecords >= maxRecords { break }
+            }
+            result.records += burstRecords
+            result.bytes += burstBytes
+            counters.add(records: burstRecords, bytes: burstBytes)
+            if lastLSN > 0 { confirms?.request(lsn: lastLSN, appendedAt: monotonicNanoseconds()) }
+            if stop || monotonicNanoseconds() >= deadlineNanoseconds { break }
+            await Task.yield()
+        }
+        return result
+    }
+}
+
+/// Waits for each burst's confirm in order, in its own task, and records how long each took
+/// from the end of the burst's last append.
+///
+/// The producer hands over `(lsn, time)` and carries on; one waiter per producer walks the
+/// bursts in order, so a wait returns as soon as that burst is confirmed (at once when it
+/// already is). Each wait is bounded by the leader's `producerTimeout`, and the whole drain
+/// after the load by `drainDeadlineNanoseconds`.
+final class ConfirmTracker: Sendable {
+    struct Result: Sendable {
+        var latency = makeLatencyHistogram()
+        var confirmed = 0
+        /// Confirms that failed with `notEnoughReplicas` within `producerTimeout`.
+        var failed = 0
+        /// Bursts still unconfirmed when the drain deadline passed.
+        var unconfirmedAtEnd = 0
+    }
+
+    private let requests: AsyncStream<(lsn: UInt64, appendedAt: UInt64)>.Continuation
+    private let waiter: Task<Result, Never>
+
+    init(leader: ReplicationLeader, drainDeadlineNanoseconds: UInt64) {
+        let (stream, continuation) = AsyncStream<(lsn: UInt64, appendedAt: UInt64)>.makeStream(bufferingPolicy: .unbounded)
+        self.requests = continuation
+        let producerTimeout = leader.configuration.producerTimeout
+        let timeoutNanoseconds = UInt64(producerTimeout.components.seconds) * 1_000_000_000 + UInt64(producerTimeout.components.attoseconds / 1_000_000_000)
+        self.waiter = Task {
+            var result = Result()
+            for await burst in stream {
+                let now = monotonicNanoseconds()
+                guard now < drainDeadlineNanoseconds else {
+                    result.unconfirmedAtEnd += 1
+                    continue
+                }
+                let cutShort = drainDeadlineNanoseconds - now < timeoutNanoseconds
+                let timeout = Duration.nanoseconds(Int64(min(timeoutNanoseconds, drainDeadlineNanoseconds - now)))
+                do {
+                    try await leader.waitForReplication(upTo: burst.lsn, timeout: timeout)
+                    result.latency.record(monotonicNanoseconds() - burst.appendedAt)
+                    result.confirmed += 1
+                } catch {
+                    if cutShort { result.unconfirmedAtEnd += 1 } else { result.failed += 1 }
+                }
+            }
+            return result
+        }
+    }
+
+    func request(lsn: UInt64, appendedAt: UInt64) {
+        requests.yield((lsn, appendedAt))
+    }
+
+    /// No more bursts; returns once every burst is confirmed, failed, or past the drain deadline.
+    func finish() async -> Result {
+        requests.finish()
+        return await waiter.value
+    }
+}

@@ -1,0 +1,365 @@
+import BrokerReplication
+import BrokerReplicationTesting
+import Foundation
+import Histogram
+import Logging
+import Synchronization
+
+/// The settings every scenario of one run shares.
+struct RunSettings: Sendable {
+    var durationSeconds: Double
+    var producers: Int
+    var pool: RecordPool
+    /// The leader's per-follower queue bound and backlog bound, in bytes.
+    var queueBytes: Int
+    var backlogBytes: Int
+    /// The bandwidth cap of a slow follower (leader to follower), in bytes per second.
+    var slowBytesPerSecond: Int
+    var segmentBytes: Int
+    var keepSegments: Int
+    var burst: Int
+    var replicationNode: URL
+    var verbose: Bool
+    /// Print every follower's queue and lag at each sample (stderr).
+    var trace: Bool
+    var progress: ProgressLine
+}
+
+/// One point of the throughput timeline, taken every 250 ms while the load runs.
+struct Sample: Sendable {
+    /// Seconds since the load started.
+    var seconds: Double
+    /// Records per second since the previous sample.
+    var recordsPerSecond: Double
+    /// Cumulative payload and wire bytes the leader has sealed.
+    var payloadBytes: Int
+    var wireBytes: Int
+    /// Producers held back by the min-ISR throttle at that moment.
+    var throttledProducers: Int
+    /// The largest lag of any follower at that moment.
+    var maxLagBytes: Int
+    var maxLagSeconds: Double
+    var liveFollowers: Int
+}
+
+/// An eviction, placed on the run's timeline.
+struct EvictionMark: Sendable, Hashable {
+    var seconds: Double
+    var nodeID: String
+    var reason: String
+}
+
+/// Everything one scenario measured.
+struct ScenarioResult: Sendable {
+    var scenario: Scenario
+    /// Seconds from the load's start until every producer stopped appending.
+    var loadSeconds: Double
+    var records: Int
+    var payloadBytes: Int
+    var wireBytes: Int
+    var appendLatency: Histogram<UInt64>
+    var confirmLatency: Histogram<UInt64>?
+    var confirmsFailed: Int
+    var unconfirmedAtEnd: Int
+    var refusedWrites: Int
+    var notEnoughReplicasErrors: Int
+    var evictions: Int
+    var evictionsByReason: [String: Int]
+    var secondsToEvict: Double?
+    var maxLagBytes: Int
+    var maxLagSeconds: Double
+    var peakResidentBytes: Int
+    /// The process's resident set right after the reset, before the scenario's leader exists.
+    var residentBytesAtStart: Int
+    var cpuSeconds: Double
+    /// CPU seconds each follower process used during the load.
+    var followerCPUSeconds: [Double]
+    var samples: [Sample]
+    var evictionMarks: [EvictionMark]
+    var faultSeconds: Double?
+    var capBytesPerSecond: Int?
+    var segmentsDeleted: Int
+
+    var recordsPerSecond: Double { Double(records) / loadSeconds }
+    var payloadBytesPerSecond: Double { Double(payloadBytes) / loadSeconds }
+    var wireBytesPerSecond: Double { Double(wireBytes) / loadSeconds }
+    var compressionRatio: Double { wireBytes > 0 ? Double(payloadBytes) / Double(wireBytes) : 0 }
+    var cpuSecondsPerGB: Double { payloadBytes > 0 ? cpuSeconds / (Double(payloadBytes) / 1e9) : 0 }
+    /// Cores the leader process and the followers kept busy on average during the load.
+    var leaderCores: Double { cpuSeconds / loadSeconds }
+    var followerCores: Double { followerCPUSeconds.reduce(0, +) / loadSeconds }
+    var throttledSamples: Int { samples.filter { $0.throttledProducers > 0 }.count }
+
+    /// Wire bytes per second from the first sample with a throttled producer to the end (or
+    /// over the second half, when no producer was throttled): under min-ISR, once the slow
+    /// follower's queue has filled, this is the pace the throttle holds producers to.
+    var steadyWireBytesPerSecond: Double? {
+        let start = samples.first(where: { $0.throttledProducers > 0 }) ?? samples.first(where: { $0.seconds >= loadSeconds / 2 })
+        guard let last = samples.last, let start, last.seconds > start.seconds else { return nil }
+        return Double(last.wireBytes - start.wireBytes) / (last.seconds - start.seconds)
+    }
+
+    /// When the steady window of ``steadyWireBytesPerSecond`` starts, in seconds.
+    var steadyWindowStartSeconds: Double? {
+        (samples.first(where: { $0.throttledProducers > 0 }) ?? samples.first(where: { $0.seconds >= loadSeconds / 2 }))?.seconds
+    }
+}
+
+/// Runs one scenario from scratch: a fresh leader in this process on a new temporary data
+/// directory, `replication-node follower` processes, a proxy for the faulty follower, the
+/// producers, the sampler and the fault; then tears everything down.
+struct ScenarioRunner {
+    let scenario: Scenario
+    let settings: RunSettings
+
+    private static let samplingInterval: Duration = .milliseconds(250)
+
+    func run() async throws -> ScenarioResult {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("leader-saturation-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        ChildProcesses.addTemporaryDirectory(root)
+        var followers: [FollowerProcess] = []
+        var proxy: FaultInjectingProxy?
+        var serving: Task<Void, any Error>?
+        func tearDown() async {
+            for follower in followers { await follower.stop() }
+            serving?.cancel()
+            _ = await serving?.result
+            await proxy?.stop()
+            ChildProcesses.removeTemporaryDirectory(root)
+        }
+        do {
+            let result = try await measure(root: root, followers: &followers, proxy: &proxy, serving: &serving)
+            await tearDown()
+            return result
+        } catch {
+            let logs = followers.map { $0.logTail() }.joined(separator: "\n")
+            await tearDown()
+            throw BenchmarkError("\(scenario.name): \(error)\n\(logs)")
+        }
+    }
+
+    private func measure(
+        root: String, followers: inout [FollowerProcess], proxy: inout FaultInjectingProxy?, serving: inout Task<Void, any Error>?
+    ) async throws -> ScenarioResult {
+        let secretFile = root + "/secret"
+        try Data("leader-saturation-\(UUID().uuidString)\n".utf8).write(to: URL(fileURLWithPath: secretFile))
+        let secret = try SharedSecret(contentsOfFile: secretFile)
+
+        // The peak RSS counts from here: the previous scenario's leader is gone.
+        ProcessMetrics.resetPeakResidentBytes()
+        let residentBytesAtStart = ProcessMetrics.residentBytes()
+        var configuration = ReplicationLeaderConfiguration(dataDirectory: root + "/leader", clusterID: "leader-saturation", nodeID: "leader")
+        configuration.host = "127.0.0.1"
+        configuration.port = 0
+        configuration.queueBytes = settings.queueBytes
+        configuration.backlogBytes = settings.backlogBytes
+        configuration.policy = scenario.policy
+        var logger = Logger(label: "BrokerReplication.leader")
+        logger.logLevel = settings.verbose ? .info : .error
+        let leader = try ReplicationLeader(configuration: configuration, secret: secret, logger: logger)
+        serving = Task { try await leader.run() }
+        let port = try await leader.listeningPort()
+
+        let faultyProxy: FaultInjectingProxy? = scenario.fault.usesProxy ? FaultInjectingProxy(upstreamPort: port) : nil
+        proxy = faultyProxy
+        let proxyPort = try await faultyProxy?.start()
+        for number in 1...max(1, scenario.followers) where scenario.followers > 0 {
+            let nodeID = "f\(number)"
+            let target = nodeID == scenario.faultyNodeID && scenario.fault.usesProxy ? proxyPort! : port
+            followers.append(try FollowerProcess(
+                nodeID: nodeID, binary: settings.replicationNode,
+                arguments: [
+                    "--data-dir", root + "/" + nodeID, "--leader", "127.0.0.1:\(target)", "--secret-file", secretFile,
+                    "--cluster-id", "leader-saturation", "--node-id", nodeID,
+                ],
+                logPath: root + "/\(nodeID).log"
+            ))
+        }
+        try await waitUntilReady(leader, followers: followers)
+
+        // The load.
+        let counters = LoadCounters()
+        let durationNanoseconds = UInt64(settings.durationSeconds * 1e9)
+        let maxRecordsPerProducer = Int(min(Double(Int.max / 4), settings.durationSeconds * 10_000_000))
+        let faultyFollower = followers.first { $0.nodeID == scenario.faultyNodeID }
+        if scenario.fault == .bandwidthCap {
+            faultyProxy?.set(.init(bytesPerSecond: settings.slowBytesPerSecond), for: .serverToClient)
+        }
+        let startStatus = leader.status()
+        let cpuAtStart = ProcessMetrics.cpuSeconds()
+        let followerCPUAtStart = followers.map { $0.cpuSeconds() }
+        let loadStartDate = Date()
+        let loadStart = monotonicNanoseconds()
+        let deadline = loadStart + durationNanoseconds
+        let faultDate = Shared<Date?>(scenario.fault == .bandwidthCap ? loadStartDate : nil)
+        let faulting = Task {
+            guard scenario.fault == .blackHole || scenario.fault == .frozen else { return }
+            let at = loadStart + UInt64(scenario.fault.startFraction * Double(durationNanoseconds))
+            let now = monotonicNanoseconds()
+            if at > now { try? await Task.sleep(for: .nanoseconds(Int64(at - now))) }
+            switch scenario.fault {
+            case .blackHole: faultyProxy?.set(.init(blackHole: true))
+            case .frozen: faultyFollower?.send(SIGSTOP)
+            case .none, .bandwidthCap: break
+            }
+            faultDate.set(Date())
+        }
+        let stopSampling = Shared(false)
+        let sampler = Task { await sample(leader, counters: counters, loadStart: loadStart, loadStartDate: loadStartDate, stop: stopSampling) }
+        let trackers = (0..<settings.producers).map { _ in
+            scenario.confirms ? ConfirmTracker(leader: leader, drainDeadlineNanoseconds: deadline + 20_000_000_000) : nil
+        }
+        let producerResults = try await withThrowingTaskGroup(of: ProducerResult.self) { group in
+            for index in 0..<settings.producers {
+                let producer = Producer(
+                    index: index, leader: leader, pool: settings.pool, segmentBytes: settings.segmentBytes,
+                    keepSegments: settings.keepSegments, burst: settings.burst
+                )
+                let tracker = trackers[index]
+                group.addTask {
+                    try await producer.run(deadlineNanoseconds: deadline, maxRecords: maxRecordsPerProducer, counters: counters, confirms: tracker)
+                }
+            }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        leader.flush()
+        let loadSeconds = Double(monotonicNanoseconds() - loadStart) / 1e9
+        let cpuSeconds = ProcessMetrics.cpuSeconds() - cpuAtStart
+        let followerCPUSeconds = zip(followers, followerCPUAtStart).map { $0.cpuSeconds() - $1 }
+        let endStatus = leader.status()
+        stopSampling.set(true)
+        var (samples, marks) = await sampler.value
+        await faulting.value
+
+        // Confirms still in flight drain here (bounded); they do not count in the load time.
+        var confirmResults: [ConfirmTracker.Result] = []
+        for tracker in trackers.compactMap({ $0 }) { confirmResults.append(await tracker.finish()) }
+
+        // A black-holed or frozen follower must be evicted: give the leader up to 15 s more.
+        var secondsToEvict: Double?
+        if let faulty = scenario.faultyNodeID, let since = faultDate.value {
+            let waitUntil = ContinuousClock.now + .seconds(scenario.fault == .bandwidthCap ? 0 : 15)
+            repeat {
+                let status = leader.status()
+                for eviction in status.recentEvictions {
+                    marks.insert(EvictionMark(seconds: eviction.at.timeIntervalSince(loadStartDate), nodeID: eviction.nodeID, reason: eviction.reason))
+                }
+                if let first = status.recentEvictions.first(where: { $0.nodeID == faulty && $0.at >= since.addingTimeInterval(-0.001) }) {
+                    secondsToEvict = max(0, first.at.timeIntervalSince(since))
+                    break
+                }
+                if ContinuousClock.now >= waitUntil { break }
+                try await Task.sleep(for: .milliseconds(50))
+            } while true
+        }
+        let finalStatus = leader.status()
+        let peakResidentBytes = ProcessMetrics.peakResidentBytes()
+        settings.progress.finish()
+
+        var appendLatency = makeLatencyHistogram()
+        for result in producerResults { appendLatency.add(result.appendLatency) }
+        var confirmLatency: Histogram<UInt64>?
+        if scenario.confirms {
+            var merged = makeLatencyHistogram()
+            for result in confirmResults { merged.add(result.latency) }
+            confirmLatency = merged
+        }
+        if samples.isEmpty {
+            samples.append(Sample(seconds: loadSeconds, recordsPerSecond: 0, payloadBytes: 0, wireBytes: 0, throttledProducers: 0, maxLagBytes: 0, maxLagSeconds: 0, liveFollowers: 0))
+        }
+        return ScenarioResult(
+            scenario: scenario, loadSeconds: loadSeconds,
+            records: producerResults.reduce(0) { $0 + $1.records },
+            payloadBytes: endStatus.payloadBytes - startStatus.payloadBytes, wireBytes: endStatus.wireBytes - startStatus.wireBytes,
+            appendLatency: appendLatency, confirmLatency: confirmLatency,
+            confirmsFailed: confirmResults.reduce(0) { $0 + $1.failed }, unconfirmedAtEnd: confirmResults.reduce(0) { $0 + $1.unconfirmedAtEnd },
+            refusedWrites: producerResults.reduce(0) { $0 + $1.refusedWrites },
+            notEnoughReplicasErrors: finalStatus.notEnoughReplicasErrors,
+            evictions: finalStatus.evictions.values.reduce(0, +), evictionsByReason: finalStatus.evictions,
+            secondsToEvict: secondsToEvict,
+            maxLagBytes: samples.map(\.maxLagBytes).max() ?? 0, maxLagSeconds: samples.map(\.maxLagSeconds).max() ?? 0,
+            peakResidentBytes: peakResidentBytes, residentBytesAtStart: residentBytesAtStart, cpuSeconds: cpuSeconds, followerCPUSeconds: followerCPUSeconds, samples: samples,
+            evictionMarks: marks.sorted { $0.seconds < $1.seconds },
+            faultSeconds: faultDate.value.map { $0.timeIntervalSince(loadStartDate) },
+            capBytesPerSecond: scenario.fault == .bandwidthCap ? settings.slowBytesPerSecond : nil,
+            segmentsDeleted: producerResults.reduce(0) { $0 + $1.segmentsDeleted }
+        )
+    }
+
+    /// Waits (at most 60 s) until every follower is live, and under min-ISR in the stored
+    /// in-sync set, so the load starts on a settled cluster.
+    private func waitUntilReady(_ leader: ReplicationLeader, followers: [FollowerProcess]) async throws {
+        let deadline = ContinuousClock.now + .seconds(60)
+        settings.progress.update("\(scenario.name): waiting for \(followers.count) follower(s) to connect")
+        while true {
+            let status = leader.status()
+            let live = status.followers.filter { $0.state == "live" }.count
+            let inSync = status.isr.count
+            if live >= followers.count, !scenario.confirms || inSync >= followers.count { return }
+            if let dead = followers.first(where: { !$0.isRunning }) {
+                throw BenchmarkError("follower \(dead.nodeID) exited before the load started")
+            }
+            if ContinuousClock.now >= deadline {
+                throw BenchmarkError("followers not ready within 60 s: \(live) of \(followers.count) live, in-sync set \(status.isr)")
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+    }
+
+    /// Every 250 ms until told to stop (and at most duration / 250 ms + 400 times): records
+    /// per second, the leader's counters, lag, throttling and evictions; updates the
+    /// progress line.
+    private func sample(
+        _ leader: ReplicationLeader, counters: LoadCounters, loadStart: UInt64, loadStartDate: Date, stop: Shared<Bool>
+    ) async -> ([Sample], Set<EvictionMark>) {
+        var samples: [Sample] = []
+        var marks = Set<EvictionMark>()
+        var previousRecords = 0
+        var previousTime = loadStart
+        let maxSamples = Int(settings.durationSeconds * 4) + 400
+        while !stop.value, samples.count < maxSamples {
+            try? await Task.sleep(for: Self.samplingInterval)
+            let now = monotonicNanoseconds()
+            let records = counters.records.load(ordering: .relaxed)
+            let status = leader.status()
+            for eviction in status.recentEvictions {
+                marks.insert(EvictionMark(seconds: eviction.at.timeIntervalSince(loadStartDate), nodeID: eviction.nodeID, reason: eviction.reason))
+            }
+            let seconds = Double(now - loadStart) / 1e9
+            let rate = Double(records - previousRecords) / (Double(now - previousTime) / 1e9)
+            let point = Sample(
+                seconds: seconds, recordsPerSecond: rate, payloadBytes: status.payloadBytes, wireBytes: status.wireBytes,
+                throttledProducers: status.throttledProducers,
+                maxLagBytes: status.followers.map(\.lagBytes).max() ?? 0, maxLagSeconds: status.followers.map(\.lagSeconds).max() ?? 0,
+                liveFollowers: status.followers.filter { $0.state == "live" }.count
+            )
+            samples.append(point)
+            if settings.trace {
+                let followers = status.followers.map {
+                    "\($0.nodeID) \($0.state) queued \($0.queuedBytes) B, lag \($0.lagBytes) B / " + String(format: "%.2f s", $0.lagSeconds)
+                }
+                settings.progress.note(String(format: "trace %.2f s: ", seconds) + "in-sync \(status.isr), throttled producers \(status.throttledProducers); " + followers.joined(separator: "; "))
+            }
+            previousRecords = records
+            previousTime = now
+            let evicted = status.evictions.values.reduce(0, +)
+            settings.progress.update("\(scenario.name): " + String(
+                format: "%4.1f / %.0f s   %9.0f records/s   %6.1f MB/s payload   live followers %d   evictions %d   throttled producers %d   max lag %.1f MB",
+                seconds, settings.durationSeconds, rate, Double(status.payloadBytes) / max(seconds, 0.001) / 1e6,
+                point.liveFollowers, evicted, point.throttledProducers, Double(point.maxLagBytes) / 1e6
+            ))
+        }
+        return (samples, marks)
+    }
+}
+
+/// A value shared between tasks behind a lock.
+final class Shared<Value: Sendable>: Sendable {
+    private let storage: Mutex<Value>
+
+    init(_ value: Value) { storage = Mutex(value) }
+
+    var value: Value { storage.withLock { $0 } }
+    func set(_ value: Value) { storage.withLock { $0 = value } }
+}
