@@ -4,7 +4,7 @@ import Foundation
 /// environment variables, every field optional with the default below.
 ///
 /// ```json
-/// { "policy": "minInSyncReplicas", "minInSyncReplicas": 2, "producerTimeoutSeconds": 5, "reconnectCapSeconds": 2 }
+/// { "policy": "minInSyncReplicas", "minInSyncReplicas": 2, "producerTimeoutSeconds": 8, "reconnectCapSeconds": 2 }
 /// ```
 ///
 /// Environment variables override the file: `BRPL_` and the key in upper snake case, e.g.
@@ -18,6 +18,7 @@ import Foundation
 /// |---|---|---|
 /// | `heartbeatIntervalSeconds` | `heartbeatTimeoutSeconds` | an idle but healthy link must be heard from (leader) and hear from the leader (follower's silence timeout) before either side gives up |
 /// | `ackTimeoutSeconds` | `producerTimeoutSeconds` | a dead in-sync follower must be evicted, and so leave the in-sync set, before the confirms waiting for it fail |
+/// | `maxLagTimeSeconds` + 0.5 s to store the change | `producerTimeoutSeconds` | a lagging (but acking) in-sync follower must leave the in-sync set before the confirms waiting for it fail |
 /// | `reconnectCapSeconds` + `connectTimeoutSeconds` | `producerTimeoutSeconds` (min-ISR only) | an evicted follower must be able to reconnect before the producers it holds back give up |
 public struct ReplicationConfiguration: Codable, Sendable, Equatable {
     /// `evictSlowFollowers` (default) or `minInSyncReplicas` (then `minInSyncReplicas` says n).
@@ -190,6 +191,10 @@ public struct ReplicationConfiguration: Codable, Sendable, Equatable {
         try validateRetryBudgets()
     }
 
+    /// Room left between `maxLagTimeSeconds` and `producerTimeoutSeconds` for the leader to
+    /// notice a laggard (every 20 ms) and store the smaller in-sync set (a file write and fsyncs).
+    static let inSyncStoreAllowanceSeconds = 0.5
+
     /// Every retry budget is shorter than the deadline it serves (contract point 12, seed 003):
     /// a budget as long as its deadline turns one bad peer into a failure for everyone waiting.
     private func validateRetryBudgets() throws(ReplicationError) {
@@ -204,6 +209,12 @@ public struct ReplicationConfiguration: Codable, Sendable, Equatable {
             throw invalid(
                 "ackTimeoutSeconds",
                 "must be shorter than producerTimeoutSeconds (\(producerTimeoutSeconds)), got \(ackTimeoutSeconds): confirms would fail before a dead follower is evicted from the in-sync set"
+            )
+        }
+        if maxLagTimeSeconds + Self.inSyncStoreAllowanceSeconds > producerTimeoutSeconds {
+            throw invalid(
+                "maxLagTimeSeconds",
+                "must be at least \(Self.inSyncStoreAllowanceSeconds) s shorter than producerTimeoutSeconds (\(producerTimeoutSeconds)), got \(maxLagTimeSeconds): a confirm waits for a lagging in-sync follower until it has lagged that long and its removal is stored"
             )
         }
         if policy == "minInSyncReplicas", reconnectCapSeconds + connectTimeoutSeconds >= producerTimeoutSeconds {
