@@ -14,6 +14,13 @@ package final class AsyncSerialLock: Sendable {
     package init() {}
 
     package func acquire() async {
+        // Uncontended (the usual case: one producer per file): no continuation, no allocation.
+        let free = state.withLock { state in
+            if state.isHeld { return false }
+            state.isHeld = true
+            return true
+        }
+        if free { return }
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             let acquired = state.withLock { state in
                 if state.isHeld {

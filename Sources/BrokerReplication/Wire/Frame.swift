@@ -98,10 +98,12 @@ package struct Frame: Hashable, Sendable {
     package static func fillHeader(in buffer: inout ByteBuffer, at headerIndex: Int, type: FrameType) {
         let bodyIndex = headerIndex + headerBytes
         let bodyLength = buffer.writerIndex - bodyIndex
-        let body = buffer.getSlice(at: bodyIndex, length: bodyLength)!
+        // The checksum is computed (and the slice released) before the header is written: a
+        // slice still alive during a write would make the buffer copy itself.
+        let crc = checksum(type: type.rawValue, body: buffer.getSlice(at: bodyIndex, length: bodyLength)!.readableBytesView)
         buffer.setInteger(UInt32(bodyLength), at: headerIndex)
         buffer.setInteger(type.rawValue, at: headerIndex + 4)
-        buffer.setInteger(checksum(type: type.rawValue, body: body.readableBytesView), at: headerIndex + 5)
+        buffer.setInteger(crc, at: headerIndex + 5)
     }
 }
 

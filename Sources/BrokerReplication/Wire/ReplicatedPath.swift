@@ -48,13 +48,20 @@ public struct ReplicatedPath: Hashable, Sendable, CustomStringConvertible {
         if utf8.starts(with: ".brpl".utf8), utf8.count == 5 || utf8.dropFirst(5).first == UInt8(ascii: "/") {
             throw invalid("\".brpl\" is reserved for the module's own files")
         }
-        for component in utf8.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false) {
+        // Component by component without splitting: no allocation per record.
+        var start = utf8.startIndex
+        while true {
+            let end = utf8[start...].firstIndex(of: UInt8(ascii: "/")) ?? utf8.endIndex
+            let component = utf8[start..<end]
             if component.isEmpty { throw invalid("empty component (\"//\" or a trailing \"/\"); paths must be normalised") }
             if component.elementsEqual("..".utf8) { throw invalid("contains \"..\"; paths must stay inside the data directory") }
             if component.elementsEqual(".".utf8) { throw invalid("contains \".\"; paths must be normalised") }
-            if component.count > maximumComponentBytes {
-                throw invalid("a component of \(component.count) bytes, above the limit of \(maximumComponentBytes) bytes")
+            let count = utf8.distance(from: start, to: end)
+            if count > maximumComponentBytes {
+                throw invalid("a component of \(count) bytes, above the limit of \(maximumComponentBytes) bytes")
             }
+            guard end < utf8.endIndex else { break }
+            start = utf8.index(after: end)
         }
     }
 }
