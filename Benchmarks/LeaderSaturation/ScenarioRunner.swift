@@ -164,7 +164,7 @@ struct ScenarioRunner {
         let faultyProxy: FaultInjectingProxy? = scenario.fault.usesProxy ? FaultInjectingProxy(upstreamPort: port) : nil
         proxy = faultyProxy
         let proxyPort = try await faultyProxy?.start()
-        for number in 1...max(1, scenario.followers) where scenario.followers > 0 {
+        for number in stride(from: 1, through: scenario.followers, by: 1) {
             let nodeID = "f\(number)"
             let target = nodeID == scenario.faultyNodeID && scenario.fault.usesProxy ? proxyPort! : port
             followers.append(try FollowerProcess(
