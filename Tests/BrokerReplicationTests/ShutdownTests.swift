@@ -72,10 +72,13 @@ struct ShutdownTests {
             let producing = Task { try await Self.write(leader, records: 30_000) }
             let moving = try await TestCluster.eventually { follower.status().lastDurableLSN > 5_000 }
             #expect(moving)
+            let durableBefore = follower.status().lastDurableLSN
             follower.shutdownGracefully()
             try await following.value
             let status = follower.status()
-            #expect(status.lastAckedLSN == status.lastDurableLSN, "durable \(status.lastDurableLSN), acked \(status.lastAckedLSN)")
+            // Everything durable when the shutdown began is acked; a batch being applied at that
+            // moment may still be made durable without an ack (the leader resends it).
+            #expect(status.lastAckedLSN >= durableBefore, "durable before \(durableBefore), acked \(status.lastAckedLSN)")
             let last = try await producing.value
             // Restarted, it resumes from its durable LSN and converges.
             try await withFollower(cluster, "f1", port: port) { again in

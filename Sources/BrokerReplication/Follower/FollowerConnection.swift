@@ -48,7 +48,17 @@ struct FollowerConnection {
             switch welcome.resync {
             case .fullSync:
                 follower.update { $0.phase = .syncing; $0.fullSyncs += 1 }
-                position = try await receiveFullSync(epoch: welcome.epoch, frames: &frames, outbound: outbound, allocator: connection.channel.allocator)
+                do {
+                    position = try await receiveFullSync(epoch: welcome.epoch, frames: &frames, outbound: outbound, allocator: connection.channel.allocator)
+                } catch {
+                    // Tell the leader why, as the stream does: a full disk must show on the leader.
+                    let diskFailure = (error as? ApplyError).map { if case .storage = $0 { true } else { false } } ?? (error is StorageError)
+                    if diskFailure || error is ApplyError {
+                        let refusal = Refusal(code: diskFailure ? .diskError : .protocolViolation, reason: "\(error)")
+                        try? await write(.refusal(refusal), to: outbound, allocator: connection.channel.allocator)
+                    }
+                    throw error
+                }
             case .resume:
                 guard welcome.epoch == position.epoch, welcome.nextLSN == position.lastDurableLSN + 1 else {
                     throw ProtocolError(description: "leader resumes epoch \(welcome.epoch) at LSN \(welcome.nextLSN), but this follower holds epoch \(position.epoch) through LSN \(position.lastDurableLSN)")
@@ -209,6 +219,9 @@ struct FollowerConnection {
                 while let frame = try await frames.next() {
                     switch try WireMessage(decoding: frame, limits: configuration.wireLimits) {
                     case .data(let data):
+                        // Shutting down gracefully: apply nothing more, so that what is acked
+                        // last is everything made durable (the leader resends the rest later).
+                        if committer.isFinishing { continue }
                         try sequence.accept(data)
                         let records = try decoder.records(of: data)
                         let dirty = try await NIOThreadPool.singleton.runIfActive {
@@ -296,6 +309,8 @@ final class Committer: Sendable {
         waiter?.resume()
         for continuation in finished { continuation.resume() }
     }
+
+    var isFinishing: Bool { state.withLock { $0.finishing } }
 
     /// For a graceful shutdown: returns once everything applied so far is durable and acked
     /// (or the connection ended first).

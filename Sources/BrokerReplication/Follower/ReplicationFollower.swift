@@ -41,8 +41,8 @@ public final class ReplicationFollower: Service, Sendable {
         public var epoch: UInt64 = 0
         /// Every record up to this LSN is applied and durable here.
         public var lastDurableLSN: UInt64 = 0
-        /// The last LSN acked to the leader: at most `lastDurableLSN`, and equal to it after a
-        /// graceful shutdown.
+        /// The last LSN acked to the leader: at most `lastDurableLSN`. After a graceful
+        /// shutdown it covers everything that was durable when the shutdown began.
         public var lastAckedLSN: UInt64 = 0
         public var connects = 0
         public var fullSyncs = 0
