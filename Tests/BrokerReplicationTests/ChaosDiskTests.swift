@@ -41,9 +41,7 @@ struct ChaosDiskTests {
                 let workload = try await Workload.run(cluster.leader, producers: 2, records: 30_000, prefix: { "p\($0)" })
                 #expect(workload.totalBytes > 3 << 20, "the load (\(workload.totalBytes) bytes) must not fit in 2 MiB")
 
-                try await cluster.waitUntil("the follower is evicted with disk-error", timeout: .seconds(60)) {
-                    cluster.leader.status().evictions["disk-error", default: 0] > 0
-                }
+                try await waitForDiskErrorEviction(cluster, log: log)
                 let evictedAfter = ContinuousClock.now - loadStarted
                 try await expectNothingLostAndTheOtherFollowerKeepsUp(cluster, workload, log: log)
                 let seen = watch.snapshot()
@@ -96,9 +94,7 @@ struct ChaosDiskTests {
                 let readOnly = try ReadOnlyDirectory(fresh)
                 print("read-only: \(readOnly)")
                 let workload = try await Workload.run(cluster.leader, producers: 2, records: 2_000, prefix: { "fresh/p\($0)" }, after: before)
-                try await cluster.waitUntil("the follower is evicted with disk-error", timeout: .seconds(60)) {
-                    cluster.leader.status().evictions["disk-error", default: 0] > 0
-                }
+                try await waitForDiskErrorEviction(cluster, log: log)
                 try await expectNothingLostAndTheOtherFollowerKeepsUp(cluster, workload, log: log)
                 let seen = watch.snapshot()
                 let persisted = try expectNoAckBeyondWhatIsPersisted(directory, workload, seen)
@@ -217,6 +213,20 @@ struct ChaosDiskTests {
         #expect(stored.lastDurableLSN <= persisted, "the follower stored LSN \(stored.lastDurableLSN); its files hold records through LSN \(persisted)")
         if ackedSomething { #expect(seen.highestAck > 0, "the follower acked something before its disk failed") }
         return persisted
+    }
+
+    /// Waits for the leader to evict the disk follower with `disk-error`; when it does not,
+    /// records what the disk follower and the leader logged about it.
+    private func waitForDiskErrorEviction(_ cluster: ReplicationTestCluster, log: LogRecorder) async throws {
+        do {
+            try await cluster.waitUntil("the follower is evicted with disk-error", timeout: .seconds(60)) {
+                cluster.leader.status().evictions["disk-error", default: 0] > 0
+            }
+        } catch {
+            let lines = log.lines(containing: "disk").filter { !$0.contains("full sync progress") }
+            Issue.record("\(error)\nlog lines about the disk follower (\(lines.count), last 40):\n\(lines.suffix(40).joined(separator: "\n"))")
+            throw error
+        }
     }
 
     private func waitUntilLive(_ cluster: ReplicationTestCluster, _ names: [String]) async throws {

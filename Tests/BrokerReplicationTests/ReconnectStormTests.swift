@@ -78,15 +78,14 @@ struct ReconnectStormTests {
         //   averaging a sixth of their mean; without any backoff a refused connect loops
         //   thousands of times a second. When an attempt cannot end before its timeout, the
         //   hard bound window / attempt + 1 (every delay zero) is smaller, and is used instead.
-        // - lower: they keep retrying: every follower makes at least two attempts, and at least
-        //   one in the second half of the window. With every delay at its full ceiling an idle
-        //   machine makes 13, 7 and 5; with the whole suite running on two cores, attempts that
-        //   should fail at once were seen to take 2 s or more (as few as 3 in 10 s), so the
-        //   rate itself is only bounded from above.
+        // - lower: they keep retrying. With every delay at its full ceiling an idle machine makes
+        //   13, 7 and 5 attempts in the window; but with the whole suite running on two cores
+        //   the follow loops were seen to wait 5 s for a thread (2 attempts in 10 s), so the
+        //   rate is bounded from above only. That they keep going is checked without a clock:
+        //   after the window, every follower makes another attempt (60 s allowed).
         let expected = Self.attempts(within: window, attempt: attempt) { $0 / 2 }
         var upperBound = 3 * expected
         if attempt > 0 { upperBound = min(upperBound, Int(window / attempt) + 1) }
-        let lowerBound = 2
         let slowest = Self.attempts(within: window, attempt: attempt) { $0 }
 
         try await withUnreachableLeader(unreachable, cluster: cluster) { port, heal in
@@ -102,23 +101,25 @@ struct ReconnectStormTests {
             let tasks = followers.map { follower in Task { try await follower.run() } }
             defer { for task in tasks { task.cancel() } }
 
-            try await Task.sleep(until: start + Self.window / 2)
-            let halfway = followers.map { $0.status().connects }
             try await Task.sleep(until: start + Self.window)
             let counts = followers.map { $0.status().connects }
             let errors = Set(followers.compactMap { $0.status().lastError })
             let total = counts.reduce(0, +)
             print(
-                "reconnect storm \(unreachable): \(total) attempts by \(Self.followers) followers in \(Self.window) (per follower \(counts.min()!)...\(counts.max()!), expected \(expected), \(slowest) with every delay at its ceiling, bounds \(lowerBound)...\(upperBound)); errors \(errors.sorted())"
+                "reconnect storm \(unreachable): \(total) attempts by \(Self.followers) followers in \(Self.window) (per follower \(counts.min()!)...\(counts.max()!), expected \(expected), \(slowest) with every delay at its ceiling, bound \(upperBound)); errors \(errors.sorted())"
             )
             for (index, count) in counts.enumerated() {
                 #expect(count <= upperBound, "storm-\(index): \(count) attempts in \(Self.window), bound \(upperBound)")
-                #expect(count >= lowerBound, "storm-\(index): only \(count) attempts in \(Self.window), at least \(lowerBound) expected")
-                #expect(count > halfway[index], "storm-\(index) stopped retrying after \(halfway[index]) attempts")
             }
             #expect(total <= Self.followers * upperBound)
             #expect(followers.allSatisfy { $0.status().phase == .connecting && $0.status().lastDurableLSN == 0 })
             #expect(!errors.isEmpty, "each failed attempt leaves its reason in status().lastError")
+            let windowEnd = ContinuousClock.now
+            let retrying = try await TestCluster.eventually(timeout: .seconds(60)) {
+                zip(followers, counts).allSatisfy { follower, count in follower.status().connects > count }
+            }
+            #expect(retrying, "followers stopped retrying: \(counts) attempts in the window, \(followers.map { $0.status().connects }) now")
+            print("reconnect storm \(unreachable): every follower made another attempt within \(ContinuousClock.now - windowEnd) after the window")
 
             // The leader comes back: every follower joins, within its backoff cap plus one
             // attempt's timeout (and a generous allowance for a loaded machine).
