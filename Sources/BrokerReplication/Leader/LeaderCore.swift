@@ -159,7 +159,13 @@ package final class LeaderCore: Sendable {
             let path = record.path
             switch change {
             case .grew(let size):
-                state.files[path, default: FileState(size: 0, generation: state.nextGeneration)].size = size
+                // Not `files[path, default: ...]`: its autoclosure over `state` cost two
+                // allocations per record.
+                if state.files[path] != nil {
+                    state.files[path]!.size = size
+                } else {
+                    state.files[path] = FileState(size: size, generation: state.nextGeneration)
+                }
             case .replaced(let size):
                 state.files[path] = FileState(size: size, generation: state.nextGeneration)
                 state.nextGeneration += 1
