@@ -1,10 +1,12 @@
 import DequeModule
 
-/// The most recent sealed frames, bounded in bytes, for followers that resume (partial
+/// The most recent sealed frames, bounded by the memory they hold, for followers that resume (partial
 /// resync, like Redis's PSYNC) or catch up after a full sync.
 package struct Backlog {
     package let maximumBytes: Int
     private var batches: Deque<SealedBatch> = []
+    /// Memory held by the frames (their buffers' capacity, not just their wire bytes), so that
+    /// `backlogBytes` bounds the leader's memory.
     package private(set) var bytes = 0
 
     package init(maximumBytes: Int) {
@@ -21,9 +23,9 @@ package struct Backlog {
     package mutating func append(_ batch: SealedBatch) {
         precondition(batches.last.map { $0.lastLSN + 1 == batch.firstLSN } ?? true, "backlog batches are consecutive")
         batches.append(batch)
-        bytes += batch.wireBytes
+        bytes += batch.memoryBytes
         while bytes > maximumBytes, batches.count > 1 {
-            bytes -= batches.removeFirst().wireBytes
+            bytes -= batches.removeFirst().memoryBytes
         }
     }
 

@@ -443,7 +443,9 @@ package final class LeaderCore: Sendable {
         guard case .minInSyncReplicas(let n) = settings.policy else { return true }
         var ready = 0
         for session in state.live.values where state.inSync.persisted.contains(session.nodeID) {
-            if session.state.withLock({ $0.queue.queuedBytes + bytes + settings.batchBytes <= settings.queueBytes }) { ready += 1 }
+            // Queued plus written-and-unacked: bytes in socket buffers count too, or the
+            // producers would run ahead of a slow follower by whatever the kernel buffers.
+            if session.state.withLock({ $0.lagBytes + bytes + settings.batchBytes <= settings.queueBytes }) { ready += 1 }
         }
         return ready >= n
     }

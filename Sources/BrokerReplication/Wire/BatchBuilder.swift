@@ -16,6 +16,8 @@ package struct SealedBatch: Hashable, Sendable {
     package var lastLSN: UInt64 { firstLSN + UInt64(recordCount) - 1 }
     /// Bytes on the wire for this batch, frame header included.
     package var wireBytes: Int { frame.readableBytes }
+    /// Bytes of memory the frame holds: NIO rounds a buffer's capacity up to a power of two.
+    package var memoryBytes: Int { frame.capacity }
 }
 
 /// Collects records with consecutive LSNs into one uncompressed payload, then seals them
@@ -68,7 +70,8 @@ package struct BatchBuilder {
                 try! compressor.compress(source, into: destination)
             }
         }
-        // Sized exactly, so the memory a frame holds is the bytes it counts.
+        // Sized for the compressed bytes, not the worst case (NIO still rounds the capacity up
+        // to a power of two; the backlog counts that, see SealedBatch.memoryBytes).
         var frame = allocator.buffer(capacity: Frame.headerBytes + DataFrame.headerBytes + compressed.readableBytes)
         frame.writeRepeatingByte(0, count: Frame.headerBytes)
         frame.writeInteger(firstLSN)

@@ -29,12 +29,23 @@ public struct ReplicatedPath: Hashable, Sendable, CustomStringConvertible {
 
     // Swift's String equality is Unicode-canonical ("é" composed equals "e" + accent), but the
     // file system compares bytes: two such paths are two files, so they must be two keys.
+    // Both work on the contiguous UTF-8 of native strings (a memcmp, one hash call): they
+    // run on every write, under the leader's state lock.
     public static func == (lhs: ReplicatedPath, rhs: ReplicatedPath) -> Bool {
-        lhs.string.utf8.elementsEqual(rhs.string.utf8)
+        let left = lhs.string.utf8
+        let right = rhs.string.utf8
+        guard left.count == right.count else { return false }
+        let fast = left.withContiguousStorageIfAvailable { l in
+            right.withContiguousStorageIfAvailable { r in l.elementsEqual(r) }
+        }
+        return (fast ?? nil) ?? left.elementsEqual(right)
     }
 
     public func hash(into hasher: inout Hasher) {
-        for byte in string.utf8 { hasher.combine(byte) }
+        let utf8 = string.utf8
+        if utf8.withContiguousStorageIfAvailable({ hasher.combine(bytes: UnsafeRawBufferPointer($0)) }) == nil {
+            Array(utf8).withUnsafeBytes { hasher.combine(bytes: $0) }
+        }
     }
 
     private static func validate(_ string: String, maximumBytes: Int) throws(WireError) {
