@@ -238,6 +238,13 @@ struct FollowerConnection {
                     }
                 }
             }
+        } catch let error as StorageError {
+            // The group commit failed (an fsync or the state file): what was applied may not be
+            // on disk, so forget the position and tell the leader, as for any disk error.
+            try? follower.stateFile.store(.none, durable: durable)
+            follower.update { $0.epoch = 0; $0.lastDurableLSN = 0 }
+            try? await write(.refusal(Refusal(code: .diskError, reason: error.description)), to: outbound, allocator: allocator)
+            throw error
         } catch let error as ApplyError {
             // The stream does not fit the files (or the disk failed): forget the position so
             // the next connection runs a full sync, which repairs exactly the files that differ.
