@@ -450,12 +450,16 @@ package final class LeaderCore: Sendable {
         return ready >= n
     }
 
-    /// Lets the first held-back producer go when there is room now (one at a time, so two
-    /// released writes cannot together overflow a queue).
+    /// Lets held-back producers go, in arrival order, as long as their writes together fit:
+    /// each released write counts against the room left for the next, so a burst of releases
+    /// cannot overflow a queue (and one release per ack would cap producers at the ack rate).
     private func releaseThrottled(_ state: inout State, into work: inout AfterUnlock) {
-        guard let first = state.throttled.first, hasRoom(&state, bytes: Int(first.lsn)) else { return }
-        state.throttled.removeFirst()
-        work.confirmed.append(first.continuation)
+        var reserved = 0
+        while let first = state.throttled.first, hasRoom(&state, bytes: reserved + Int(first.lsn)) {
+            reserved += Int(first.lsn)
+            state.throttled.removeFirst()
+            work.confirmed.append(first.continuation)
+        }
     }
 
     /// Seals the open batch when it holds `lsn`: a confirm is waiting on it.
