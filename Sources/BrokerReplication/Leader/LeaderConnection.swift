@@ -198,10 +198,10 @@ struct LeaderConnection {
             while let frame = try await frames.next() {
                 switch try WireMessage(decoding: frame, limits: configuration.wireLimits) {
                 case .ack(let lsn):
-                    try record(ack: lsn, session: session, liveness: liveness)
+                    try record(ack: lsn, session: session)
                 case .heartbeatReply(let reply):
                     // The LivenessTap has already counted it as heard.
-                    if reply.durableLSN > 0 { try record(ack: reply.durableLSN, session: session, liveness: liveness) }
+                    if reply.durableLSN > 0 { try record(ack: reply.durableLSN, session: session) }
                 case .syncRequest(let request):
                     syncRequests.continuation.yield(request)
                 case .refusal(let refusal):
@@ -215,7 +215,7 @@ struct LeaderConnection {
         }
     }
 
-    private func record(ack lsn: UInt64, session: FollowerSession, liveness: SharedLiveness) throws {
+    private func record(ack lsn: UInt64, session: FollowerSession) throws {
         let sent = session.state.withLock { $0.sentLSN }
         guard lsn <= sent else {
             throw WireError(.malformedFrame(type: .ack, reason: "acks LSN \(lsn), but only \(sent) was sent"))
