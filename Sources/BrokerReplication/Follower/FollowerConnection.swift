@@ -356,7 +356,7 @@ final class Committer: Sendable {
             for set in dirty { try RecordApplier.makeDurable(set, in: directory) }
             try stateFile.store(position, durable: durable)
         }
-        follower.update { $0.lastDurableLSN = lsn }
+        follower.update { $0.lastDurableLSN = lsn; $0.groupCommits += 1 }
     }
 
     func run(outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>, allocator: ByteBufferAllocator) async throws {

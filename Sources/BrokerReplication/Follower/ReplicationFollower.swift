@@ -47,6 +47,9 @@ public final class ReplicationFollower: Service, Sendable {
         public var connects = 0
         public var fullSyncs = 0
         public var resumes = 0
+        /// Group commits made durable so far: each is one device flush of the data directory's
+        /// file system (plus one per replace, for its temporary file).
+        public var groupCommits = 0
         /// The last reason a connection ended or was refused.
         public var lastError: String?
     }
