@@ -34,10 +34,13 @@ let package = Package(
             providers: [.apt(["liblz4-dev"])]
         ),
         .target(name: "LZ4", dependencies: ["CLZ4"]),
+        // syncfs(2), which Swift's Glibc module does not declare: the follower's group commit.
+        .target(name: "CFileSystemSync"),
         .target(
             name: "BrokerReplication",
             dependencies: [
                 "LZ4",
+                "CFileSystemSync",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -106,12 +109,22 @@ let package = Package(
             path: "Benchmarks/LeaderSaturation"
         ),
         .testTarget(name: "LZ4Tests", dependencies: ["LZ4"]),
-        .testTarget(name: "ReplicationNodeTests", dependencies: ["ReplicationNode", "MiniBroker", "BrokerReplicationTesting"]),
+        // The `.heavy` test trait: one cluster-under-load test at a time across both test targets.
+        .target(name: "HeavyTestGate", path: "Tests/HeavyTestGate"),
+        .testTarget(
+            name: "ReplicationNodeTests",
+            dependencies: [
+                "ReplicationNode", "MiniBroker", "BrokerReplication", "BrokerReplicationTesting", "HeavyTestGate",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
         .testTarget(
             name: "BrokerReplicationTests",
             dependencies: [
                 "BrokerReplication",
                 "BrokerReplicationTesting",
+                "HeavyTestGate",
                 "LZ4",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),

@@ -1,3 +1,4 @@
+import HeavyTestGate
 import BrokerReplicationTesting
 import Foundation
 import Logging
@@ -22,7 +23,7 @@ import Darwin
 /// root). Without root the full-disk test is skipped (nothing else can limit a directory's
 /// space), and the read-only test falls back to a directory made read-only with `chmod 0555`;
 /// each prints which it used.
-@Suite("Chaos: follower disk trouble", .serialized, .timeLimit(.minutes(5)))
+@Suite("Chaos: follower disk trouble", .serialized, .heavy)
 struct ChaosDiskTests {
     static let isRoot = geteuid() == 0
 

@@ -1,3 +1,4 @@
+import HeavyTestGate
 import BrokerReplication
 import BrokerReplicationTesting
 import Foundation
@@ -7,7 +8,7 @@ import Testing
 
 /// The seed incidents, replayed through ``FaultInjectingProxy`` with real sockets and files:
 /// each test asserts the outcome and that no acknowledged record is lost.
-@Suite("Chaos", .serialized, .timeLimit(.minutes(6)))
+@Suite("Chaos", .serialized, .heavy)
 struct ChaosTests {
     /// Producers that write append-only records `"<producer>:<sequence>\n"` to their own files,
     /// so a lost or repeated record shows in the files themselves, not only in a byte diff.

@@ -1,3 +1,4 @@
+import HeavyTestGate
 import Foundation
 import Testing
 
@@ -5,7 +6,7 @@ import Testing
 
 /// Not a test of speed: prints confirm latencies for Docs/Performance.md when asked to
 /// (`BRPL_MEASURE=1`). Timing claims live in measurements, never in assertions.
-@Suite("Confirm latency measurement", .serialized, .enabled(if: ProcessInfo.processInfo.environment["BRPL_MEASURE"] != nil))
+@Suite("Confirm latency measurement", .serialized, .heavy, .enabled(if: ProcessInfo.processInfo.environment["BRPL_MEASURE"] != nil))
 struct ConfirmLatencyMeasurement {
     @Test(arguments: [ReplicationPolicy.evictSlowFollowers, .minInSyncReplicas(1), .minInSyncReplicas(2)])
     func confirmLatencyWithTwoFollowers(policy: ReplicationPolicy) async throws {

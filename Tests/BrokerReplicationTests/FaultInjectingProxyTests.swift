@@ -1,3 +1,4 @@
+import HeavyTestGate
 import BrokerReplicationTesting
 import Foundation
 import NIOCore
@@ -78,7 +79,7 @@ private final class BlockingClient: Sendable {
     }
 }
 
-@Suite("Fault-injecting proxy", .serialized, .timeLimit(.minutes(3)))
+@Suite("Fault-injecting proxy", .serialized, .heavy)
 struct FaultInjectingProxyTests {
     /// Runs `body` with an echo server behind a started proxy.
     func withEchoProxy(_ body: (FaultInjectingProxy, Int) async throws -> Void) async throws {

@@ -101,9 +101,7 @@ struct FollowerDiskTests {
                 replace("store/definitions", 1000, Array(new[1000..<2000]), []),
             ])
             #expect(try contents(target) == old, "the old file stays until the last chunk")
-            let dirty = applier.takeDirty()
-            #expect(dirty.files.count == 2, "the old file and the temporary file")
-            try RecordApplier.makeDurable(dirty, in: directory)
+            try directory.syncFileSystem()
             applier.closeAll()
 
             // A new session (after a restart) continues the replace from its temporary file.
@@ -242,34 +240,40 @@ struct FollowerDiskTests {
         }
     }
 
-    @Test func dirtySetHoldsEachWrittenFileOnceAndTheDirectoriesOfNewFiles() throws {
+    @Test func contiguousAppendsToOneFileInABatchAreOneWrite() throws {
         try withTemporaryRoot { root in
             let data = root.appendingPathComponent("data")
             let directory = try DataDirectory(path: data.path)
             let applier = RecordApplier(directory: directory, durable: true)
             defer { applier.closeAll() }
+            // A broker's batch: 430 records of 150 bytes interleaved over 20 segment files.
+            var records: [ReplicationRecord] = []
+            var expected: [String: [UInt8]] = [:]
+            for index in 0..<430 {
+                let path = "queues/q\(index % 20)/segment"
+                let record = bytes(150, seed: UInt64(index))
+                records.append(append(path, UInt64(expected[path, default: []].count), record))
+                expected[path, default: []] += record
+            }
+            try applier.apply(records)
+            #expect(applier.appendWrites == 20, "one write per file per batch")
+            for (path, bytes) in expected { #expect(try contents(data.appendingPathComponent(path)) == bytes) }
+
+            // A run broken by a replayed offset, a replace and a delete still applies in order.
             try applier.apply([
-                append("q/segment", 0, bytes(10, seed: 1)),
-                append("q/segment", 10, bytes(10, seed: 2)),
-                append("q/segment", 20, bytes(10, seed: 3)),
+                append("queues/q0/segment", UInt64(expected["queues/q0/segment"]!.count), [1, 2, 3]),
+                append("queues/q0/segment", 0, [9]),
+                append("queues/q0/segment", 1, [8]),
+                append("queues/q1/segment", UInt64(expected["queues/q1/segment"]!.count), [4]),
+                replace("queues/q1/segment", 0, [5, 5], .whole),
+                append("queues/q1/segment", 2, [6]),
+                append("queues/q2/segment", UInt64(expected["queues/q2/segment"]!.count), [7]),
+                delete("queues/q2/segment"),
             ])
-            let first = applier.takeDirty()
-            #expect(first.files.count == 1)
-            #expect(Set(first.directories.map(\.string)) == ["q/segment", "q"])
-            try RecordApplier.makeDurable(first, in: directory)
-            #expect(applier.takeDirty().isEmpty)
-
-            try applier.apply([append("q/segment", 30, bytes(10, seed: 4))])
-            let second = applier.takeDirty()
-            #expect(second.files.count == 1 && second.directories.isEmpty, "an existing file needs no directory fsync")
-
-            // A file created and deleted (with its directory) before the fsync needs nothing.
-            try applier.apply([append("gone/soon", 0, [1]), delete("gone/soon")])
-            try RecordApplier.makeDurable(applier.takeDirty(), in: directory)
-
-            let lax = RecordApplier(directory: directory, durable: false)
-            try lax.apply([append("r/segment", 0, [1]), replace("r/definitions", 0, [2], .firstChunk)])
-            #expect(lax.takeDirty().isEmpty)
+            #expect(try contents(data.appendingPathComponent("queues/q0/segment")) == [9, 8])
+            #expect(try contents(data.appendingPathComponent("queues/q1/segment")) == [5, 5, 6])
+            #expect(!FileManager.default.fileExists(atPath: data.appendingPathComponent("queues/q2/segment").path))
+            try directory.syncFileSystem()
         }
     }
 

@@ -1,3 +1,4 @@
+import HeavyTestGate
 import BrokerReplicationTesting
 import Foundation
 import Synchronization
@@ -62,7 +63,7 @@ struct InSyncReplicasStateMachineTests {
     }
 }
 
-@Suite("Confirms and min-ISR", .serialized, .timeLimit(.minutes(5)))
+@Suite("Confirms and min-ISR", .serialized, .heavy)
 struct ConfirmTests {
     /// A min-ISR(n) leader with generous timeouts: only the failure test uses a short deadline.
     func configure(_ n: Int?) -> (inout ReplicationLeaderConfiguration) -> Void {
@@ -75,6 +76,26 @@ struct ConfirmTests {
 
     static func inSync(_ leader: ReplicationLeader, _ members: [String]) async throws -> Bool {
         try await TestCluster.eventually { leader.status().isr == members }
+    }
+
+    /// A healthy follower of a leader that has written nothing yet stays in the in-sync set:
+    /// its heartbeat replies (durable LSN 0) show it caught up. It used to leave the set after
+    /// `maxLagTime`, because a reply for LSN 0 was not counted as an ack.
+    @Test func anIdleFollowerOfAnEmptyLeaderStaysInSync() async throws {
+        let cluster = try TestCluster()
+        try await withLeader(cluster, configure: { configuration in
+            configuration.maxLagTime = .seconds(1)
+            configuration.heartbeatInterval = .milliseconds(100)
+        }) { leader, port in
+            try await withFollower(cluster, "idle", port: port) { _ in
+                let joined = try await Self.inSync(leader, ["idle"])
+                #expect(joined)
+                // Three times maxLagTime with nothing written: heartbeats only.
+                try await Task.sleep(for: .seconds(3))
+                #expect(leader.status().isr == ["idle"], "\(leader.status().isr) after 3 s idle")
+                #expect(leader.lastLSN == 0)
+            }
+        }
     }
 
     @Test func minISROneKeepsConfirmingThroughTheHealthyFollowerWhileTheOtherIsFrozen() async throws {

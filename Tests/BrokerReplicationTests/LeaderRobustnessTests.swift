@@ -1,3 +1,4 @@
+import HeavyTestGate
 import Foundation
 import NIOCore
 import Synchronization
@@ -5,7 +6,7 @@ import Testing
 
 @testable import BrokerReplication
 
-@Suite("Leader robustness", .serialized, .timeLimit(.minutes(10)))
+@Suite("Leader robustness", .serialized, .heavy)
 struct LeaderRobustnessTests {
     /// TCP sockets on this machine with `port` at either end, other than the listener
     /// (from /proc/net/tcp, so other tests running in parallel do not count).
@@ -157,7 +158,7 @@ struct LeaderRobustnessTests {
     }
 }
 
-@Suite("Handshake refusals", .serialized, .timeLimit(.minutes(2)))
+@Suite("Handshake refusals", .serialized, .heavy)
 struct HandshakeRefusalTests {
     @Test func wrongSecretClusterAndVersionAreRefusedWithAReason() async throws {
         let cluster = try TestCluster()

@@ -1,3 +1,4 @@
+import HeavyTestGate
 import BrokerReplication
 import BrokerReplicationTesting
 import Foundation
@@ -8,7 +9,7 @@ import Testing
 /// Each metric in Docs/Operations.md moves when its event happens, checked through the
 /// swift-metrics test backend handed to the leader (not the global bootstrap, so suites can
 /// run in parallel).
-@Suite("Metrics", .serialized, .timeLimit(.minutes(5)))
+@Suite("Metrics", .serialized, .heavy)
 struct MetricsTests {
     static func gauge(_ metrics: TestMetrics, _ label: String, _ dimensions: [(String, String)] = []) -> [Double] {
         (try? metrics.expectGauge(label, dimensions).values) ?? []

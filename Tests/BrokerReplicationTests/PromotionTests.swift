@@ -1,3 +1,4 @@
+import HeavyTestGate
 import Foundation
 import NIOCore
 import Testing
@@ -21,7 +22,7 @@ struct PromotionCheckTests {
     }
 }
 
-@Suite("Promotion", .serialized, .timeLimit(.minutes(5)))
+@Suite("Promotion", .serialized, .heavy)
 struct PromotionTests {
     /// Runs `follower` until the returned task is cancelled (or the follower is promoted).
     func start(_ follower: ReplicationFollower) -> Task<Void, any Error> {

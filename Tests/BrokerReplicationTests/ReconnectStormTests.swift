@@ -1,3 +1,4 @@
+import HeavyTestGate
 import BrokerReplicationTesting
 import Foundation
 import Testing
@@ -14,7 +15,7 @@ import Darwin
 /// capped exponential backoff and full jitter; the number of attempts stays within what the
 /// backoff allows, and they never stop retrying. Plus contract point 12's other half: every
 /// retry budget is shorter than the deadline it serves.
-@Suite("Reconnect storm (seed 003)", .serialized, .timeLimit(.minutes(4)))
+@Suite("Reconnect storm (seed 003)", .serialized, .heavy)
 struct ReconnectStormTests {
     /// How the leader is unreachable.
     enum Unreachable: String, CaseIterable, Sendable, CustomStringConvertible {

@@ -1,3 +1,4 @@
+import HeavyTestGate
 import BrokerReplication
 import BrokerReplicationTesting
 import Foundation
@@ -8,7 +9,7 @@ import Testing
 
 /// Graceful shutdown through swift-service-lifecycle: no acked record is lost, and nothing
 /// hangs beyond its bound.
-@Suite("Graceful shutdown", .serialized, .timeLimit(.minutes(5)))
+@Suite("Graceful shutdown", .serialized, .heavy)
 struct ShutdownTests {
     static func write(_ leader: ReplicationLeader, records: Int) async throws -> UInt64 {
         var lsn: UInt64 = 0

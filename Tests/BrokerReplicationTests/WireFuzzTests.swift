@@ -1,3 +1,4 @@
+import HeavyTestGate
 import NIOCore
 import Testing
 
@@ -6,7 +7,7 @@ import Testing
 /// Random and mutated bytes through the whole receive path: frame parser, message decoder,
 /// LSN sequence and batch decoder. Nothing may crash, hang or allocate past the limits; every
 /// refusal is a WireError (the typed throws make any other error a compile error).
-@Suite("Wire fuzzing")
+@Suite("Wire fuzzing", .heavy)
 struct WireFuzzTests {
     struct Outcomes {
         var frames = 0

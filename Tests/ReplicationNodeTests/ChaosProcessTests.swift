@@ -1,3 +1,4 @@
+import HeavyTestGate
 import Foundation
 import Testing
 
@@ -36,7 +37,7 @@ private struct FollowerStatusFile: Decodable {
 /// Issue 5, scenario 5 with real `replication-node` processes: a follower process frozen with
 /// SIGSTOP under load, and one killed with SIGKILL and restarted on its data directory. (The
 /// leader killed after a confirm, and a follower promoted, is PromotionProcessTests.)
-@Suite("Chaos: follower processes", .serialized, .timeLimit(.minutes(6)))
+@Suite("Chaos: follower processes", .serialized, .heavy)
 struct ChaosProcessTests {
     /// Three processes on loopback: a leader with a paced load, and followers f1 and f2.
     ///

@@ -1,3 +1,4 @@
+import HeavyTestGate
 import Foundation
 import Testing
 
@@ -8,7 +9,7 @@ import Darwin
 #endif
 
 /// The `mini-broker` example (Examples/MiniBroker) as real processes, driven over HTTP.
-@Suite("mini-broker example", .serialized, .timeLimit(.minutes(5)))
+@Suite("mini-broker example", .serialized, .heavy)
 struct MiniBrokerTests {
     @Test func publishesWithConfirmsReplicatesServesStatusAndMetricsAndStopsOnSIGTERM() async throws {
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("mini-broker-\(UUID().uuidString)").path

@@ -1,3 +1,4 @@
+import HeavyTestGate
 import Foundation
 import Testing
 
@@ -21,7 +22,7 @@ private struct NodeStatusFile: Decodable {
 
 /// A leader process killed right after its last confirm; a follower process of the in-sync set
 /// is promoted with SIGUSR1 and serves the other follower.
-@Suite("replication-node promotion", .serialized, .timeLimit(.minutes(5)))
+@Suite("replication-node promotion", .serialized, .heavy)
 struct PromotionProcessTests {
     @Test func aFollowerPromotedAfterTheLeaderIsKilledHoldsEveryConfirmedRecordAndServesTheOther() async throws {
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("replication-node-\(UUID().uuidString)").path

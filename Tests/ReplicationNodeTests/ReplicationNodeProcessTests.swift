@@ -1,3 +1,4 @@
+import HeavyTestGate
 import Foundation
 import Testing
 
@@ -33,7 +34,7 @@ private struct FollowerStatusFile: Decodable {
 }
 
 /// Real `replication-node` processes over real loopback TCP.
-@Suite("replication-node processes", .serialized, .timeLimit(.minutes(5)))
+@Suite("replication-node processes", .serialized, .heavy)
 struct ReplicationNodeProcessTests {
     @Test func leaderWithLoadAndTwoFollowersConvergeByteForByteAndStopOnSIGTERM() async throws {
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("replication-node-\(UUID().uuidString)").path

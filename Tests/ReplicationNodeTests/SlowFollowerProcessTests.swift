@@ -1,3 +1,4 @@
+import HeavyTestGate
 import BrokerReplicationTesting
 import Foundation
 import Testing
@@ -27,7 +28,7 @@ private struct FollowerStatusFile: Decodable {
 /// Seed 002: a follower capped far below the write rate, under load. The leader process
 /// evicts it instead of waiting, finishes its load, and its memory stays within the queue
 /// and backlog bounds plus a fixed margin.
-@Suite("Slow follower process", .serialized, .timeLimit(.minutes(5)))
+@Suite("Slow follower process", .serialized, .heavy)
 struct SlowFollowerProcessTests {
     /// Peak resident memory of a process (VmHWM), in bytes.
     static func peakRSS(of pid: Int32) -> Int? {

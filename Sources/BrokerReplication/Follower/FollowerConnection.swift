@@ -209,6 +209,7 @@ struct FollowerConnection {
         defer { follower.setActiveCommitter(nil) }
         var sequence = LSNSequence(nextLSN: position.lastDurableLSN + 1)
         let decoder = BatchDecoder(limits: configuration.wireLimits)
+        var paths = BatchDecoder.PathCache()
         do {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { try await committer.run(outbound: outbound, allocator: allocator) }
@@ -223,12 +224,9 @@ struct FollowerConnection {
                         // last is everything made durable (the leader resends the rest later).
                         if committer.isFinishing { continue }
                         try sequence.accept(data)
-                        let records = try decoder.records(of: data)
-                        let dirty = try await NIOThreadPool.singleton.runIfActive {
-                            try applier.apply(records)
-                            return applier.takeDirty()
-                        }
-                        committer.applied(through: data.lastLSN, dirty: dirty)
+                        let records = try decoder.records(of: data, paths: &paths)
+                        try await NIOThreadPool.singleton.runIfActive { try applier.apply(records) }
+                        committer.applied(through: data.lastLSN)
                     case .heartbeat(let heartbeat):
                         try await write(heartbeatReply(heartbeat), to: outbound, allocator: allocator)
                     case .refusal(let refusal):
@@ -265,11 +263,17 @@ struct FollowerConnection {
 }
 
 /// Group commit: takes whatever was applied since the last round, makes it durable with one
-/// fsync per file, stores the position, then acks. Acks never cover what is not durable.
+/// flush of the data directory's file system (`syncfs`), stores the position, then acks.
+/// Acks never cover what is not durable.
+///
+/// The position is stored after the flush, so the state file never claims more than the disk
+/// holds; it becomes durable itself with the next group's flush (or at once, for the last
+/// commit of a connection). A power loss can therefore leave it one group behind what was
+/// acked: the next connection replays that group, which leaves the same files (appends and
+/// replace chunks carry their offsets). One flush per group instead of two.
 final class Committer: Sendable {
     private struct State {
         var appliedLSN: UInt64
-        var dirty: [DirtySet] = []
         var waiter: CheckedContinuation<Void, Never>?
         var signalled = false
         var stopped = false
@@ -290,10 +294,9 @@ final class Committer: Sendable {
         self.state = Mutex(State(appliedLSN: durableLSN))
     }
 
-    func applied(through lsn: UInt64, dirty: DirtySet) {
+    func applied(through lsn: UInt64) {
         let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
             state.appliedLSN = lsn
-            if !dirty.isEmpty { state.dirty.append(dirty) }
             if let waiter = state.waiter {
                 state.waiter = nil
                 return waiter
@@ -339,22 +342,21 @@ final class Committer: Sendable {
     /// After the connection ended (and `run` returned): makes durable whatever was applied
     /// and not yet committed, and stores that position. No ack: there is no connection.
     func commitRemaining() async throws {
-        let (lsn, dirty) = state.withLock { state in
-            defer { state.dirty = [] }
-            return (state.appliedLSN, state.dirty)
-        }
+        let lsn = state.withLock { $0.appliedLSN }
         guard lsn > follower.status().lastDurableLSN else { return }
-        try await makeDurable(through: lsn, dirty: dirty)
+        try await makeDurable(through: lsn, isLast: true)
     }
 
-    private func makeDurable(through lsn: UInt64, dirty: [DirtySet]) async throws {
+    /// One flush for everything applied, then the position.
+    /// - Parameter isLast: the connection ends: store the position durably too (a second flush).
+    private func makeDurable(through lsn: UInt64, isLast: Bool) async throws {
         let directory = follower.directory
         let stateFile = follower.stateFile
         let position = FollowerPosition(epoch: epoch, lastDurableLSN: lsn)
         let durable = self.durable
         try await NIOThreadPool.singleton.runIfActive {
-            for set in dirty { try RecordApplier.makeDurable(set, in: directory) }
-            try stateFile.store(position, durable: durable)
+            if durable { try directory.syncFileSystem() }
+            try stateFile.store(position, durable: durable && isLast)
         }
         follower.update { $0.lastDurableLSN = lsn; $0.groupCommits += 1 }
     }
@@ -377,17 +379,13 @@ final class Committer: Sendable {
             } onCancel: {
                 stop()
             }
-            let (lsn, dirty, stopped, finishing) = state.withLock { state in
-                defer { state.dirty = [] }
-                return (state.appliedLSN, state.dirty, state.stopped, state.finishing)
+            let (lsn, stopped, finishing) = state.withLock { state in
+                (state.appliedLSN, state.stopped, state.finishing)
             }
-            if stopped || Task.isCancelled {
-                // Keep what was taken for commitRemaining.
-                state.withLock { $0.dirty.insert(contentsOf: dirty, at: 0) }
-                return
-            }
+            // What was applied and not committed is left to commitRemaining.
+            if stopped || Task.isCancelled { return }
             if lsn > durableLSN {
-                try await makeDurable(through: lsn, dirty: dirty)
+                try await makeDurable(through: lsn, isLast: finishing)
                 durableLSN = lsn
                 var buffer = allocator.buffer(capacity: 32)
                 WireMessage.ack(durableLSN: lsn).write(to: &buffer)

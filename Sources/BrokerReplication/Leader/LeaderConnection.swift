@@ -200,8 +200,10 @@ struct LeaderConnection {
                 case .ack(let lsn):
                     try record(ack: lsn, session: session)
                 case .heartbeatReply(let reply):
-                    // The LivenessTap has already counted it as heard.
-                    if reply.durableLSN > 0 { try record(ack: reply.durableLSN, session: session) }
+                    // The LivenessTap has already counted it as heard. Durable LSN 0 counts too:
+                    // for a leader that has written nothing it says "caught up", and without it
+                    // an idle follower would leave the in-sync set after maxLagTime.
+                    try record(ack: reply.durableLSN, session: session)
                 case .syncRequest(let request):
                     syncRequests.continuation.yield(request)
                 case .refusal(let refusal):

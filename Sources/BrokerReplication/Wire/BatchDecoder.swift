@@ -11,10 +11,42 @@ package struct BatchDecoder: Sendable {
         self.allocator = allocator
     }
 
+    /// Paths decoded before, so that a stream of records to the same few files validates and
+    /// allocates each path once, not once per record. Direct-mapped by a hash of the path's
+    /// bytes; a collision only costs a decode.
+    package struct PathCache: Sendable {
+        private static let slots = 64
+        private var paths: [ReplicatedPath?] = Array(repeating: nil, count: slots)
+
+        package init() {}
+
+        /// The cached path with exactly these bytes, or the result of `decode` (then cached).
+        mutating func path(
+            for bytes: UnsafeRawBufferPointer,
+            decode: (UnsafeRawBufferPointer) throws(WireError) -> ReplicatedPath
+        ) throws(WireError) -> ReplicatedPath {
+            // FNV-1a: a few cycles per byte, and no allocation.
+            var hash: UInt32 = 2_166_136_261
+            for byte in bytes { hash = (hash ^ UInt32(byte)) &* 16_777_619 }
+            let slot = Int(hash % UInt32(Self.slots))
+            if let cached = paths[slot], cached.hasUTF8(equalTo: bytes) { return cached }
+            let path = try decode(bytes)
+            paths[slot] = path
+            return path
+        }
+    }
+
     /// Decompresses and parses `frame`'s records, in LSN order.
     ///
     /// The records' byte buffers are slices of one decompressed buffer: no copy per record.
     package func records(of frame: DataFrame) throws(WireError) -> [ReplicationRecord] {
+        var paths = PathCache()
+        return try records(of: frame, paths: &paths)
+    }
+
+    /// Decompresses and parses `frame`'s records, reusing the paths of earlier frames: with a
+    /// cache kept across a stream's frames, decoding allocates nothing per record.
+    package func records(of frame: DataFrame, paths: inout PathCache) throws(WireError) -> [ReplicationRecord] {
         let declaredBytes = Int(frame.uncompressedBytes)
         let declaredCount = Int(frame.recordCount)
         guard declaredBytes <= limits.maximumBatchBytes else {
@@ -41,7 +73,7 @@ package struct BatchDecoder: Sendable {
         var records: [ReplicationRecord] = []
         records.reserveCapacity(declaredCount)
         for index in 0..<declaredCount {
-            records.append(try readRecord(from: &payload, index: index))
+            records.append(try readRecord(from: &payload, index: index, paths: &paths))
         }
         if payload.readableBytes > 0 {
             throw WireError(.malformedBatch(reason: "\(payload.readableBytes) bytes left after \(declaredCount) records"))
@@ -49,7 +81,7 @@ package struct BatchDecoder: Sendable {
         return records
     }
 
-    private func readRecord(from payload: inout ByteBuffer, index: Int) throws(WireError) -> ReplicationRecord {
+    private func readRecord(from payload: inout ByteBuffer, index: Int, paths: inout PathCache) throws(WireError) -> ReplicationRecord {
         func short(_ field: String) -> WireError {
             WireError(.malformedBatch(reason: "record \(index) is cut short in its \(field)"))
         }
@@ -68,10 +100,18 @@ package struct BatchDecoder: Sendable {
             throw WireError(.invalidPath(path: "<\(pathLength) bytes>", reason: "above the limit of \(limits.maximumPathBytes) bytes"))
         }
         guard let pathBytes = payload.readSlice(length: Int(pathLength)) else { throw short("path") }
-        guard let pathString = String(validating: pathBytes.readableBytesView, as: UTF8.self) else {
-            throw WireError(.invalidPath(path: String(decoding: pathBytes.readableBytesView, as: UTF8.self), reason: "not valid UTF-8"))
+        let maximumPathBytes = limits.maximumPathBytes
+        let decoded = pathBytes.withUnsafeReadableBytes { bytes in
+            Result { () throws(WireError) in
+                try paths.path(for: bytes) { bytes throws(WireError) in
+                    guard let string = String(validating: bytes, as: UTF8.self) else {
+                        throw WireError(.invalidPath(path: String(decoding: bytes, as: UTF8.self), reason: "not valid UTF-8"))
+                    }
+                    return try ReplicatedPath(string, maximumBytes: maximumPathBytes)
+                }
+            }
         }
-        let path = try ReplicatedPath(pathString, maximumBytes: limits.maximumPathBytes)
+        let path = try decoded.get()
         if kind == .delete { return .delete(path: path) }
 
         guard let offset = payload.readInteger(as: UInt64.self) else { throw short("offset") }

@@ -41,6 +41,15 @@ public struct ReplicatedPath: Hashable, Sendable, CustomStringConvertible {
         return (fast ?? nil) ?? left.elementsEqual(right)
     }
 
+    /// Whether the path's UTF-8 is exactly `bytes` (the decoder's path cache).
+    func hasUTF8(equalTo bytes: UnsafeRawBufferPointer) -> Bool {
+        let utf8 = string.utf8
+        guard utf8.count == bytes.count else { return false }
+        return utf8.withContiguousStorageIfAvailable { own in
+            own.elementsEqual(bytes)
+        } ?? utf8.elementsEqual(bytes)
+    }
+
     public func hash(into hasher: inout Hasher) {
         let utf8 = string.utf8
         if utf8.withContiguousStorageIfAvailable({ hasher.combine(bytes: UnsafeRawBufferPointer($0)) }) == nil {
