@@ -9,6 +9,8 @@ import Synchronization
 struct RunSettings: Sendable {
     var durationSeconds: Double
     var producers: Int
+    /// Records per append call: 1 uses `append(to:bytes:)`, more `append(to:contentsOf:)`.
+    var appendBatch: Int
     var pool: RecordPool
     /// The leader's per-follower queue bound and backlog bound, in bytes.
     var queueBytes: Int
@@ -23,6 +25,11 @@ struct RunSettings: Sendable {
     /// Print every follower's queue and lag at each sample (stderr).
     var trace: Bool
     var progress: ProgressLine
+
+    /// "1 record per append call" or "16 records per append call (append(to:contentsOf:))".
+    var appendLabel: String {
+        appendBatch == 1 ? "1 record per append call" : "\(appendBatch) records per append call (append(to:contentsOf:))"
+    }
 }
 
 /// Runs one scenario from scratch: a fresh leader in this process on a new temporary data
@@ -134,7 +141,7 @@ struct ScenarioRunner {
             for index in 0..<settings.producers {
                 let producer = Producer(
                     index: index, leader: leader, pool: settings.pool, segmentBytes: settings.segmentBytes,
-                    keepSegments: settings.keepSegments, burst: settings.burst
+                    keepSegments: settings.keepSegments, burst: settings.burst, appendBatch: settings.appendBatch
                 )
                 let tracker = trackers[index]
                 group.addTask {
