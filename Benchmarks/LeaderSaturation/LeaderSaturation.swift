@@ -17,6 +17,11 @@ struct LeaderSaturation: AsyncParsableCommand {
             follower` process from the same build directory. Everything listens on 127.0.0.1.
 
             Scenarios: \(Scenario.all.map(\.name).joined(separator: ", ")).
+
+            A scenario in which a healthy follower (one the scenario did not make slow, \
+            black-holed or frozen) is evicted is marked FAILED in the table, with the reason \
+            below it, and in the JSON ("failed": true, "failureReason"). Failures are in the \
+            report only: the exit status is 0 unless the benchmark itself could not run.
             """
     )
 
@@ -133,6 +138,7 @@ struct LeaderSaturation: AsyncParsableCommand {
 
             """)
         print(report.table())
+        for failure in report.failures() { print(failure) }
         print("")
         print(report.eventsTable())
         print("")

@@ -50,6 +50,9 @@ struct ScenarioResult: Sendable {
     var cpuSeconds: Double
     /// CPU seconds each follower process used during the load.
     var followerCPUSeconds: [Double]
+    /// Group commits (one device flush each) of all the followers together during the load;
+    /// nil without followers or when a status file could not be read.
+    var followerFlushes: Int?
     var samples: [Sample]
     var evictionMarks: [EvictionMark]
     var faultSeconds: Double?
@@ -61,6 +64,24 @@ struct ScenarioResult: Sendable {
     var wireBytesPerSecond: Double { Double(wireBytes) / loadSeconds }
     var compressionRatio: Double { wireBytes > 0 ? Double(payloadBytes) / Double(wireBytes) : 0 }
     var cpuSecondsPerGB: Double { payloadBytes > 0 ? cpuSeconds / (Double(payloadBytes) / 1e9) : 0 }
+    /// The follower processes' CPU seconds together, per GB of payload, over the same window
+    /// as the leader's; nil without followers.
+    var followerCPUSecondsPerGB: Double? {
+        guard !followerCPUSeconds.isEmpty else { return nil }
+        return payloadBytes > 0 ? followerCPUSeconds.reduce(0, +) / (Double(payloadBytes) / 1e9) : 0
+    }
+    var followerFlushesPerSecond: Double? { followerFlushes.map { Double($0) / loadSeconds } }
+
+    /// Evictions of the followers the scenario left alone (every one but the faulty one): a
+    /// healthy follower must never be evicted.
+    var healthyEvictions: [EvictionMark] { evictionMarks.filter { $0.nodeID != scenario.faultyNodeID } }
+    /// Why the scenario failed, or nil when it did not.
+    var failureReason: String? {
+        let evicted = healthyEvictions
+        guard !evicted.isEmpty else { return nil }
+        let list = evicted.map { "\($0.nodeID) \($0.reason) at " + String(format: "%.2f s", $0.seconds) }.joined(separator: ", ")
+        return "\(evicted.count) eviction(s) of healthy followers: \(list)"
+    }
     /// Cores the leader process and the followers kept busy on average during the load.
     var leaderCores: Double { cpuSeconds / loadSeconds }
     var followerCores: Double { followerCPUSeconds.reduce(0, +) / loadSeconds }

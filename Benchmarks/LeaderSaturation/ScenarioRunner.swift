@@ -100,7 +100,7 @@ struct ScenarioRunner {
                     "--data-dir", root + "/" + nodeID, "--leader", "127.0.0.1:\(target)", "--secret-file", secretFile,
                     "--cluster-id", "leader-saturation", "--node-id", nodeID,
                 ],
-                logPath: root + "/\(nodeID).log"
+                logPath: root + "/\(nodeID).log", statusPath: root + "/\(nodeID).status.json"
             ))
         }
         try await waitUntilReady(leader, followers: followers)
@@ -116,6 +116,7 @@ struct ScenarioRunner {
         let startStatus = leader.status()
         let cpuAtStart = ProcessMetrics.cpuSeconds()
         let followerCPUAtStart = followers.map { $0.cpuSeconds() }
+        let followerFlushesAtStart = followers.map { $0.groupCommits() }
         let loadStartDate = Date()
         let loadStart = monotonicNanoseconds()
         let deadline = loadStart + durationNanoseconds
@@ -154,6 +155,9 @@ struct ScenarioRunner {
         let loadSeconds = Double(monotonicNanoseconds() - loadStart) / 1e9
         let cpuSeconds = ProcessMetrics.cpuSeconds() - cpuAtStart
         let followerCPUSeconds = zip(followers, followerCPUAtStart).map { $0.cpuSeconds() - $1 }
+        let followerFlushes = zip(followers, followerFlushesAtStart).map { follower, atStart in
+            follower.groupCommits().flatMap { atEnd in atStart.map { atEnd - $0 } }
+        }
         let endStatus = leader.status()
         stopSampling.set(true)
         var (samples, marks) = await sampler.value
@@ -181,6 +185,9 @@ struct ScenarioRunner {
             } while true
         }
         let finalStatus = leader.status()
+        for eviction in finalStatus.recentEvictions {
+            marks.insert(EvictionMark(seconds: eviction.at.timeIntervalSince(loadStartDate), nodeID: eviction.nodeID, reason: eviction.reason))
+        }
         let peakResidentBytes = ProcessMetrics.peakResidentBytes()
         settings.progress.finish()
 
@@ -206,7 +213,8 @@ struct ScenarioRunner {
             evictions: finalStatus.evictions.values.reduce(0, +), evictionsByReason: finalStatus.evictions,
             secondsToEvict: secondsToEvict,
             maxLagBytes: samples.map(\.maxLagBytes).max() ?? 0, maxLagSeconds: samples.map(\.maxLagSeconds).max() ?? 0,
-            peakResidentBytes: peakResidentBytes, residentBytesAtStart: residentBytesAtStart, cpuSeconds: cpuSeconds, followerCPUSeconds: followerCPUSeconds, samples: samples,
+            peakResidentBytes: peakResidentBytes, residentBytesAtStart: residentBytesAtStart, cpuSeconds: cpuSeconds, followerCPUSeconds: followerCPUSeconds,
+            followerFlushes: followers.isEmpty || followerFlushes.contains(nil) ? nil : followerFlushes.reduce(0) { $0 + $1! }, samples: samples,
             evictionMarks: marks.sorted { $0.seconds < $1.seconds },
             faultSeconds: faultDate.value.map { $0.timeIntervalSince(loadStartDate) },
             capBytesPerSecond: scenario.fault == .bandwidthCap ? settings.slowBytesPerSecond : nil,
