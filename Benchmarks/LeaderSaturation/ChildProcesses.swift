@@ -99,22 +99,25 @@ enum ChildProcesses {
     }
 }
 
-/// One `replication-node follower` process; its stdout and stderr go to a log file.
+/// One `replication-node follower` process; its stdout and stderr go to a log file, and its
+/// status (`--status-file`) to a JSON file it rewrites every 200 ms.
 final class FollowerProcess: @unchecked Sendable {
     let nodeID: String
     let logPath: String
+    let statusPath: String
     private let process = Process()
 
-    /// Starts `binary follower ...` with `arguments` appended.
-    init(nodeID: String, binary: URL, arguments: [String], logPath: String) throws {
+    /// Starts `binary follower ... --status-file statusPath` with `arguments` before the status file.
+    init(nodeID: String, binary: URL, arguments: [String], logPath: String, statusPath: String) throws {
         self.nodeID = nodeID
         self.logPath = logPath
+        self.statusPath = statusPath
         guard FileManager.default.createFile(atPath: logPath, contents: nil) else {
             throw BenchmarkError("cannot create the log file \(logPath)")
         }
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
         process.executableURL = binary
-        process.arguments = ["follower"] + arguments
+        process.arguments = ["follower"] + arguments + ["--status-file", statusPath]
         process.standardOutput = log
         process.standardError = log
         process.standardInput = FileHandle.nullDevice
@@ -157,6 +160,14 @@ final class FollowerProcess: @unchecked Sendable {
         let fields = text[afterName.upperBound...].split(separator: " ")
         guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return 0 }
         return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+    }
+
+    /// Group commits so far, one device flush each, from its status file (nil until the file
+    /// exists). The file is up to 200 ms old; over a window of seconds that error is small.
+    func groupCommits() -> Int? {
+        struct Status: Decodable { var groupCommits: Int }
+        guard let json = FileManager.default.contents(atPath: statusPath) else { return nil }
+        return try? JSONDecoder().decode(Status.self, from: json).groupCommits
     }
 
     /// The last lines of its log, for error messages.

@@ -17,6 +17,11 @@ struct LeaderSaturation: AsyncParsableCommand {
             follower` process from the same build directory. Everything listens on 127.0.0.1.
 
             Scenarios: \(Scenario.all.map(\.name).joined(separator: ", ")).
+
+            A scenario in which a healthy follower (one the scenario did not make slow, \
+            black-holed or frozen) is evicted is marked FAILED in the table, with the reason \
+            below it, and in the JSON ("failed": true, "failureReason"). Failures are in the \
+            report only: the exit status is 0 unless the benchmark itself could not run.
             """
     )
 
@@ -31,6 +36,9 @@ struct LeaderSaturation: AsyncParsableCommand {
 
     @Option(help: "Concurrent producers, each appending to its own segment files.")
     var producers: Int = 4
+
+    @Option(name: .customLong("append-batch"), help: ArgumentHelp("Records each producer appends per call: 1 calls append(to:bytes:) per record, more call the batch append(to:contentsOf:).", valueName: "records"))
+    var appendBatch: Int = 1
 
     @Option(help: ArgumentHelp("Write the results as JSON to this file.", valueName: "path"))
     var json: String?
@@ -60,6 +68,7 @@ struct LeaderSaturation: AsyncParsableCommand {
         _ = try selectedScenarios()
         guard duration.isFinite, (1...600).contains(duration) else { throw ValidationError("--duration must be 1...600 seconds") }
         guard (1...64).contains(producers) else { throw ValidationError("--producers must be 1...64") }
+        guard (1...4096).contains(appendBatch) else { throw ValidationError("--append-batch must be 1...4096") }
         if let recordBytes, !(1...(1 << 20)).contains(recordBytes) { throw ValidationError("--record-bytes must be 1...1048576") }
         guard (1 << 12...1 << 40).contains(slowBytesPerSecond) else { throw ValidationError("--slow-bytes-per-second must be at least 4096") }
         guard (64 << 10...1 << 40).contains(segmentBytes) else { throw ValidationError("--segment-bytes must be at least 65536") }
@@ -96,7 +105,7 @@ struct LeaderSaturation: AsyncParsableCommand {
         let progress = ProgressLine()
         let pool = RecordPool(recordBytes: recordBytes)
         let settings = RunSettings(
-            durationSeconds: duration, producers: producers, pool: pool, queueBytes: queueBytes, backlogBytes: backlogBytes,
+            durationSeconds: duration, producers: producers, appendBatch: appendBatch, pool: pool, queueBytes: queueBytes, backlogBytes: backlogBytes,
             slowBytesPerSecond: slowBytesPerSecond, segmentBytes: segmentBytes, keepSegments: 8, burst: 32,
             replicationNode: replicationNode, verbose: verbose, trace: trace, progress: progress
         )
@@ -118,7 +127,7 @@ struct LeaderSaturation: AsyncParsableCommand {
         let report = Report(ceiling: ceiling, results: results, settings: settings)
         let cores = ProcessInfo.processInfo.activeProcessorCount
         print("""
-            leader-saturation: \(pool.label), \(producers) producers, \(String(format: "%.0f", duration)) s per scenario; \
+            leader-saturation: \(pool.label), \(producers) producers, \(settings.appendLabel), \(String(format: "%.0f", duration)) s per scenario; \
             leader queue bound \(queueBytes >> 20) MiB per follower, backlog \(backlogBytes >> 20) MiB, batches of \(batchBytes >> 10) KiB; \
             slow follower capped at \(String(format: "%.2f", Double(slowBytesPerSecond) / 1e6)) MB/s; followers fsync; \
             leader, proxies and \(results.map(\.scenario.followers).max() ?? 0) follower processes at most share \(cores) cores on 127.0.0.1.
@@ -129,6 +138,7 @@ struct LeaderSaturation: AsyncParsableCommand {
 
             """)
         print(report.table())
+        for failure in report.failures() { print(failure) }
         print("")
         print(report.eventsTable())
         print("")

@@ -29,19 +29,22 @@ struct Report {
 
     // MARK: Table
 
-    /// The results as a Markdown table with units in every header (MB = 10^6 bytes).
+    /// The results as a Markdown table with units in every header (MB = 10^6 bytes). A
+    /// scenario that evicted a healthy follower reads FAILED in the result column.
     func table() -> String {
         let headers = [
-            "scenario", "records/s", "payload MB/s", "wire MB/s", "compression (x)",
+            "scenario", "result", "records/s", "payload MB/s", "wire MB/s", "compression (x)",
             "append p50 (µs)", "append p99 (µs)", "append p99.9 (µs)", "append max (µs)",
             "confirm p50 (µs)", "confirm p99 (µs)", "evictions (count)", "time to evict (s)",
             "max lag (MB)", "max lag (s)", "peak RSS (MiB)", "CPU (s/GB)", "vs healthy-2 (%)", "vs ceiling (%)",
+            "follower CPU (s/GB)", "follower flushes/s", "healthy evictions (count)",
         ]
         var rows: [[String]] = []
         for result in results {
             let append = result.appendLatency
             rows.append([
                 result.scenario.name,
+                result.failureReason == nil ? "ok" : "FAILED",
                 Self.grouped(result.recordsPerSecond),
                 String(format: "%.1f", result.payloadBytesPerSecond / 1e6),
                 String(format: "%.1f", result.wireBytesPerSecond / 1e6),
@@ -60,9 +63,17 @@ struct Report {
                 String(format: "%.1f", result.cpuSecondsPerGB),
                 ratioToHealthy2(result).map { String(format: "%.0f", $0 * 100) } ?? "-",
                 String(format: "%.1f", ratioToCeiling(result) * 100),
+                result.followerCPUSecondsPerGB.map { String(format: "%.1f", $0) } ?? "-",
+                result.followerFlushesPerSecond.map { String(format: "%.0f", $0) } ?? "-",
+                "\(result.healthyEvictions.count)",
             ])
         }
-        return Self.markdown(headers: headers, rows: rows, rightAligned: Set(1..<headers.count))
+        return Self.markdown(headers: headers, rows: rows, rightAligned: Set(2..<headers.count))
+    }
+
+    /// One line per failed scenario, with its reason (none when every scenario passed).
+    func failures() -> [String] {
+        results.compactMap { result in result.failureReason.map { "FAILED \(result.scenario.name): \($0)" } }
     }
 
     /// What happened in each scenario besides the rates: faults, evictions, throttling, errors.
@@ -141,10 +152,12 @@ struct Report {
 
     // MARK: JSON
 
-    /// `{"ceilingBytesPerSecond": N, "scenarios": [...]}`, the schema of issue 6.
+    /// `{"ceilingBytesPerSecond": N, "appendBatch": N, "scenarios": [...]}`, the schema of issue 6
+    /// with the follower figures and the failure flag added.
     func json() throws -> Data {
         let document = JSONReport(
             ceilingBytesPerSecond: ceiling.bytesPerSecond,
+            appendBatch: settings.appendBatch,
             scenarios: results.map { result in
                 JSONReport.Scenario(
                     name: result.scenario.name,
@@ -161,7 +174,12 @@ struct Report {
                     leaderPeakRSSBytes: result.peakResidentBytes,
                     leaderCPUSecondsPerGB: result.cpuSecondsPerGB,
                     ratioToHealthy2: ratioToHealthy2(result),
-                    ratioToCeiling: ratioToCeiling(result)
+                    ratioToCeiling: ratioToCeiling(result),
+                    followerCPUSecondsPerGB: result.followerCPUSecondsPerGB,
+                    followerFlushesPerSecond: result.followerFlushesPerSecond,
+                    healthyEvictions: result.healthyEvictions.count,
+                    failed: result.failureReason != nil,
+                    failureReason: result.failureReason
                 )
             }
         )
@@ -227,10 +245,18 @@ struct JSONReport: Encodable {
         var leaderCPUSecondsPerGB: Double
         var ratioToHealthy2: Double?
         var ratioToCeiling: Double
+        var followerCPUSecondsPerGB: Double?
+        var followerFlushesPerSecond: Double?
+        /// Evictions of followers the scenario did not make slow, black-holed or frozen.
+        var healthyEvictions: Int
+        /// True when a healthy follower was evicted; `failureReason` says which, why and when.
+        var failed: Bool
+        var failureReason: String?
 
         private enum CodingKeys: String, CodingKey {
             case name, recordsPerSecond, payloadBytesPerSecond, wireBytesPerSecond, compressionRatio, appendLatencyMicroseconds
             case confirmLatencyMicroseconds, evictions, secondsToEvict, leaderPeakRSSBytes, leaderCPUSecondsPerGB, ratioToHealthy2, ratioToCeiling
+            case followerCPUSecondsPerGB, followerFlushesPerSecond, healthyEvictions, failed, failureReason
         }
 
         func encode(to encoder: any Encoder) throws {
@@ -248,9 +274,16 @@ struct JSONReport: Encodable {
             try container.encode(leaderCPUSecondsPerGB, forKey: .leaderCPUSecondsPerGB)
             try container.encode(ratioToHealthy2, forKey: .ratioToHealthy2)
             try container.encode(ratioToCeiling, forKey: .ratioToCeiling)
+            try container.encode(followerCPUSecondsPerGB, forKey: .followerCPUSecondsPerGB)
+            try container.encode(followerFlushesPerSecond, forKey: .followerFlushesPerSecond)
+            try container.encode(healthyEvictions, forKey: .healthyEvictions)
+            try container.encode(failed, forKey: .failed)
+            try container.encode(failureReason, forKey: .failureReason)
         }
     }
 
     var ceilingBytesPerSecond: Double
+    /// Records per append call (`--append-batch`).
+    var appendBatch: Int
     var scenarios: [Scenario]
 }

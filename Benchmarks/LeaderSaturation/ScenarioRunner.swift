@@ -9,6 +9,8 @@ import Synchronization
 struct RunSettings: Sendable {
     var durationSeconds: Double
     var producers: Int
+    /// Records per append call: 1 uses `append(to:bytes:)`, more `append(to:contentsOf:)`.
+    var appendBatch: Int
     var pool: RecordPool
     /// The leader's per-follower queue bound and backlog bound, in bytes.
     var queueBytes: Int
@@ -23,85 +25,10 @@ struct RunSettings: Sendable {
     /// Print every follower's queue and lag at each sample (stderr).
     var trace: Bool
     var progress: ProgressLine
-}
 
-/// One point of the throughput timeline, taken every 250 ms while the load runs.
-struct Sample: Sendable {
-    /// Seconds since the load started.
-    var seconds: Double
-    /// Records per second since the previous sample.
-    var recordsPerSecond: Double
-    /// Cumulative payload and wire bytes the leader has sealed.
-    var payloadBytes: Int
-    var wireBytes: Int
-    /// Producers held back by the min-ISR throttle at that moment.
-    var throttledProducers: Int
-    /// The largest lag of any follower at that moment.
-    var maxLagBytes: Int
-    var maxLagSeconds: Double
-    var liveFollowers: Int
-}
-
-/// An eviction, placed on the run's timeline.
-struct EvictionMark: Sendable, Hashable {
-    var seconds: Double
-    var nodeID: String
-    var reason: String
-}
-
-/// Everything one scenario measured.
-struct ScenarioResult: Sendable {
-    var scenario: Scenario
-    /// Seconds from the load's start until every producer stopped appending.
-    var loadSeconds: Double
-    var records: Int
-    var payloadBytes: Int
-    var wireBytes: Int
-    var appendLatency: Histogram<UInt64>
-    var confirmLatency: Histogram<UInt64>?
-    var confirmsFailed: Int
-    var unconfirmedAtEnd: Int
-    var refusedWrites: Int
-    var notEnoughReplicasErrors: Int
-    var evictions: Int
-    var evictionsByReason: [String: Int]
-    var secondsToEvict: Double?
-    var maxLagBytes: Int
-    var maxLagSeconds: Double
-    var peakResidentBytes: Int
-    /// The process's resident set right after the reset, before the scenario's leader exists.
-    var residentBytesAtStart: Int
-    var cpuSeconds: Double
-    /// CPU seconds each follower process used during the load.
-    var followerCPUSeconds: [Double]
-    var samples: [Sample]
-    var evictionMarks: [EvictionMark]
-    var faultSeconds: Double?
-    var capBytesPerSecond: Int?
-    var segmentsDeleted: Int
-
-    var recordsPerSecond: Double { Double(records) / loadSeconds }
-    var payloadBytesPerSecond: Double { Double(payloadBytes) / loadSeconds }
-    var wireBytesPerSecond: Double { Double(wireBytes) / loadSeconds }
-    var compressionRatio: Double { wireBytes > 0 ? Double(payloadBytes) / Double(wireBytes) : 0 }
-    var cpuSecondsPerGB: Double { payloadBytes > 0 ? cpuSeconds / (Double(payloadBytes) / 1e9) : 0 }
-    /// Cores the leader process and the followers kept busy on average during the load.
-    var leaderCores: Double { cpuSeconds / loadSeconds }
-    var followerCores: Double { followerCPUSeconds.reduce(0, +) / loadSeconds }
-    var throttledSamples: Int { samples.filter { $0.throttledProducers > 0 }.count }
-
-    /// Wire bytes per second from the first sample with a throttled producer to the end (or
-    /// over the second half, when no producer was throttled): under min-ISR, once the slow
-    /// follower's queue has filled, this is the pace the throttle holds producers to.
-    var steadyWireBytesPerSecond: Double? {
-        let start = samples.first(where: { $0.throttledProducers > 0 }) ?? samples.first(where: { $0.seconds >= loadSeconds / 2 })
-        guard let last = samples.last, let start, last.seconds > start.seconds else { return nil }
-        return Double(last.wireBytes - start.wireBytes) / (last.seconds - start.seconds)
-    }
-
-    /// When the steady window of ``steadyWireBytesPerSecond`` starts, in seconds.
-    var steadyWindowStartSeconds: Double? {
-        (samples.first(where: { $0.throttledProducers > 0 }) ?? samples.first(where: { $0.seconds >= loadSeconds / 2 }))?.seconds
+    /// "1 record per append call" or "16 records per append call (append(to:contentsOf:))".
+    var appendLabel: String {
+        appendBatch == 1 ? "1 record per append call" : "\(appendBatch) records per append call (append(to:contentsOf:))"
     }
 }
 
@@ -173,7 +100,7 @@ struct ScenarioRunner {
                     "--data-dir", root + "/" + nodeID, "--leader", "127.0.0.1:\(target)", "--secret-file", secretFile,
                     "--cluster-id", "leader-saturation", "--node-id", nodeID,
                 ],
-                logPath: root + "/\(nodeID).log"
+                logPath: root + "/\(nodeID).log", statusPath: root + "/\(nodeID).status.json"
             ))
         }
         try await waitUntilReady(leader, followers: followers)
@@ -189,6 +116,7 @@ struct ScenarioRunner {
         let startStatus = leader.status()
         let cpuAtStart = ProcessMetrics.cpuSeconds()
         let followerCPUAtStart = followers.map { $0.cpuSeconds() }
+        let followerFlushesAtStart = followers.map { $0.groupCommits() }
         let loadStartDate = Date()
         let loadStart = monotonicNanoseconds()
         let deadline = loadStart + durationNanoseconds
@@ -214,7 +142,7 @@ struct ScenarioRunner {
             for index in 0..<settings.producers {
                 let producer = Producer(
                     index: index, leader: leader, pool: settings.pool, segmentBytes: settings.segmentBytes,
-                    keepSegments: settings.keepSegments, burst: settings.burst
+                    keepSegments: settings.keepSegments, burst: settings.burst, appendBatch: settings.appendBatch
                 )
                 let tracker = trackers[index]
                 group.addTask {
@@ -227,6 +155,9 @@ struct ScenarioRunner {
         let loadSeconds = Double(monotonicNanoseconds() - loadStart) / 1e9
         let cpuSeconds = ProcessMetrics.cpuSeconds() - cpuAtStart
         let followerCPUSeconds = zip(followers, followerCPUAtStart).map { $0.cpuSeconds() - $1 }
+        let followerFlushes = zip(followers, followerFlushesAtStart).map { follower, atStart in
+            follower.groupCommits().flatMap { atEnd in atStart.map { atEnd - $0 } }
+        }
         let endStatus = leader.status()
         stopSampling.set(true)
         var (samples, marks) = await sampler.value
@@ -254,6 +185,9 @@ struct ScenarioRunner {
             } while true
         }
         let finalStatus = leader.status()
+        for eviction in finalStatus.recentEvictions {
+            marks.insert(EvictionMark(seconds: eviction.at.timeIntervalSince(loadStartDate), nodeID: eviction.nodeID, reason: eviction.reason))
+        }
         let peakResidentBytes = ProcessMetrics.peakResidentBytes()
         settings.progress.finish()
 
@@ -279,7 +213,8 @@ struct ScenarioRunner {
             evictions: finalStatus.evictions.values.reduce(0, +), evictionsByReason: finalStatus.evictions,
             secondsToEvict: secondsToEvict,
             maxLagBytes: samples.map(\.maxLagBytes).max() ?? 0, maxLagSeconds: samples.map(\.maxLagSeconds).max() ?? 0,
-            peakResidentBytes: peakResidentBytes, residentBytesAtStart: residentBytesAtStart, cpuSeconds: cpuSeconds, followerCPUSeconds: followerCPUSeconds, samples: samples,
+            peakResidentBytes: peakResidentBytes, residentBytesAtStart: residentBytesAtStart, cpuSeconds: cpuSeconds, followerCPUSeconds: followerCPUSeconds,
+            followerFlushes: followers.isEmpty || followerFlushes.contains(nil) ? nil : followerFlushes.reduce(0) { $0 + $1! }, samples: samples,
             evictionMarks: marks.sorted { $0.seconds < $1.seconds },
             faultSeconds: faultDate.value.map { $0.timeIntervalSince(loadStartDate) },
             capBytesPerSecond: scenario.fault == .bandwidthCap ? settings.slowBytesPerSecond : nil,

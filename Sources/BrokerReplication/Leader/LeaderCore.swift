@@ -159,13 +159,7 @@ package final class LeaderCore: Sendable {
             let path = record.path
             switch change {
             case .grew(let size):
-                // Not `files[path, default: ...]`: its autoclosure over `state` cost two
-                // allocations per record.
-                if state.files[path] != nil {
-                    state.files[path]!.size = size
-                } else {
-                    state.files[path] = FileState(size: size, generation: state.nextGeneration)
-                }
+                Self.setSize(size, of: path, in: &state)
             case .replaced(let size):
                 state.files[path] = FileState(size: size, generation: state.nextGeneration)
                 state.nextGeneration += 1
@@ -179,6 +173,43 @@ package final class LeaderCore: Sendable {
         }
         perform(work)
         return lsn
+    }
+
+    /// Gives each of `records` the next LSN, in order, as appends to `path` that follow one
+    /// another from byte `offset` on; records the file's new size once, and seals the batch
+    /// whenever it fills, so a sealed batch may end inside the range.
+    ///
+    /// One lock for the whole range: the LSNs are contiguous, and no full-sync cut sees the
+    /// file part-way. Each record must be at most `chunkBytes`, like any one record, so a
+    /// sealed batch still fits `wireLimits.maximumBatchBytes`.
+    ///
+    /// - Returns: the LSN of the last record.
+    package func commit(appends records: ArraySlice<ByteBuffer>, to path: ReplicatedPath, startingAt offset: Int) -> UInt64 {
+        precondition(!records.isEmpty, "a range of appends holds at least one record")
+        var work = AfterUnlock()
+        let lastLSN = state.withLock { state -> UInt64 in
+            var offset = offset
+            for bytes in records {
+                state.builder.append(.append(path: path, offset: UInt64(offset), bytes: bytes), lsn: state.nextLSN)
+                state.nextLSN += 1
+                offset += bytes.readableBytes
+                if state.builder.payloadBytes >= settings.batchBytes { seal(&state, into: &work) }
+            }
+            Self.setSize(offset, of: path, in: &state)
+            return state.nextLSN - 1
+        }
+        perform(work)
+        return lastLSN
+    }
+
+    private static func setSize(_ size: Int, of path: ReplicatedPath, in state: inout State) {
+        // Not `files[path, default: ...]`: its autoclosure over `state` cost two allocations
+        // per record.
+        if state.files[path] != nil {
+            state.files[path]!.size = size
+        } else {
+            state.files[path] = FileState(size: size, generation: state.nextGeneration)
+        }
     }
 
     /// Seals the open batch, if any (flush, the flush tick, a full-sync cut).

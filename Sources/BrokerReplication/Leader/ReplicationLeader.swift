@@ -95,6 +95,7 @@ public final class ReplicationLeader: Service, Sendable {
     // MARK: Writing
 
     /// Appends `bytes` to the file at `path` (created when missing) and replicates the append.
+    /// For several records at once, ``append(to:contentsOf:)-(_,[ByteBuffer])`` takes the locks once.
     ///
     /// - Returns: the LSN of the change (of its last chunk, for writes above `chunkBytes`).
     /// - Throws: ``WireError`` for an invalid path, ``StorageError`` when the local write fails
@@ -103,32 +104,36 @@ public final class ReplicationLeader: Service, Sendable {
     public func append(to path: String, bytes: ByteBuffer) async throws -> UInt64 {
         let path = try ReplicatedPath(path, maximumBytes: configuration.wireLimits.maximumPathBytes)
         let writer = core.writer(for: path)
-        return try await writer.lock.withLock {
-            // Admitted before the file is even opened: a refused write leaves no trace.
-            try await core.admitWrite(bytes: min(bytes.readableBytes, configuration.chunkBytes), timeout: configuration.producerTimeout)
-            let (handle, startSize) = try writer.open(in: directory)
-            var size = startSize
-            var remaining = bytes
-            var lsn: UInt64 = 0
-            repeat {
-                if remaining.readableBytes < bytes.readableBytes {
-                    try await core.admitWrite(bytes: min(remaining.readableBytes, configuration.chunkBytes), timeout: configuration.producerTimeout)
-                }
-                let chunk = remaining.readSlice(length: min(remaining.readableBytes, configuration.chunkBytes))!
-                do {
-                    try chunk.withUnsafeReadableBytes { buffer throws(StorageError) in try handle.write(buffer, at: size) }
-                } catch {
-                    // Leave no half-written bytes behind the replicated size.
-                    try? handle.truncate(to: size)
-                    throw error
-                }
-                lsn = core.commit(.append(path: path, offset: UInt64(size), bytes: chunk), change: .grew(toSize: size + chunk.readableBytes))
-                size += chunk.readableBytes
-                writer.setSize(size)
-                if remaining.readableBytes > 0 { await paceLargeWrite() }
-            } while remaining.readableBytes > 0
-            return lsn
-        }
+        return try await writer.lock.withLock { try await appendInChunks(bytes, to: writer) }
+    }
+
+    /// Appends `bytes` in chunks of at most `chunkBytes`, each admitted, written locally and
+    /// given its LSN in turn. The caller holds `writer.lock`.
+    func appendInChunks(_ bytes: ByteBuffer, to writer: FileWriter) async throws -> UInt64 {
+        // Admitted before the file is even opened: a refused write leaves no trace.
+        try await core.admitWrite(bytes: min(bytes.readableBytes, configuration.chunkBytes), timeout: configuration.producerTimeout)
+        let (handle, startSize) = try writer.open(in: directory)
+        var size = startSize
+        var remaining = bytes
+        var lsn: UInt64 = 0
+        repeat {
+            if remaining.readableBytes < bytes.readableBytes {
+                try await core.admitWrite(bytes: min(remaining.readableBytes, configuration.chunkBytes), timeout: configuration.producerTimeout)
+            }
+            let chunk = remaining.readSlice(length: min(remaining.readableBytes, configuration.chunkBytes))!
+            do {
+                try chunk.withUnsafeReadableBytes { buffer throws(StorageError) in try handle.write(buffer, at: size) }
+            } catch {
+                // Leave no half-written bytes behind the replicated size.
+                try? handle.truncate(to: size)
+                throw error
+            }
+            lsn = core.commit(.append(path: writer.path, offset: UInt64(size), bytes: chunk), change: .grew(toSize: size + chunk.readableBytes))
+            size += chunk.readableBytes
+            writer.setSize(size)
+            if remaining.readableBytes > 0 { await paceLargeWrite() }
+        } while remaining.readableBytes > 0
+        return lsn
     }
 
     /// Appends `bytes`; see ``append(to:bytes:)-(_,ByteBuffer)``.
@@ -231,7 +236,7 @@ public final class ReplicationLeader: Service, Sendable {
     /// A large write waits between chunks while a live follower's queue is more than half full,
     /// at most `ackTimeout`: a healthy follower is not evicted by one big write, and a stuck
     /// one is evicted by its ack timeout instead of holding the write longer.
-    private func paceLargeWrite() async {
+    func paceLargeWrite() async {
         core.sealOpenBatch()
         let deadline = ContinuousClock.now + configuration.ackTimeout
         while core.queuesLackRoom(for: configuration.chunkBytes), ContinuousClock.now < deadline {

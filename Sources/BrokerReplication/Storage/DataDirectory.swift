@@ -259,6 +259,43 @@ package final class FileHandle: Sendable {
         }
     }
 
+    /// Writes `buffers` one after another, starting at `offset`, with one `pwritev` when the
+    /// kernel takes them all at once (more calls only after a short write, or for more than
+    /// `maximumVectorsPerWrite` buffers).
+    package func write(_ buffers: [UnsafeRawBufferPointer], at offset: Int) throws(StorageError) {
+        let totalBytes = buffers.reduce(0) { $0 + $1.count }
+        var vectors = buffers.map { iovec(iov_base: UnsafeMutableRawPointer(mutating: $0.baseAddress), iov_len: $0.count) }
+        var first = 0
+        var written = 0
+        while written < totalBytes {
+            // Empty buffers carry no bytes (and may have no address): never hand them over first.
+            while vectors[first].iov_len == 0 { first += 1 }
+            let count = Int32(min(vectors.count - first, Self.maximumVectorsPerWrite))
+            let result = vectors.withUnsafeBufferPointer { pwritev(descriptor, $0.baseAddress! + first, count, off_t(offset + written)) }
+            if result < 0 {
+                if errno == EINTR { continue }
+                throw StorageError(operation: "write \(totalBytes) bytes in \(buffers.count) buffers to \(path) at offset \(offset)", errno: errno)
+            }
+            written += result
+            // Drop what the kernel took from the front; a short write leaves a partial buffer.
+            var taken = result
+            while taken > 0 {
+                if vectors[first].iov_len <= taken {
+                    taken -= vectors[first].iov_len
+                    vectors[first].iov_len = 0
+                    first += 1
+                } else {
+                    vectors[first].iov_base += taken
+                    vectors[first].iov_len -= taken
+                    taken = 0
+                }
+            }
+        }
+    }
+
+    /// IOV_MAX on Linux and macOS: `pwritev` refuses more buffers than this in one call.
+    private static let maximumVectorsPerWrite = 1024
+
     /// Reads up to `count` bytes at `offset` into `buffer`; returns how many were read.
     package func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int) throws(StorageError) -> Int {
         var total = 0
