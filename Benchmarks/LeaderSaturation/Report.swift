@@ -37,7 +37,7 @@ struct Report {
             "append p50 (µs)", "append p99 (µs)", "append p99.9 (µs)", "append max (µs)",
             "confirm p50 (µs)", "confirm p99 (µs)", "evictions (count)", "time to evict (s)",
             "max lag (MB)", "max lag (s)", "peak RSS (MiB)", "CPU (s/GB)", "vs healthy-2 (%)", "vs ceiling (%)",
-            "follower CPU (s/GB)", "follower flushes/s", "healthy evictions (count)",
+            "CPU per follower (s/GB)", "follower flushes/s", "healthy evictions (count)",
         ]
         var rows: [[String]] = []
         for result in results {

@@ -64,11 +64,13 @@ struct ScenarioResult: Sendable {
     var wireBytesPerSecond: Double { Double(wireBytes) / loadSeconds }
     var compressionRatio: Double { wireBytes > 0 ? Double(payloadBytes) / Double(wireBytes) : 0 }
     var cpuSecondsPerGB: Double { payloadBytes > 0 ? cpuSeconds / (Double(payloadBytes) / 1e9) : 0 }
-    /// The follower processes' CPU seconds together, per GB of payload, over the same window
-    /// as the leader's; nil without followers.
+    /// CPU seconds of one follower process (the mean over the followers) per GB of payload,
+    /// over the same window as the leader's: each follower applies every byte once, so this
+    /// compares with the leader's own figure. Nil without followers.
     var followerCPUSecondsPerGB: Double? {
         guard !followerCPUSeconds.isEmpty else { return nil }
-        return payloadBytes > 0 ? followerCPUSeconds.reduce(0, +) / (Double(payloadBytes) / 1e9) : 0
+        let perFollower = followerCPUSeconds.reduce(0, +) / Double(followerCPUSeconds.count)
+        return payloadBytes > 0 ? perFollower / (Double(payloadBytes) / 1e9) : 0
     }
     var followerFlushesPerSecond: Double? { followerFlushes.map { Double($0) / loadSeconds } }
 

@@ -1,11 +1,12 @@
 import Foundation
+import HeavyTestGate
 import NIOCore
 import Testing
 
 @testable import BrokerReplication
 
 /// `append(to:contentsOf:)`: one writer lock, one `pwritev` and one LSN range per run of records.
-@Suite("Batch append", .serialized, .timeLimit(.minutes(5)))
+@Suite("Batch append", .serialized, .heavy)
 struct BatchAppendTests {
     /// `count` records of 1...300 bytes whose contents depend on `seed` and their index.
     static func records(_ count: Int, seed: UInt64) -> [ByteBuffer] {

@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// A file's path relative to the data directory, checked before it touches the disk.
 ///
 /// Paths come from the network, so they are untrusted: a valid path is non-empty UTF-8,
@@ -36,9 +42,16 @@ public struct ReplicatedPath: Hashable, Sendable, CustomStringConvertible {
         let right = rhs.string.utf8
         guard left.count == right.count else { return false }
         let fast = left.withContiguousStorageIfAvailable { l in
-            right.withContiguousStorageIfAvailable { r in l.elementsEqual(r) }
+            right.withContiguousStorageIfAvailable { r in Self.equalBytes(UnsafeRawBufferPointer(l), UnsafeRawBufferPointer(r)) }
         }
         return (fast ?? nil) ?? left.elementsEqual(right)
+    }
+
+    /// `memcmp`: `elementsEqual` on buffers goes byte by byte (4% of a follower's samples).
+    private static func equalBytes(_ left: UnsafeRawBufferPointer, _ right: UnsafeRawBufferPointer) -> Bool {
+        guard left.count == right.count else { return false }
+        guard let l = left.baseAddress, let r = right.baseAddress else { return left.count == 0 }
+        return memcmp(l, r, left.count) == 0
     }
 
     /// Whether the path's UTF-8 is exactly `bytes` (the decoder's path cache).
@@ -46,7 +59,7 @@ public struct ReplicatedPath: Hashable, Sendable, CustomStringConvertible {
         let utf8 = string.utf8
         guard utf8.count == bytes.count else { return false }
         return utf8.withContiguousStorageIfAvailable { own in
-            own.elementsEqual(bytes)
+            Self.equalBytes(UnsafeRawBufferPointer(own), bytes)
         } ?? utf8.elementsEqual(bytes)
     }
 
