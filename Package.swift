@@ -36,11 +36,14 @@ let package = Package(
         .target(name: "LZ4", dependencies: ["CLZ4"]),
         // syncfs(2), which Swift's Glibc module does not declare: the follower's group commit.
         .target(name: "CFileSystemSync"),
+        // CRC-32C with the SSE4.2 instruction, which Swift cannot reach: every frame's checksum.
+        .target(name: "CCRC32C"),
         .target(
             name: "BrokerReplication",
             dependencies: [
                 "LZ4",
                 "CFileSystemSync",
+                "CCRC32C",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
