@@ -60,7 +60,6 @@ package final class LeaderCore: Sendable {
         let compressor = LZ4BlockCompressor()
         var backlog: Backlog
         var files: [ReplicatedPath: FileState] = [:]
-        var writers: [ReplicatedPath: FileWriter] = [:]
         var nextGeneration: UInt64 = 1
         var live: [UInt64: FollowerSession] = [:]
         var sessionsByNode: [String: FollowerSession] = [:]
@@ -89,6 +88,9 @@ package final class LeaderCore: Sendable {
 
     package let settings: Settings
     private let state: Mutex<State>
+    /// Each file's writer, by path. A lock of its own: every append looks its writer up, and
+    /// doing that under the state lock doubled the producers' contention on it.
+    private let writers = Mutex<[ReplicatedPath: FileWriter]>([:])
     private let onEviction: @Sendable (FollowerSession, EvictionReason, String) -> Void
 
     package init(settings: Settings, files: [(path: ReplicatedPath, size: Int)], onEviction: @escaping @Sendable (FollowerSession, EvictionReason, String) -> Void) {
@@ -116,10 +118,10 @@ package final class LeaderCore: Sendable {
 
     /// The writer that serialises local writes to `path`.
     package func writer(for path: ReplicatedPath) -> FileWriter {
-        state.withLock { state in
-            if let writer = state.writers[path] { return writer }
+        writers.withLock { writers in
+            if let writer = writers[path] { return writer }
             let writer = FileWriter(path: path)
-            state.writers[path] = writer
+            writers[path] = writer
             return writer
         }
     }
