@@ -152,7 +152,7 @@ struct Report {
 
     // MARK: JSON
 
-    /// `{"ceilingBytesPerSecond": N, "appendBatch": N, "scenarios": [...]}`, the schema of issue 6
+    /// `{"ceilingBytesPerSecond": N, "appendBatch": N, "scenarios": [...]}` (the schema in Docs/Performance.md)
     /// with the follower figures and the failure flag added.
     func json() throws -> Data {
         let document = JSONReport(
