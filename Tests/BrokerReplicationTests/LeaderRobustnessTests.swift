@@ -156,6 +156,35 @@ struct LeaderRobustnessTests {
             #expect(try TestCluster.contents(of: cluster.root + "/f") == expected)
         }
     }
+
+    /// A replace or delete that fails locally replicates nothing and leaves the leader able to
+    /// cut a full sync. `a` is a regular file, so `a/b` fails with ENOTDIR without any disk
+    /// fault. Before, the failure committed an empty replace record that every follower
+    /// refused, and left the path marked as changing, so every later full sync was busy.
+    @Test func aWriteThatFailsLocallyReplicatesNothingAndLeavesTheLeaderAbleToCut() async throws {
+        let cluster = try TestCluster()
+        try await withLeader(cluster) { leader, port in
+            try await withFollower(cluster, "early", port: port) { early in
+                let first = try await leader.append(to: "a", bytes: Array("first".utf8))
+                await #expect(throws: StorageError.self) { try await leader.delete("a/b") }
+                await #expect(throws: StorageError.self) { try await leader.replace("a/b", contents: Array("never".utf8)) }
+                #expect(leader.lastLSN == first, "nothing replicated for the failed writes")
+                let second = try await leader.append(to: "a", bytes: Array(" second".utf8))
+                try await leader.waitForReplication(upTo: second, timeout: .seconds(10))
+                let caughtUp = try await TestCluster.eventually(timeout: .seconds(10)) { early.status().lastDurableLSN >= second }
+                #expect(caughtUp, "the connected follower kept streaming: \(early.status())")
+                #expect(early.status().fullSyncs == 1, "no resync forced by a refused record: \(early.status())")
+                let temporaries = (try? FileManager.default.contentsOfDirectory(atPath: cluster.root + "/leader/.brpl/tmp")) ?? []
+                #expect(temporaries.isEmpty, "the failed replace left \(temporaries)")
+            }
+            // A new follower needs a full sync: the leader must be able to cut.
+            try await withFollower(cluster, "late", port: port) { late in
+                let converged = try await TestCluster.eventually(timeout: .seconds(10)) { late.status().lastDurableLSN >= leader.lastLSN }
+                #expect(converged, "the new follower's full sync: \(late.status()), leader \(leader.status())")
+                #expect(try TestCluster.contents(of: cluster.root + "/late") == TestCluster.contents(of: cluster.root + "/leader"))
+            }
+        }
+    }
 }
 
 @Suite("Handshake refusals", .serialized, .heavy)

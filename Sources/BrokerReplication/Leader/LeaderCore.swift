@@ -140,14 +140,25 @@ package final class LeaderCore: Sendable {
     }
 
     /// Marks a replace or delete of `path` as under way (the caller holds the file's writer).
-    package func beginChanging(_ path: ReplicatedPath) {
+    /// - Returns: what the leader knew of the file before, for ``abandonChanging(_:restoring:)``.
+    @discardableResult
+    package func beginChanging(_ path: ReplicatedPath) -> FileState? {
         state.withLock { state in
-            var file = state.files[path] ?? FileState(size: 0, generation: state.nextGeneration)
+            let previous = state.files[path]
+            var file = previous ?? FileState(size: 0, generation: state.nextGeneration)
             file.isChanging = true
             file.generation = state.nextGeneration
             state.nextGeneration += 1
             state.files[path] = file
+            return previous
         }
+    }
+
+    /// A replace or delete failed before it changed the local file: the leader knows the file
+    /// as before, nothing is replicated, and a full sync may cut again (no cut happened in
+    /// between: a cut waits while a file is changing).
+    package func abandonChanging(_ path: ReplicatedPath, restoring previous: FileState?) {
+        state.withLock { $0.files[path] = previous }
     }
 
     /// Gives `record` the next LSN, adds it to the open batch, records what it did to the

@@ -171,6 +171,21 @@ package final class DataDirectory: Sendable {
         }
     }
 
+    /// Removes a file the module built (under `.brpl`); a missing one is fine.
+    package func removeFile(rawPath: String) throws(StorageError) {
+        let parts = components(rawPath)
+        let parent: Int32
+        do {
+            parent = try openParent(of: parts, create: false, for: "remove \(rawPath)")
+        } catch where error.errno == ENOENT {
+            return
+        }
+        defer { close(parent) }
+        if unlinkat(parent, String(parts.last!), 0) != 0 && errno != ENOENT {
+            throw StorageError(operation: "remove \(rawPath)", errno: errno)
+        }
+    }
+
     /// Makes a directory's entries durable (after creates, renames and deletes).
     package func syncDirectory(containing path: ReplicatedPath) throws(StorageError) {
         let parent = try openParent(of: components(path.string), create: false, for: "fsync the directory of \(path)")
