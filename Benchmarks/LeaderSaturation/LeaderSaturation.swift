@@ -142,7 +142,7 @@ struct LeaderSaturation: AsyncParsableCommand {
         print("")
         print(report.eventsTable())
         print("")
-        print("Targets (issue 6):")
+        print("Targets:")
         let checks = report.targetChecks()
         for check in checks { print("  \(check.met ? "met   " : "MISSED") \(check.text)") }
         if checks.isEmpty { print("  (none decidable from the scenarios run)") }
