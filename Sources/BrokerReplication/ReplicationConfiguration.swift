@@ -12,7 +12,7 @@ import Foundation
 /// A bad value fails with an error that names the key and what is allowed.
 ///
 /// One file serves both roles, so it also checks the rules that tie a follower's setting to a
-/// leader's (contract point 12: every retry budget is shorter than the deadline it serves):
+/// leader's (Docs/Semantics.md, "Reconnects": every retry budget is shorter than the deadline it serves):
 ///
 /// | budget | deadline it serves | why |
 /// |---|---|---|
@@ -195,7 +195,7 @@ public struct ReplicationConfiguration: Codable, Sendable, Equatable {
     /// notice a laggard (every 20 ms) and store the smaller in-sync set (a file write and fsyncs).
     static let inSyncStoreAllowanceSeconds = 0.5
 
-    /// Every retry budget is shorter than the deadline it serves (contract point 12, seed 003):
+    /// Every retry budget is shorter than the deadline it serves (Docs/Semantics.md, "Reconnects"):
     /// a budget as long as its deadline turns one bad peer into a failure for everyone waiting.
     private func validateRetryBudgets() throws(ReplicationError) {
         let invalid = ReplicationError.invalidSetting

@@ -13,7 +13,7 @@ public struct CoordinatorState: Codable, Sendable, Equatable {
     }
 }
 
-/// Durable storage for ``CoordinatorState`` (contract point 9).
+/// Durable storage for ``CoordinatorState`` (Docs/Semantics.md, "In-sync replicas and confirms").
 ///
 /// The leader persists every ISR change before any confirm relies on it, and claims each new
 /// epoch through `claimEpoch`, so a store shared by the cluster (etcd, with a compare-and-set

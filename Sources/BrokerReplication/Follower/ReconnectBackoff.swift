@@ -1,4 +1,4 @@
-/// Capped exponential backoff with full jitter for reconnecting (contract point 12).
+/// Capped exponential backoff with full jitter for reconnecting (Docs/Semantics.md, "Reconnects").
 ///
 /// Attempt n waits a random time in [0, min(cap, base * 2^n)]; a refused handshake waits at
 /// least `refusalDelay`, so a misconfigured follower never retries in a tight loop.

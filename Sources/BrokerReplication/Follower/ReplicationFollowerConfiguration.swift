@@ -2,7 +2,7 @@
 public struct ReplicationFollowerConfiguration: Sendable {
     /// Whether acks wait for fsync.
     public enum Durability: String, Sendable, Codable {
-        /// An ack means applied and fsynced (the default; contract point 7).
+        /// An ack means applied and fsynced (the default; Docs/Semantics.md, "Acks mean durable").
         case fsync
         /// An ack means applied to the page cache only: faster, lost on a power cut.
         case none

@@ -9,7 +9,7 @@ import Synchronization
 ///
 /// Eviction closes the channel from anywhere; every job here then ends on its own, and the
 /// cleanup runs in this connection's own path. Nothing waits for this connection while
-/// holding a lock (contract point 3).
+/// holding a lock (Docs/Semantics.md, "Producers never wait for followers").
 struct LeaderConnection {
     let leader: ReplicationLeader
     let connection: NIOAsyncChannel<Frame, ByteBuffer>
@@ -186,7 +186,7 @@ struct LeaderConnection {
                 try await drain(session, outbound: outbound, liveness: liveness)
             }
             // On the channel's event loop, not in Swift's cooperative pool: producers that keep
-            // the pool busy must not delay the eviction of a silent follower (seed 001).
+            // the pool busy must not delay the eviction of a silent follower (a black-holed peer).
             let watch = channel.eventLoop.scheduleRepeatedTask(initialDelay: .zero, delay: TimeAmount(livenessTick)) { task in
                 if checkLiveness(session, liveness: liveness) { task.cancel() }
             }
@@ -246,7 +246,7 @@ struct LeaderConnection {
         }
     }
 
-    /// Heartbeats on an idle link; eviction on a missing ack or silence (contract point 4).
+    /// Heartbeats on an idle link; eviction on a missing ack or silence (Docs/Semantics.md, "Liveness").
     /// Heartbeats go straight to the channel, so a blocked writer cannot hold them up.
     private var livenessTick: Duration {
         min(configuration.heartbeatInterval, configuration.ackTimeout) / 4

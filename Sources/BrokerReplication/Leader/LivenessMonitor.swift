@@ -2,7 +2,7 @@ import NIOCore
 import Synchronization
 
 /// Decides when a follower has gone silent: a pure state machine, fed with what was sent and
-/// heard and asked what to do at a given time (contract point 4).
+/// heard and asked what to do at a given time (Docs/Semantics.md, "Liveness").
 package struct LivenessMonitor: Sendable {
     package struct Timeouts: Hashable, Sendable {
         /// Outstanding data with no ack progress for this long evicts the follower.
@@ -114,7 +114,7 @@ package final class SharedLiveness: Sendable {
 
 /// Feeds the liveness monitor from the channel's event loop as acks and heartbeat replies
 /// arrive, before the connection's task reads them: when producers keep Swift's cooperative
-/// pool busy, a follower that did answer must not look silent (seed 001).
+/// pool busy, a follower that did answer must not look silent (a black-holed peer).
 final class LivenessTap: ChannelInboundHandler, Sendable {
     typealias InboundIn = Frame
     typealias InboundOut = Frame

@@ -338,7 +338,7 @@ public final class ReplicationLeader: Service, Sendable {
     }
 
     /// Every 20 ms: lagging followers leave the in-sync set and caught-up ones join, the change
-    /// is persisted through the coordinator before confirms rely on it (contract point 9), and
+    /// is persisted through the coordinator before confirms rely on it (Docs/Semantics.md, "In-sync replicas and confirms"), and
     /// confirms past `producerTimeout` fail.
     private func runInSyncTick() async {
         while !Task.isCancelled {
@@ -380,7 +380,7 @@ public final class ReplicationLeader: Service, Sendable {
 }
 
 /// TCP keepalive on every replication socket: defence in depth under the heartbeats, for peers
-/// that vanish without a FIN or RST (contract point 4).
+/// that vanish without a FIN or RST (Docs/Semantics.md, "Liveness").
 enum TCPKeepalive {
     static func configure(_ channel: any Channel) throws {
         let options = channel.syncOptions!
