@@ -68,7 +68,7 @@ struct FollowerConnection {
             }
             let streamingFrom = position
             follower.update { $0.phase = .streaming; $0.epoch = streamingFrom.epoch; $0.lastDurableLSN = streamingFrom.lastDurableLSN }
-            try await stream(from: streamingFrom, frames: &frames, outbound: outbound, allocator: connection.channel.allocator)
+            try await stream(from: streamingFrom, frames: &frames, outbound: outbound, channel: connection.channel)
         }
     }
 
@@ -199,8 +199,9 @@ struct FollowerConnection {
         from position: FollowerPosition,
         frames: inout NIOAsyncChannelInboundStream<Frame>.AsyncIterator,
         outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>,
-        allocator: ByteBufferAllocator
+        channel: any Channel
     ) async throws {
+        let allocator = channel.allocator
         let durable = configuration.durability == .fsync
         let applier = RecordApplier(directory: follower.directory, durable: durable)
         defer { applier.closeAll() }
@@ -212,7 +213,16 @@ struct FollowerConnection {
         var paths = BatchDecoder.PathCache()
         do {
             try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask { try await committer.run(outbound: outbound, allocator: allocator) }
+                group.addTask {
+                    do {
+                        try await committer.run(outbound: outbound, allocator: allocator)
+                    } catch {
+                        // This loop waits on the socket and would never see the failure (a task
+                        // group drops the errors of children nobody awaits): end the inbound
+                        // stream with it, so the connection fails with the commit's reason.
+                        channel.pipeline.fireErrorCaught(error)
+                    }
+                }
                 defer {
                     committer.stop()
                     group.cancelAll()
@@ -255,9 +265,22 @@ struct FollowerConnection {
             // Make everything applied durable before reconnecting, so the next connection
             // resumes after it instead of replaying records onto files that already hold
             // later changes (a replayed append can meet a file a later replace made shorter).
-            try? await committer.commitRemaining()
+            await commitRemaining(committer, durable: durable)
             throw error
         }
-        try? await committer.commitRemaining()
+        await commitRemaining(committer, durable: durable)
+    }
+
+    /// Makes what was applied durable once the connection ended. If that fails the files may
+    /// hold records the position does not cover, and replaying onto them is unsafe: forget the
+    /// position, so the next connection runs a full sync.
+    private func commitRemaining(_ committer: Committer, durable: Bool) async {
+        do {
+            try await committer.commitRemaining()
+        } catch {
+            try? follower.stateFile.store(.none, durable: durable)
+            follower.update { $0.epoch = 0; $0.lastDurableLSN = 0 }
+            logger.error("cannot make the applied records durable; the next connection runs a full sync", metadata: ["error": "\(error)"])
+        }
     }
 }

@@ -178,12 +178,24 @@ struct LeaderConnection {
         try await channel.pipeline.handler(type: LivenessTap.self).get().attach(liveness)
 
         try await withThrowingTaskGroup(of: Void.self) { group in
+            // The reader below waits on the socket and would never see this task's errors (a
+            // task group drops the errors of children nobody awaits), so a failure here
+            // evicts, which closes the channel and ends the reader.
             group.addTask {
                 if case .fullSync = admission {
                     let sender = FullSyncSender(leader: leader, session: session, outbound: outbound, logger: logger)
-                    _ = try await sender.run(requests: syncRequests.stream, liveness: liveness)
+                    do {
+                        _ = try await sender.run(requests: syncRequests.stream, liveness: liveness)
+                    } catch is CancellationError {
+                        return
+                    } catch {
+                        // A write that failed because the follower left is no failure of the sync.
+                        if channel.isActive { core.evict(session, reason: .fullSyncFailed, detail: "\(error)") }
+                        return
+                    }
                 }
-                try await drain(session, outbound: outbound, liveness: liveness)
+                // A write fails only once the channel is closing: the reader ends by itself.
+                try? await drain(session, outbound: outbound, liveness: liveness)
             }
             // On the channel's event loop, not in Swift's cooperative pool: producers that keep
             // the pool busy must not delay the eviction of a silent follower (a black-holed peer).

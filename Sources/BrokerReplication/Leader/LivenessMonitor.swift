@@ -91,6 +91,9 @@ public enum EvictionReason: String, Hashable, Sendable, Codable, CustomStringCon
     case diskError = "disk-error"
     /// It needed records that are no longer in the backlog.
     case backlogExceeded = "backlog-exceeded"
+    /// The leader could not send its full sync: a file it could not read, or no consistent
+    /// cut within `fullSyncCutTimeout`.
+    case fullSyncFailed = "full-sync-failed"
     /// The same node connected again; the older connection is dropped.
     case replaced
     /// The leader is shutting down.
