@@ -44,6 +44,28 @@ struct FailurePropagationTests {
         }
     }
 
+    /// A full sync that finds every file identical still flushes before it acks the cut: the
+    /// files it kept may hold writes that never reached the disk.
+    @Test func aFullSyncThatKeepsEveryFileFlushesBeforeItsAck() async throws {
+        try await ReplicationTestCluster.run(followers: ["f1"]) { cluster in
+            for index in 0..<20 { try await cluster.leader.append(to: "log/\(index % 4)", bytes: ByteBuffer(string: "record \(index)\n")) }
+            try await cluster.waitForConvergence()
+            await cluster.stopFollower("f1")
+            // Without its position the follower syncs again, and keeps every file.
+            try FileManager.default.removeItem(atPath: cluster.dataDirectory("f1") + "/" + FollowerStateFile.rawPath)
+            try cluster.startFollower("f1")
+            let follower = try #require(cluster.follower("f1"))
+            follower.directory.injectedFaults.failNextFlushes(1)
+            try await cluster.waitUntil("an eviction of f1", timeout: .seconds(20)) {
+                !cluster.leader.status().recentEvictions.filter { $0.nodeID == "f1" }.isEmpty
+            }
+            let eviction = try #require(cluster.leader.status().recentEvictions.first { $0.nodeID == "f1" })
+            #expect(eviction.reason == "disk-error" && eviction.detail.contains("injected failure"), "\(eviction)")
+            try await cluster.waitForConvergence(timeout: .seconds(60))
+            #expect(follower.status().fullSyncs == 2)
+        }
+    }
+
     /// A file that shrinks behind the module's back makes the leader's full-sync read fail:
     /// the follower is evicted with that reason, not left "syncing" forever.
     @Test func aFullSyncTheLeaderCannotSendEvictsTheFollowerWithItsReason() async throws {

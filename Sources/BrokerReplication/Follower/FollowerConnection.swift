@@ -141,6 +141,22 @@ struct FollowerConnection {
         // full sync, and heartbeat replies report nothing durable.
         try follower.stateFile.store(.none, durable: durable)
         follower.update { $0.epoch = 0; $0.lastDurableLSN = 0 }
+        let progress = SyncProgressReporter()
+        return try await withThrowingTaskGroup(of: Void.self, returning: FollowerPosition.self) { group in
+            group.addTask { await progress.run(outbound: outbound, allocator: allocator) }
+            defer { group.cancelAll() }
+            return try await receiveFullSync(epoch: epoch, durable: durable, progress: progress, frames: &frames, outbound: outbound, allocator: allocator)
+        }
+    }
+
+    private func receiveFullSync(
+        epoch: UInt64,
+        durable: Bool,
+        progress: SyncProgressReporter,
+        frames: inout NIOAsyncChannelInboundStream<Frame>.AsyncIterator,
+        outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>,
+        allocator: ByteBufferAllocator
+    ) async throws -> FollowerPosition {
         var receiver: FullSyncReceiver?
         var requested = false
         while true {
@@ -157,6 +173,7 @@ struct FollowerConnection {
             case .syncChunk(let chunk):
                 guard requested, receiver != nil else { throw ProtocolError(description: "sync chunk before the request") }
                 try receiver!.receive(chunk)
+                progress.received(Int(chunk.uncompressedBytes))
             case .syncEnd(let cutLSN):
                 guard requested, let finishing = receiver, finishing.cutLSN == cutLSN else {
                     throw ProtocolError(description: "sync end for LSN \(cutLSN) does not match the sync in progress")
@@ -178,7 +195,7 @@ struct FollowerConnection {
             if !requested, let current = receiver, current.manifestComplete {
                 let indices = try await NIOThreadPool.singleton.runIfActive { () throws -> ([UInt32], FullSyncReceiver) in
                     var planning = current
-                    let indices = try planning.planRequests()
+                    let indices = try planning.planRequests(checked: progress.checked)
                     return (indices, planning)
                 }
                 receiver = indices.1

@@ -173,7 +173,7 @@ struct LeaderConnection {
         let syncRequests = AsyncStream<SyncRequest>.makeStream()
         switch admission {
         case .resume(_, let nextLSN): liveness.withLock { $0.start(atLSN: nextLSN - 1, at: .now) }
-        case .fullSync: liveness.withLock { $0.expectsAcks = false }
+        case .fullSync: liveness.withLock { $0.startSync(at: .now) }
         }
         try await channel.pipeline.handler(type: LivenessTap.self).get().attach(liveness)
 
@@ -218,6 +218,8 @@ struct LeaderConnection {
                     try record(ack: reply.durableLSN, session: session)
                 case .syncRequest(let request):
                     syncRequests.continuation.yield(request)
+                case .syncProgress:
+                    break  // The LivenessTap has counted it.
                 case .refusal(let refusal):
                     let reason: EvictionReason = refusal.code == .diskError ? .diskError : .decodeError
                     core.evict(session, reason: reason, detail: "follower reported \(refusal.code): \(refusal.reason)")

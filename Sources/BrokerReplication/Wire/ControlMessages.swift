@@ -125,6 +125,14 @@ package struct SyncRequest: Hashable, Sendable {
     package var isLast: Bool
 }
 
+/// Follower to leader, at least every ``interval`` while a full sync runs: running totals of
+/// the bytes of its own files it has checksummed and of the leader's it has written.
+package struct SyncProgressReport: Hashable, Sendable {
+    package static let interval: Duration = .milliseconds(100)
+    package var bytesChecked: UInt64
+    package var bytesReceived: UInt64
+}
+
 /// Leader to follower: bytes of one requested file at `offset`, LZ4-compressed.
 package struct SyncChunk: Hashable, Sendable {
     /// Bytes before the compressed payload: file index 4, offset 8, size 4, codec 1.
@@ -155,6 +163,9 @@ package enum WireMessage: Hashable, Sendable {
     /// Leader to follower: every requested file has been sent; the follower installs them,
     /// makes them durable, and acks the cut LSN.
     case syncEnd(cutLSN: UInt64)
+    /// Follower to leader, during a full sync: how far it got checking its own files and
+    /// receiving the leader's, so a long sync is told apart from a stuck one.
+    case syncProgress(SyncProgressReport)
 
     /// Decodes a checksummed frame's body, refusing any field that is out of bounds.
     package init(decoding frame: Frame, limits: WireLimits = .default) throws(WireError) {
@@ -252,6 +263,10 @@ package enum WireMessage: Hashable, Sendable {
             self = .syncChunk(SyncChunk(fileIndex: index, offset: offset, uncompressedBytes: size, compressed: compressed))
         case .syncEnd:
             self = .syncEnd(cutLSN: try reader.integer("cut LSN", as: UInt64.self))
+        case .syncProgress:
+            let checked = try reader.integer("bytes checked", as: UInt64.self)
+            let received = try reader.integer("bytes received", as: UInt64.self)
+            self = .syncProgress(SyncProgressReport(bytesChecked: checked, bytesReceived: received))
         }
         try reader.finish()
     }
@@ -272,6 +287,7 @@ package enum WireMessage: Hashable, Sendable {
         case .syncRequest: .syncRequest
         case .syncChunk: .syncChunk
         case .syncEnd: .syncEnd
+        case .syncProgress: .syncProgress
         }
     }
 
@@ -339,6 +355,9 @@ package enum WireMessage: Hashable, Sendable {
             buffer.writeImmutableBuffer(chunk.compressed)
         case .syncEnd(let cutLSN):
             buffer.writeInteger(cutLSN)
+        case .syncProgress(let report):
+            buffer.writeInteger(report.bytesChecked)
+            buffer.writeInteger(report.bytesReceived)
         }
         Frame.fillHeader(in: &buffer, at: headerIndex, type: frameType)
     }
