@@ -46,6 +46,8 @@ struct LeaderConnection {
                 case .fullSync(let syncing):
                     admitted = syncing
                     logger.info("follower needs a full sync", metadata: ["follower": "\(syncing.nodeID)"])
+                case .duplicate:
+                    return  // refused in the handshake
                 }
                 session = admitted
                 try await stream(admitted, admission: admission, frames: &frames, outbound: outbound, logger: logger)
@@ -139,20 +141,23 @@ struct LeaderConnection {
         ) else {
             return try await refuse(.authenticationFailed, "wrong shared secret (follower \"\(hello.nodeID)\")", outbound: outbound, logger: logger)
         }
+        let timeouts = LivenessMonitor.Timeouts(
+            ackTimeout: configuration.ackTimeout, heartbeatInterval: configuration.heartbeatInterval,
+            heartbeatTimeout: configuration.heartbeatTimeout
+        )
         let admission = core.admit(
-            nodeID: hello.nodeID, remoteAddress: remote, channel: channel,
+            nodeID: hello.nodeID, remoteAddress: remote, channel: channel, liveness: SharedLiveness(LivenessMonitor(timeouts: timeouts, now: .now)),
             epoch: authenticate.epoch, lastDurableLSN: authenticate.lastDurableLSN
         )
-        if case .fullSync = admission {
-            leader.metrics.connected(hello.nodeID, fullSync: true)
-        } else {
-            leader.metrics.connected(hello.nodeID, fullSync: false)
-        }
         switch admission {
         case .resume(_, let nextLSN):
+            leader.metrics.connected(hello.nodeID, fullSync: false)
             try await write(.welcome(Welcome(epoch: leader.epoch, resync: .resume, nextLSN: nextLSN)), to: outbound)
         case .fullSync:
+            leader.metrics.connected(hello.nodeID, fullSync: true)
             try await write(.welcome(Welcome(epoch: leader.epoch, resync: .fullSync, nextLSN: 0)), to: outbound)
+        case .duplicate(let reason):
+            return try await refuse(.duplicateNode, reason, outbound: outbound, logger: logger)
         }
         return admission
     }
@@ -165,15 +170,12 @@ struct LeaderConnection {
         outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>,
         logger: Logger
     ) async throws {
-        let timeouts = LivenessMonitor.Timeouts(
-            ackTimeout: configuration.ackTimeout, heartbeatInterval: configuration.heartbeatInterval,
-            heartbeatTimeout: configuration.heartbeatTimeout
-        )
-        let liveness = SharedLiveness(LivenessMonitor(timeouts: timeouts, now: .now))
+        let liveness = session.liveness
         let syncRequests = AsyncStream<SyncRequest>.makeStream()
         switch admission {
         case .resume(_, let nextLSN): liveness.withLock { $0.start(atLSN: nextLSN - 1, at: .now) }
         case .fullSync: liveness.withLock { $0.startSync(at: .now) }
+        case .duplicate: return
         }
         try await channel.pipeline.handler(type: LivenessTap.self).get().attach(liveness)
 

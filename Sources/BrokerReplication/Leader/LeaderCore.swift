@@ -299,14 +299,27 @@ package final class LeaderCore: Sendable {
         /// Stream from this LSN, read from the backlog first.
         case resume(FollowerSession, nextLSN: UInt64)
         case fullSync(FollowerSession)
+        /// Another connection of this node id is alive: two processes share an id, and letting
+        /// each replace the other would have them fight forever.
+        case duplicate(String)
     }
 
     /// Registers an authenticated follower and decides how its stream resumes: from the
     /// backlog when its last durable LSN of this epoch is there, otherwise by a full sync.
-    package func admit(nodeID: String, remoteAddress: String, channel: any Channel, epoch: UInt64, lastDurableLSN: UInt64) -> Admission {
+    /// A previous connection of the same node replaces only once it is dead (a restarted
+    /// follower whose old connection hangs).
+    package func admit(
+        nodeID: String, remoteAddress: String, channel: any Channel, liveness: SharedLiveness, epoch: UInt64, lastDurableLSN: UInt64
+    ) -> Admission {
         var work = AfterUnlock()
         let admission = state.withLock { state -> Admission in
             if let previous = state.sessionsByNode[nodeID] {
+                let now = ContinuousClock.now
+                if previous.liveness.withLock({ $0.isAlive(at: now) }) {
+                    return .duplicate(
+                        "node id \"\(nodeID)\" is already connected from \(previous.remoteAddress) and alive; give every follower its own node id"
+                    )
+                }
                 state.live[previous.connectionID] = nil
                 state.inSync.remove(nodeID)
                 if let waiter = previous.state.withLock({ FollowerSession.close(&$0, reason: .replaced) }) { work.wake.append(waiter) }
@@ -328,7 +341,7 @@ package final class LeaderCore: Sendable {
             }
             let mode: FollowerSession.Mode = canResume ? .catchingUp(nextLSN: nextLSN) : .syncing
             let session = FollowerSession(
-                connectionID: id, nodeID: nodeID, remoteAddress: remoteAddress, channel: channel,
+                connectionID: id, nodeID: nodeID, remoteAddress: remoteAddress, channel: channel, liveness: liveness,
                 mode: mode, queue: queue, ackedLSN: canResume ? lastDurableLSN : 0
             )
             state.sessionsByNode[nodeID] = session

@@ -97,6 +97,12 @@ package struct LivenessMonitor: Sendable {
         lastHeardAt = now
     }
 
+    /// False once ``check(at:)`` would evict.
+    package func isAlive(at now: ContinuousClock.Instant) -> Bool {
+        if case .evict = check(at: now) { return false }
+        return true
+    }
+
     package func check(at now: ContinuousClock.Instant) -> Action {
         if isSyncing {
             // A follower that talks but consumes nothing is as stuck as a silent one.
