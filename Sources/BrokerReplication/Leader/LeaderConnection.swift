@@ -19,15 +19,27 @@ struct LeaderConnection {
     private var channel: any Channel { connection.channel }
 
     func serve() async {
-        guard leader.track(channel) else {
-            // The leader is stopping: close without serving (executeThenClose finishes the writer).
+        let remote = channel.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "unknown"
+        var logger = leader.logger
+        logger[metadataKey: "address"] = "\(remote)"
+        switch leader.track(channel) {
+        case .tracked:
+            break
+        case .stopping:
+            // Close without serving (executeThenClose finishes the writer).
+            try? await connection.executeThenClose { _, _ in }
+            return
+        case .handshakesFull:
+            // One key for every peer: a flood of connections is one line per interval.
+            leader.repeatedWarnings.log(
+                logger, .warning,
+                "connection closed: maximumHandshakingConnections (\(configuration.maximumHandshakingConnections)) connections are already in their handshake",
+                key: "handshakes full"
+            )
             try? await connection.executeThenClose { _, _ in }
             return
         }
         defer { leader.untrack(channel) }
-        let remote = channel.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "unknown"
-        var logger = leader.logger
-        logger[metadataKey: "address"] = "\(remote)"
         // A peer that never finishes the handshake is closed, not waited for.
         let handshakeTimer = channel.eventLoop.scheduleTask(in: TimeAmount(configuration.handshakeTimeout)) { [channel] in
             channel.close(promise: nil)
@@ -38,6 +50,7 @@ struct LeaderConnection {
                 var frames = inbound.makeAsyncIterator()
                 guard let admission = try await handshake(frames: &frames, outbound: outbound, remote: remote, logger: logger) else { return }
                 handshakeTimer.cancel()
+                leader.finishedHandshake(channel)
                 let admitted: FollowerSession
                 switch admission {
                 case .resume(let resumed, let nextLSN):

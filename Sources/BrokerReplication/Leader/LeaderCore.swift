@@ -21,6 +21,8 @@ package final class LeaderCore: Sendable {
         package var policy: ReplicationPolicy = .evictSlowFollowers
         package var maxLagTime: Duration = .seconds(10)
         package var writerTakeBytes = 1 << 20
+        /// Writer handles kept open at most (plus one per write in progress).
+        package var maximumOpenFiles = 256
     }
 
     /// What the leader knows of one file as of the last assigned LSN.
@@ -88,14 +90,14 @@ package final class LeaderCore: Sendable {
 
     package let settings: Settings
     private let state: Mutex<State>
-    /// Each file's writer, by path. A lock of its own: every append looks its writer up, and
-    /// doing that under the state lock doubled the producers' contention on it.
-    private let writers = Mutex<[ReplicatedPath: FileWriter]>([:])
+    /// Each file's writer, by path, with at most `maximumOpenFiles` of them holding a descriptor.
+    package let writers: WriterTable
     private let onEviction: @Sendable (FollowerSession, EvictionReason, String) -> Void
 
     package init(settings: Settings, files: [(path: ReplicatedPath, size: Int)], onEviction: @escaping @Sendable (FollowerSession, EvictionReason, String) -> Void) {
         self.settings = settings
         self.onEviction = onEviction
+        self.writers = WriterTable(maximumOpenFiles: settings.maximumOpenFiles)
         var initial = State(backlog: Backlog(maximumBytes: settings.backlogBytes), inSync: InSyncReplicas(maxLagTime: settings.maxLagTime))
         for file in files {
             initial.files[file.path] = FileState(size: file.size, generation: initial.nextGeneration)
@@ -118,12 +120,7 @@ package final class LeaderCore: Sendable {
 
     /// The writer that serialises local writes to `path`.
     package func writer(for path: ReplicatedPath) -> FileWriter {
-        writers.withLock { writers in
-            if let writer = writers[path] { return writer }
-            let writer = FileWriter(path: path)
-            writers[path] = writer
-            return writer
-        }
+        writers.writer(for: path)
     }
 
     /// The file's size as the leader last replicated it (0 when it does not exist).
@@ -694,34 +691,5 @@ package final class LeaderCore: Sendable {
         }
         perform(work)
         return attempt
-    }
-}
-
-/// Serialises the leader's local writes to one file and keeps its open handle.
-package final class FileWriter: Sendable {
-    package let path: ReplicatedPath
-    package let lock = AsyncSerialLock()
-    private let handleState = Mutex<(handle: FileHandle?, size: Int)>((nil, 0))
-
-    package init(path: ReplicatedPath) {
-        self.path = path
-    }
-
-    /// The open handle and the local size; opens (creating) the file the first time.
-    /// Only called by the holder of `lock`.
-    package func open(in directory: DataDirectory) throws(StorageError) -> (handle: FileHandle, size: Int) {
-        if let current = handleState.withLock({ state in state.handle.map { ($0, state.size) } }) { return current }
-        let handle = try directory.openFile(path, create: true)
-        let size = try handle.size()
-        handleState.withLock { $0 = (handle, size) }
-        return (handle, size)
-    }
-
-    package func setSize(_ size: Int) {
-        handleState.withLock { $0.size = size }
-    }
-
-    package func setHandle(_ handle: FileHandle?, size: Int) {
-        handleState.withLock { $0 = (handle, size) }
     }
 }

@@ -30,17 +30,11 @@ public final class ReplicationLeader: Service, Sendable {
     let metrics: LeaderMetrics
     let repeatedWarnings = RateLimitedLog()
     private let listening: Mutex<ListenState> = Mutex(ListenState())
-    private let connections: Mutex<OpenConnections> = Mutex(OpenConnections())
+    private let connections: Mutex<OpenConnections>
     private let shutdown = Mutex(ShutdownState())
 
     private struct ShutdownState {
         var requests: AsyncStream<Void>.Continuation?
-    }
-
-    /// Every accepted connection, so that stopping can close the ones still in their handshake.
-    private struct OpenConnections {
-        var isStopping = false
-        var channels: [ObjectIdentifier: any Channel] = [:]
     }
 
     private struct ListenState {
@@ -57,6 +51,7 @@ public final class ReplicationLeader: Service, Sendable {
         try configuration.validate()
         self.configuration = configuration
         self.secret = secret
+        self.connections = Mutex(OpenConnections(maximumHandshaking: configuration.maximumHandshakingConnections))
         var logger = logger
         logger[metadataKey: "node"] = "\(configuration.nodeID)"
         self.logger = logger
@@ -67,7 +62,7 @@ public final class ReplicationLeader: Service, Sendable {
         let settings = LeaderCore.Settings(
             epoch: epoch, batchBytes: configuration.batchBytes, queueBytes: configuration.queueBytes,
             queueFrames: configuration.queueFrames, backlogBytes: configuration.backlogBytes,
-            policy: configuration.policy, maxLagTime: configuration.maxLagTime
+            policy: configuration.policy, maxLagTime: configuration.maxLagTime, maximumOpenFiles: configuration.maximumOpenFiles
         )
         self.coordinator = configuration.coordinator
             ?? LocalCoordinator(path: configuration.dataDirectory + "/" + DataDirectory.reservedDirectory + "/coordinator.json")
@@ -312,29 +307,28 @@ public final class ReplicationLeader: Service, Sendable {
         }
     }
 
-    /// Registers an accepted connection; false once the leader is stopping.
-    func track(_ channel: any Channel) -> Bool {
-        connections.withLock { state in
-            guard !state.isStopping else { return false }
-            state.channels[ObjectIdentifier(channel)] = channel
-            return true
-        }
+    /// Registers an accepted connection, unless the leader is stopping or the handshake cap is full.
+    func track(_ channel: any Channel) -> OpenConnections.Admission {
+        connections.withLock { $0.accept(channel) }
+    }
+
+    /// The connection authenticated: it no longer counts against `maximumHandshakingConnections`.
+    func finishedHandshake(_ channel: any Channel) {
+        connections.withLock { $0.finishedHandshake(channel) }
     }
 
     /// Connections accepted and not yet closed (handshaking or streaming).
     package var openConnectionCount: Int { connections.withLock { $0.channels.count } }
 
+    /// Connections accepted and not yet authenticated (at most `maximumHandshakingConnections`).
+    package var handshakingConnectionCount: Int { connections.withLock { $0.handshaking.count } }
+
     func untrack(_ channel: any Channel) {
-        _ = connections.withLock { $0.channels.removeValue(forKey: ObjectIdentifier(channel)) }
+        connections.withLock { $0.remove(channel) }
     }
 
     private func closeAllConnections() {
-        let open = connections.withLock { state in
-            state.isStopping = true
-            defer { state.channels = [:] }
-            return Array(state.channels.values)
-        }
-        for channel in open { channel.close(promise: nil) }
+        for channel in connections.withLock({ $0.stop() }) { channel.close(promise: nil) }
     }
 
     /// Every 20 ms: lagging followers leave the in-sync set and caught-up ones join, the change
