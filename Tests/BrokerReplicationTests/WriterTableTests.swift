@@ -16,7 +16,7 @@ struct WriterTableTests {
 
     /// Writes `bytes` at the writer's end the way an append does: under its lock.
     static func append(_ bytes: [UInt8], to writer: FileWriter, in directory: DataDirectory) async throws {
-        try await writer.lock.withLock {
+        _ = try await writer.lock.withLock(before: .now + .seconds(60)) {
             let (handle, size) = try writer.open(in: directory)
             try bytes.withUnsafeBytes { buffer in try handle.write(buffer, at: size) }
             writer.setSize(size + bytes.count)
@@ -47,7 +47,7 @@ struct WriterTableTests {
         let holding = AsyncStream<Void>.makeStream()
         let release = AsyncStream<Void>.makeStream()
         let write = Task {
-            try await busy.lock.withLock {
+            _ = try await busy.lock.withLock(before: .now + .seconds(60)) {
                 _ = try busy.open(in: directory)
                 holding.continuation.yield()
                 for await _ in release.stream { break }

@@ -78,10 +78,12 @@ package final class WriterLock: Sendable {
 
     package init() {}
 
-    package func withLock<T>(_ body: () async throws -> T) async rethrows -> T {
+    /// Runs `body` holding the lock; nil when the lock was not free before `deadline`.
+    /// - Throws: `CancellationError` when cancelled while waiting, or what `body` throws.
+    package func withLock<T>(before deadline: ContinuousClock.Instant, _ body: () async throws -> T) async throws -> T? {
         users.withLock { $0 += 1 }
         defer { users.withLock { $0 -= 1 } }
-        return try await serial.withLock(body)
+        return try await serial.withLock(before: deadline, body)
     }
 
     /// `body`'s result when no write holds or waits for the lock (none starts while it runs); nil otherwise.
