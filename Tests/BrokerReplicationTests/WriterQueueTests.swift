@@ -74,6 +74,16 @@ struct WriterQueueTests {
         #expect((await holder.result).isNotEnoughReplicas)
         #expect((await behind.result).isNotEnoughReplicas)
         #expect(ContinuousClock.now - started < .seconds(7))
+
+        // The holder of the lock, cancelled while it waits for admission, ends at once too.
+        let admitting = Task { try await leader.append(to: "queue/one", bytes: ByteBuffer(string: "admitting")) }
+        try await Task.sleep(for: .milliseconds(200))
+        let cancelledAt = ContinuousClock.now
+        admitting.cancel()
+        let admittingResult = await admitting.result
+        #expect(throws: CancellationError.self) { try admittingResult.get() }
+        #expect(ContinuousClock.now - cancelledAt < .seconds(2))
+        #expect(leader.status().throttledProducers == 0)
         serving.cancel()
         _ = await serving.result
     }

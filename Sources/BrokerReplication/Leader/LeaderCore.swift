@@ -477,18 +477,30 @@ package final class LeaderCore: Sendable {
     /// In min-ISR(n) mode, waits (in arrival order) until `n` in-sync followers are live with
     /// room in their queues for `bytes` more, so the write cannot push a needed follower out;
     /// throws `notEnoughReplicas` at `timeout`. Evict mode never waits here.
+    /// A cancelled producer leaves the queue at once with `CancellationError`.
     package func admitWrite(bytes: Int, timeout: Duration) async throws {
         guard case .minInSyncReplicas = settings.policy else { return }
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-            let admitted = state.withLock { state -> Bool in
-                if !state.isGating || (state.throttled.isEmpty && hasRoom(&state, bytes: bytes)) { return true }
-                let id = state.nextWaiterID
-                state.nextWaiterID += 1
-                // `lsn` carries the byte count for a throttled producer.
-                state.throttled.append(ConfirmWaiter(id: id, lsn: UInt64(bytes), deadline: .now + timeout, timeout: timeout, continuation: continuation))
-                return false
+        let id = state.withLock { state in
+            defer { state.nextWaiterID += 1 }
+            return state.nextWaiterID
+        }
+        try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+                let decided = state.withLock { state -> Result<Void, any Error>? in
+                    if Task.isCancelled { return .failure(CancellationError()) }
+                    if !state.isGating || (state.throttled.isEmpty && hasRoom(&state, bytes: bytes)) { return .success(()) }
+                    // `lsn` carries the byte count for a throttled producer.
+                    state.throttled.append(ConfirmWaiter(id: id, lsn: UInt64(bytes), deadline: .now + timeout, timeout: timeout, continuation: continuation))
+                    return nil
+                }
+                if let decided { continuation.resume(with: decided) }
             }
-            if admitted { continuation.resume() }
+        } onCancel: {
+            let waiter = state.withLock { state -> ConfirmWaiter? in
+                guard let index = state.throttled.firstIndex(where: { $0.id == id }) else { return nil }
+                return state.throttled.remove(at: index)
+            }
+            waiter?.continuation.resume(throwing: CancellationError())
         }
     }
 
