@@ -458,7 +458,6 @@ package final class LeaderCore: Sendable {
     /// Resolves when the policy holds for `lsn`: every in-sync follower (evict mode) or `n` of
     /// them (min-ISR mode) acked it durably; throws `notEnoughReplicas` at `timeout`.
     package func waitForReplication(upTo lsn: UInt64, timeout: Duration) async throws {
-        sealOpenBatch(ifHolding: lsn)
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
             let resolved = state.withLock { state -> Bool in
                 if !state.isGating || state.inSync.confirms(lsn, policy: settings.policy) {
@@ -470,7 +469,14 @@ package final class LeaderCore: Sendable {
                 state.confirmWaiters.append(ConfirmWaiter(id: id, lsn: lsn, deadline: .now + timeout, timeout: timeout, continuation: continuation))
                 return false
             }
-            if resolved { continuation.resume() }
+            if resolved {
+                continuation.resume()
+            } else {
+                // Only a confirm that waits seals its batch early: sealing for one that already
+                // holds (an empty in-sync set) would send a frame per confirm, which no follower
+                // catching up under sustained confirms could keep pace with.
+                sealOpenBatch(ifHolding: lsn)
+            }
         }
     }
 
@@ -588,8 +594,10 @@ package final class LeaderCore: Sendable {
                     "write of \(first.lsn) bytes refused: \(live) in-sync followers are live with room, the policy \(settings.policy) needs \(needed(settings.policy)) (waited \(first.timeout)); nothing was written"
                 )))
             }
-            releaseThrottled(&state, into: &work)
-            return state.inSync.nextChange(at: now)
+            let change = state.inSync.nextChange(at: now)
+            // A joiner that stopped qualifying no longer holds confirms back.
+            resolveConfirms(&state, into: &work)
+            return change
         }
         perform(work)
         return change
