@@ -10,6 +10,8 @@ public struct ReplicationError: Error, Hashable, Sendable, CustomStringConvertib
         case coordination
         case notEnoughReplicas
         case promotionRefused
+        case writeTimedOut
+        case partialWrite
     }
 
     package let code: Code
@@ -45,6 +47,25 @@ public struct ReplicationError: Error, Hashable, Sendable, CustomStringConvertib
     public static func promotionRefused(_ message: String) -> ReplicationError {
         ReplicationError(code: .promotionRefused, message: message)
     }
+
+    /// The write waited `producerTimeout` for earlier writes to the same file and was not made:
+    /// nothing of it is written or replicated, so retrying it is safe.
+    public static func writeTimedOut(_ message: String) -> ReplicationError {
+        ReplicationError(code: .writeTimedOut, message: message)
+    }
+
+    /// A write above `chunkBytes` failed locally after its first chunks were written and
+    /// replicated; the message says exactly which bytes (offsets and LSNs). Retrying the whole
+    /// write would duplicate them: continue from the first byte not written instead.
+    public static func partialWrite(_ message: String) -> ReplicationError {
+        ReplicationError(code: .partialWrite, message: message)
+    }
+
+    /// True for ``writeTimedOut(_:)``.
+    public var isWriteTimedOut: Bool { code == .writeTimedOut }
+
+    /// True for ``partialWrite(_:)``.
+    public var isPartialWrite: Bool { code == .partialWrite }
 
     /// True for ``promotionRefused(_:)``.
     public var isPromotionRefused: Bool { code == .promotionRefused }

@@ -125,6 +125,39 @@ struct PromotionTests {
         _ = await (f2Following.result, newServing.result)
     }
 
+    /// Promotion cancels the follower while records arrive: what it applied must still be made
+    /// durable and be what the promotion reports. One file of 100-byte appends, so the file
+    /// holds exactly 100 bytes per LSN reported.
+    @Test func aFollowerPromotedDuringABurstReportsEverythingItApplied() async throws {
+        let cluster = try TestCluster()
+        let coordinator = LocalCoordinator(path: cluster.root + "/leader/.brpl/coordinator.json")
+        var leaderConfiguration = cluster.leaderConfiguration()
+        leaderConfiguration.maxLagTime = .seconds(120)
+        leaderConfiguration.ackTimeout = .seconds(120)
+        leaderConfiguration.heartbeatTimeout = .seconds(120)
+        let leader = try ReplicationLeader(configuration: leaderConfiguration, secret: cluster.secret, logger: TestCluster.quietLogger)
+        let serving = Task { try await leader.run() }
+        let f1 = try follower(cluster, "f1", port: try await leader.listeningPort())
+        let following = start(f1)
+        #expect(try await TestCluster.eventually { leader.status().isr == ["f1"] })
+
+        let record = ByteBuffer(repeating: 0x61, count: 100)
+        let writing = Task {
+            for _ in 0..<50_000 where !Task.isCancelled { try await leader.append(to: "segment", bytes: record) }
+        }
+        // Promote while records are arriving, between two group commits.
+        #expect(try await TestCluster.eventually { f1.status().lastDurableLSN >= 2_000 })
+        let promotion = try await f1.promote(coordinator: coordinator)
+        _ = await following.result
+        writing.cancel()
+        serving.cancel()
+        _ = await (writing.result, serving.result)
+
+        let size = try #require(try FileManager.default.attributesOfItem(atPath: cluster.root + "/f1/segment")[.size] as? Int)
+        #expect(promotion.lastDurableLSN >= 2_000)
+        #expect(size == Int(promotion.lastDurableLSN) * 100, "the follower applied \(size / 100) records but reports \(promotion.lastDurableLSN)")
+    }
+
     @Test func aForcedPromotionSkipsTheCheckAndSaysSo() async throws {
         let cluster = try TestCluster()
         let coordinator = LocalCoordinator(path: cluster.root + "/nowhere/coordinator.json")

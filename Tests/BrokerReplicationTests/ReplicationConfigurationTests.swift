@@ -75,4 +75,15 @@ struct ReplicationConfigurationTests {
         let error = #expect(throws: ReplicationError.self) { try leader.validate() }
         #expect(error?.message.hasPrefix("queueBytes:") == true)
     }
+
+    @Test func theResourceBoundsDefaultAndRefuseZero() throws {
+        var leader = ReplicationLeaderConfiguration(dataDirectory: "/tmp/x", clusterID: "c", nodeID: "n")
+        #expect(leader.maximumHandshakingConnections == 64 && leader.maximumOpenFiles == 256)
+        try leader.validate()
+        leader.maximumHandshakingConnections = 0
+        #expect(throws: ReplicationError.invalidSetting("maximumHandshakingConnections", "must be at least 1")) { try leader.validate() }
+        leader.maximumHandshakingConnections = 1
+        leader.maximumOpenFiles = 0
+        #expect(throws: ReplicationError.invalidSetting("maximumOpenFiles", "must be at least 1")) { try leader.validate() }
+    }
 }

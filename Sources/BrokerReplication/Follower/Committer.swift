@@ -105,10 +105,13 @@ final class Committer: Sendable {
         let stateFile = follower.stateFile
         let position = FollowerPosition(epoch: epoch, lastDurableLSN: lsn)
         let durable = self.durable
-        try await NIOThreadPool.singleton.runIfActive {
+        // The future form ignores task cancellation: the async form skips its work once the
+        // task is cancelled, and a cancelled follower's last commit (promotion, stopping)
+        // must still happen, or what it applied would be neither durable nor reported.
+        try await NIOThreadPool.singleton.runIfActive(eventLoop: MultiThreadedEventLoopGroup.singleton.any()) {
             if durable { try directory.syncFileSystem() }
             try stateFile.store(position, durable: durable && isLast)
-        }
+        }.get()
         follower.update { $0.lastDurableLSN = lsn; $0.groupCommits += 1 }
     }
 

@@ -68,7 +68,7 @@ struct FollowerConnection {
             }
             let streamingFrom = position
             follower.update { $0.phase = .streaming; $0.epoch = streamingFrom.epoch; $0.lastDurableLSN = streamingFrom.lastDurableLSN }
-            try await stream(from: streamingFrom, frames: &frames, outbound: outbound, allocator: connection.channel.allocator)
+            try await stream(from: streamingFrom, frames: &frames, outbound: outbound, channel: connection.channel)
         }
     }
 
@@ -141,6 +141,22 @@ struct FollowerConnection {
         // full sync, and heartbeat replies report nothing durable.
         try follower.stateFile.store(.none, durable: durable)
         follower.update { $0.epoch = 0; $0.lastDurableLSN = 0 }
+        let progress = SyncProgressReporter()
+        return try await withThrowingTaskGroup(of: Void.self, returning: FollowerPosition.self) { group in
+            group.addTask { await progress.run(outbound: outbound, allocator: allocator) }
+            defer { group.cancelAll() }
+            return try await receiveFullSync(epoch: epoch, durable: durable, progress: progress, frames: &frames, outbound: outbound, allocator: allocator)
+        }
+    }
+
+    private func receiveFullSync(
+        epoch: UInt64,
+        durable: Bool,
+        progress: SyncProgressReporter,
+        frames: inout NIOAsyncChannelInboundStream<Frame>.AsyncIterator,
+        outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>,
+        allocator: ByteBufferAllocator
+    ) async throws -> FollowerPosition {
         var receiver: FullSyncReceiver?
         var requested = false
         while true {
@@ -157,6 +173,7 @@ struct FollowerConnection {
             case .syncChunk(let chunk):
                 guard requested, receiver != nil else { throw ProtocolError(description: "sync chunk before the request") }
                 try receiver!.receive(chunk)
+                progress.received(Int(chunk.uncompressedBytes))
             case .syncEnd(let cutLSN):
                 guard requested, let finishing = receiver, finishing.cutLSN == cutLSN else {
                     throw ProtocolError(description: "sync end for LSN \(cutLSN) does not match the sync in progress")
@@ -178,7 +195,7 @@ struct FollowerConnection {
             if !requested, let current = receiver, current.manifestComplete {
                 let indices = try await NIOThreadPool.singleton.runIfActive { () throws -> ([UInt32], FullSyncReceiver) in
                     var planning = current
-                    let indices = try planning.planRequests()
+                    let indices = try planning.planRequests(checked: progress.checked)
                     return (indices, planning)
                 }
                 receiver = indices.1
@@ -199,8 +216,9 @@ struct FollowerConnection {
         from position: FollowerPosition,
         frames: inout NIOAsyncChannelInboundStream<Frame>.AsyncIterator,
         outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>,
-        allocator: ByteBufferAllocator
+        channel: any Channel
     ) async throws {
+        let allocator = channel.allocator
         let durable = configuration.durability == .fsync
         let applier = RecordApplier(directory: follower.directory, durable: durable)
         defer { applier.closeAll() }
@@ -212,7 +230,16 @@ struct FollowerConnection {
         var paths = BatchDecoder.PathCache()
         do {
             try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask { try await committer.run(outbound: outbound, allocator: allocator) }
+                group.addTask {
+                    do {
+                        try await committer.run(outbound: outbound, allocator: allocator)
+                    } catch {
+                        // This loop waits on the socket and would never see the failure (a task
+                        // group drops the errors of children nobody awaits): end the inbound
+                        // stream with it, so the connection fails with the commit's reason.
+                        channel.pipeline.fireErrorCaught(error)
+                    }
+                }
                 defer {
                     committer.stop()
                     group.cancelAll()
@@ -255,9 +282,22 @@ struct FollowerConnection {
             // Make everything applied durable before reconnecting, so the next connection
             // resumes after it instead of replaying records onto files that already hold
             // later changes (a replayed append can meet a file a later replace made shorter).
-            try? await committer.commitRemaining()
+            await commitRemaining(committer, durable: durable)
             throw error
         }
-        try? await committer.commitRemaining()
+        await commitRemaining(committer, durable: durable)
+    }
+
+    /// Makes what was applied durable once the connection ended. If that fails the files may
+    /// hold records the position does not cover, and replaying onto them is unsafe: forget the
+    /// position, so the next connection runs a full sync.
+    private func commitRemaining(_ committer: Committer, durable: Bool) async {
+        do {
+            try await committer.commitRemaining()
+        } catch {
+            try? follower.stateFile.store(.none, durable: durable)
+            follower.update { $0.epoch = 0; $0.lastDurableLSN = 0 }
+            logger.error("cannot make the applied records durable; the next connection runs a full sync", metadata: ["error": "\(error)"])
+        }
     }
 }

@@ -82,7 +82,9 @@ package struct FullSyncReceiver: Sendable {
     /// Deletes local files that are not in the manifest (and directories that become empty)
     /// and returns the manifest indices the follower needs, in ascending order: missing
     /// locally, different size, or different CRC32C. Call once, after the manifest is complete.
-    package mutating func planRequests() throws(ApplyError) -> [UInt32] {
+    ///
+    /// - Parameter checked: called with the bytes of each 1 MiB block checksummed.
+    package mutating func planRequests(checked: (Int) -> Void = { _ in }) throws(ApplyError) -> [UInt32] {
         guard manifestComplete else {
             throw .inconsistent("files requested with \(manifest.count) of \(begin.fileCount) manifest entries")
         }
@@ -105,14 +107,14 @@ package struct FullSyncReceiver: Sendable {
                 if manifestPaths.contains(file.path) {
                     localSizes[file.path] = file.size
                 } else {
-                    try directory.delete(file.path, durable: durable)
+                    try directory.delete(file.path, durable: false)  // finish() flushes
                 }
             }
             var requested: [UInt32] = []
             for (index, entry) in manifest.enumerated() {
                 if let size = localSizes[entry.path], UInt64(size) == entry.size,
                     let handle = try directory.openForReading(entry.path),
-                    try handle.checksum(length: size) == entry.checksum
+                    try Self.checksum(handle, length: size, checked: checked) == entry.checksum
                 {
                     continue
                 }
@@ -122,6 +124,14 @@ package struct FullSyncReceiver: Sendable {
         }
         staged = Dictionary(uniqueKeysWithValues: requested.map { ($0, StagedFile()) })
         return requested
+    }
+
+    private static func checksum(_ handle: FileHandle, length: Int, checked: (Int) -> Void) throws(StorageError) -> UInt32 {
+        var reported = 0
+        return try handle.checksum(length: length) { done in
+            checked(done - reported)
+            reported = done
+        }
     }
 
     /// Writes one chunk into `.brpl/sync/<index>`.
@@ -186,10 +196,10 @@ package struct FullSyncReceiver: Sendable {
     }
 
     /// Checks every requested file has its manifest size and CRC32C, renames each over its
-    /// path, makes the directories durable, and removes `.brpl/sync`.
+    /// path, removes `.brpl/sync`, and flushes the file system.
     ///
     /// A requested file of size 0 gets no chunks: it is created empty here. Files were
-    /// fsynced as they completed. Nothing is renamed unless every file checks out. Pending
+    /// fsynced as they completed, spreading the flushing over the sync. Nothing is renamed unless every file checks out. Pending
     /// replace temporaries in `.brpl/replace` are removed too: they belong to the stream
     /// before the sync, and a stream that resumes after the cut must not continue one.
     package mutating func finish() throws(ApplyError) {
@@ -218,30 +228,15 @@ package struct FullSyncReceiver: Sendable {
             }
         }
         try ApplyError.catching { () throws(StorageError) in
-            // Rename without a directory fsync each, then fsync each directory once: the
-            // parent of every file, and (conservatively) every directory above, since the
-            // rename may have created them.
-            // Keyed by the directory as a path, so names compare byte for byte.
-            var directoriesToSync: [ReplicatedPath: ReplicatedPath] = [:]
             for index in indices {
-                let path = manifest[Int(index)].path
-                try directory.rename(rawPath: Self.stagingPath(index), over: path, durable: false)
-                var child = Substring(path.string)
-                while true {
-                    let slash = child.utf8.lastIndex(of: UInt8(ascii: "/"))
-                    let parent = slash.map { child[..<$0] } ?? ""
-                    let parentPath = ReplicatedPath(alreadyValidated: String(parent))
-                    if directoriesToSync[parentPath] != nil { break }
-                    directoriesToSync[parentPath] = ReplicatedPath(alreadyValidated: String(child))
-                    if slash == nil { break }
-                    child = parent
-                }
-            }
-            if durable {
-                for path in directoriesToSync.values { try directory.syncDirectory(containing: path) }
+                try directory.rename(rawPath: Self.stagingPath(index), over: manifest[Int(index)].path, durable: false)
             }
             try directory.removeReservedDirectory(Self.stagingDirectory)
             try directory.removeReservedDirectory("replace")
+            // One flush for the whole cut before it is acked: the renames, the directories they
+            // created, the deletions, and the files kept as identical, which may hold writes
+            // the page cache never flushed (an earlier stream's, whose commit failed).
+            if durable { try directory.syncFileSystem() }
         }
         finished = true
     }

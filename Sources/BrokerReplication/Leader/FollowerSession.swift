@@ -58,13 +58,20 @@ package final class FollowerSession: Sendable {
     package let nodeID: String
     package let remoteAddress: String
     package let channel: any Channel
+    /// When the follower was last heard from or made progress: a second connection with this
+    /// node id is refused while this one is alive.
+    package let liveness: SharedLiveness
     package let state: Mutex<State>
 
-    package init(connectionID: UInt64, nodeID: String, remoteAddress: String, channel: any Channel, mode: Mode, queue: OutboundQueue, ackedLSN: UInt64) {
+    package init(
+        connectionID: UInt64, nodeID: String, remoteAddress: String, channel: any Channel, liveness: SharedLiveness,
+        mode: Mode, queue: OutboundQueue, ackedLSN: UInt64
+    ) {
         self.connectionID = connectionID
         self.nodeID = nodeID
         self.remoteAddress = remoteAddress
         self.channel = channel
+        self.liveness = liveness
         self.state = Mutex(State(mode: mode, queue: queue, ackedLSN: ackedLSN, sentLSN: ackedLSN))
     }
 

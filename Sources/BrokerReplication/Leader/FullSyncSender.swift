@@ -28,9 +28,11 @@ struct FullSyncSender {
     func run(requests: AsyncStream<SyncRequest>, liveness: SharedLiveness) async throws -> UInt64 {
         let started = ContinuousClock.now
         let (cutLSN, cutFiles) = try await takeCut()
+        // Reading its own files is progress too: the follower is not the one holding the sync up.
         let files = try await NIOThreadPool.singleton.runIfActive {
             try cutFiles.map { file in
-                CutFile(path: file.path, handle: file.handle, size: file.size, checksum: try file.handle.checksum(length: file.size))
+                let checksum = try file.handle.checksum(length: file.size) { _ in liveness.withLock { $0.progressed(at: .now) } }
+                return CutFile(path: file.path, handle: file.handle, size: file.size, checksum: checksum)
             }
         }
         try await send(.syncBegin(SyncBegin(cutLSN: cutLSN, fileCount: UInt32(files.count))))
@@ -77,8 +79,12 @@ struct FullSyncSender {
                     // A compressor per 1 MiB chunk: its 16 KiB state is noise next to the read.
                     try Self.chunkFrame(file: file, index: fileIndex, offset: offset, length: length, compressor: LZ4BlockCompressor())
                 }
+                // Returns once the channel took it, which it does only while the follower reads.
                 try await outbound.write(frame)
-                liveness.withLock { $0.sentHeartbeat(at: .now) }
+                liveness.withLock {
+                    $0.sentHeartbeat(at: .now)
+                    $0.progressed(at: .now)
+                }
                 offset += length
                 sentBytes += length
                 if ContinuousClock.now - lastReport >= .milliseconds(200) {
@@ -93,10 +99,7 @@ struct FullSyncSender {
         // already counted as sent, and the ack timeout armed for it.
         report(started: started, cutLSN: cutLSN, filesDone: requested.count, files: requested.count, bytesDone: sentBytes, bytes: totalBytes, log: false)
         leader.core.finishFullSync(session, cutLSN: cutLSN)
-        liveness.withLock { monitor in
-            monitor.expectsAcks = true
-            monitor.sent(throughLSN: cutLSN, at: .now)
-        }
+        liveness.withLock { $0.finishSync(throughLSN: cutLSN, at: .now) }
         try await send(.syncEnd(cutLSN: cutLSN))
         logger.info(
             "full sync sent",

@@ -26,6 +26,12 @@ public enum ReplicationPolicy: Hashable, Sendable, CustomStringConvertible {
 /// makes promoting a member safe. Two rules keep that true across a join, as Kafka's
 /// high-watermark rule does: a follower joins only once it holds the highest LSN confirmed so
 /// far, and from the moment its join is handed to the coordinator, confirms wait for it too.
+///
+/// The first rule alone never lets a follower back in while confirms keep coming: with the set
+/// empty they resolve at once, at the head, always a few milliseconds ahead of any follower's
+/// ack. So a follower that qualifies in every other way is *joining*: confirms wait for it as
+/// for a member (evict mode), the highest confirmed LSN stops running ahead of it, and it
+/// joins at the next tick. A joiner that falls behind for `maxLagTime` stops being one.
 package struct InSyncReplicas: Sendable {
     package struct Follower: Sendable, Equatable {
         package var ackedLSN: UInt64
@@ -39,6 +45,8 @@ package struct InSyncReplicas: Sendable {
     package private(set) var persisted: Set<String> = []
     /// A change handed to the coordinator and not yet stored.
     package private(set) var pending: Set<String>?
+    /// Caught up and live, but lacking the highest confirmed LSN: confirms wait for them.
+    package private(set) var joining: Set<String> = []
     /// The highest LSN a confirm has resolved for: a joiner must hold it.
     package private(set) var highestConfirmed: UInt64 = 0
 
@@ -52,15 +60,21 @@ package struct InSyncReplicas: Sendable {
 
     package mutating func remove(_ nodeID: String) {
         followers[nodeID] = nil
+        joining.remove(nodeID)
     }
 
     /// The set that should be in sync now.
     package func desired(at now: ContinuousClock.Instant) -> Set<String> {
-        Set(followers.compactMap { id, follower in
-            guard follower.isLive, now - follower.caughtUpAt <= maxLagTime else { return nil }
+        candidates(at: now).filter { id in
             // A joiner that lacks a confirmed write would break "every member holds every confirm".
-            guard persisted.contains(id) || follower.ackedLSN >= highestConfirmed else { return nil }
-            return id
+            persisted.contains(id) || (followers[id]?.ackedLSN ?? 0) >= highestConfirmed
+        }
+    }
+
+    /// Live followers caught up within `maxLagTime`.
+    private func candidates(at now: ContinuousClock.Instant) -> Set<String> {
+        Set(followers.compactMap { id, follower in
+            follower.isLive && now - follower.caughtUpAt <= maxLagTime ? id : nil
         })
     }
 
@@ -71,8 +85,9 @@ package struct InSyncReplicas: Sendable {
 
     /// The next set to persist, when it differs and no other change is being persisted.
     package mutating func nextChange(at now: ContinuousClock.Instant) -> Set<String>? {
-        guard pending == nil else { return nil }
         let wanted = desired(at: now)
+        joining = candidates(at: now).subtracting(wanted).subtracting(persisted)
+        guard pending == nil else { return nil }
         guard wanted != persisted else { return nil }
         pending = wanted
         return wanted
@@ -103,6 +118,7 @@ package struct InSyncReplicas: Sendable {
             // A member whose join is being stored counts already; one whose removal is being
             // stored still counts until the removal is durable.
             persisted.allSatisfy { holds($0, lsn) } && (pending ?? []).allSatisfy { holds($0, lsn) }
+                && joining.allSatisfy { holds($0, lsn) }
         case .minInSyncReplicas(let n): membersHolding(lsn) >= n
         }
     }

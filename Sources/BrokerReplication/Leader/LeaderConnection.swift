@@ -19,15 +19,27 @@ struct LeaderConnection {
     private var channel: any Channel { connection.channel }
 
     func serve() async {
-        guard leader.track(channel) else {
-            // The leader is stopping: close without serving (executeThenClose finishes the writer).
+        let remote = channel.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "unknown"
+        var logger = leader.logger
+        logger[metadataKey: "address"] = "\(remote)"
+        switch leader.track(channel) {
+        case .tracked:
+            break
+        case .stopping:
+            // Close without serving (executeThenClose finishes the writer).
+            try? await connection.executeThenClose { _, _ in }
+            return
+        case .handshakesFull:
+            // One key for every peer: a flood of connections is one line per interval.
+            leader.repeatedWarnings.log(
+                logger, .warning,
+                "connection closed: maximumHandshakingConnections (\(configuration.maximumHandshakingConnections)) connections are already in their handshake",
+                key: "handshakes full"
+            )
             try? await connection.executeThenClose { _, _ in }
             return
         }
         defer { leader.untrack(channel) }
-        let remote = channel.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "unknown"
-        var logger = leader.logger
-        logger[metadataKey: "address"] = "\(remote)"
         // A peer that never finishes the handshake is closed, not waited for.
         let handshakeTimer = channel.eventLoop.scheduleTask(in: TimeAmount(configuration.handshakeTimeout)) { [channel] in
             channel.close(promise: nil)
@@ -38,6 +50,7 @@ struct LeaderConnection {
                 var frames = inbound.makeAsyncIterator()
                 guard let admission = try await handshake(frames: &frames, outbound: outbound, remote: remote, logger: logger) else { return }
                 handshakeTimer.cancel()
+                leader.finishedHandshake(channel)
                 let admitted: FollowerSession
                 switch admission {
                 case .resume(let resumed, let nextLSN):
@@ -46,6 +59,8 @@ struct LeaderConnection {
                 case .fullSync(let syncing):
                     admitted = syncing
                     logger.info("follower needs a full sync", metadata: ["follower": "\(syncing.nodeID)"])
+                case .duplicate:
+                    return  // refused in the handshake
                 }
                 session = admitted
                 try await stream(admitted, admission: admission, frames: &frames, outbound: outbound, logger: logger)
@@ -139,20 +154,23 @@ struct LeaderConnection {
         ) else {
             return try await refuse(.authenticationFailed, "wrong shared secret (follower \"\(hello.nodeID)\")", outbound: outbound, logger: logger)
         }
+        let timeouts = LivenessMonitor.Timeouts(
+            ackTimeout: configuration.ackTimeout, heartbeatInterval: configuration.heartbeatInterval,
+            heartbeatTimeout: configuration.heartbeatTimeout
+        )
         let admission = core.admit(
-            nodeID: hello.nodeID, remoteAddress: remote, channel: channel,
+            nodeID: hello.nodeID, remoteAddress: remote, channel: channel, liveness: SharedLiveness(LivenessMonitor(timeouts: timeouts, now: .now)),
             epoch: authenticate.epoch, lastDurableLSN: authenticate.lastDurableLSN
         )
-        if case .fullSync = admission {
-            leader.metrics.connected(hello.nodeID, fullSync: true)
-        } else {
-            leader.metrics.connected(hello.nodeID, fullSync: false)
-        }
         switch admission {
         case .resume(_, let nextLSN):
+            leader.metrics.connected(hello.nodeID, fullSync: false)
             try await write(.welcome(Welcome(epoch: leader.epoch, resync: .resume, nextLSN: nextLSN)), to: outbound)
         case .fullSync:
+            leader.metrics.connected(hello.nodeID, fullSync: true)
             try await write(.welcome(Welcome(epoch: leader.epoch, resync: .fullSync, nextLSN: 0)), to: outbound)
+        case .duplicate(let reason):
+            return try await refuse(.duplicateNode, reason, outbound: outbound, logger: logger)
         }
         return admission
     }
@@ -165,25 +183,34 @@ struct LeaderConnection {
         outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>,
         logger: Logger
     ) async throws {
-        let timeouts = LivenessMonitor.Timeouts(
-            ackTimeout: configuration.ackTimeout, heartbeatInterval: configuration.heartbeatInterval,
-            heartbeatTimeout: configuration.heartbeatTimeout
-        )
-        let liveness = SharedLiveness(LivenessMonitor(timeouts: timeouts, now: .now))
+        let liveness = session.liveness
         let syncRequests = AsyncStream<SyncRequest>.makeStream()
         switch admission {
         case .resume(_, let nextLSN): liveness.withLock { $0.start(atLSN: nextLSN - 1, at: .now) }
-        case .fullSync: liveness.withLock { $0.expectsAcks = false }
+        case .fullSync: liveness.withLock { $0.startSync(at: .now) }
+        case .duplicate: return
         }
         try await channel.pipeline.handler(type: LivenessTap.self).get().attach(liveness)
 
         try await withThrowingTaskGroup(of: Void.self) { group in
+            // The reader below waits on the socket and would never see this task's errors (a
+            // task group drops the errors of children nobody awaits), so a failure here
+            // evicts, which closes the channel and ends the reader.
             group.addTask {
                 if case .fullSync = admission {
                     let sender = FullSyncSender(leader: leader, session: session, outbound: outbound, logger: logger)
-                    _ = try await sender.run(requests: syncRequests.stream, liveness: liveness)
+                    do {
+                        _ = try await sender.run(requests: syncRequests.stream, liveness: liveness)
+                    } catch is CancellationError {
+                        return
+                    } catch {
+                        // A write that failed because the follower left is no failure of the sync.
+                        if channel.isActive { core.evict(session, reason: .fullSyncFailed, detail: "\(error)") }
+                        return
+                    }
                 }
-                try await drain(session, outbound: outbound, liveness: liveness)
+                // A write fails only once the channel is closing: the reader ends by itself.
+                try? await drain(session, outbound: outbound, liveness: liveness)
             }
             // On the channel's event loop, not in Swift's cooperative pool: producers that keep
             // the pool busy must not delay the eviction of a silent follower (a black-holed peer).
@@ -206,6 +233,8 @@ struct LeaderConnection {
                     try record(ack: reply.durableLSN, session: session)
                 case .syncRequest(let request):
                     syncRequests.continuation.yield(request)
+                case .syncProgress:
+                    break  // The LivenessTap has counted it.
                 case .refusal(let refusal):
                     let reason: EvictionReason = refusal.code == .diskError ? .diskError : .decodeError
                     core.evict(session, reason: reason, detail: "follower reported \(refusal.code): \(refusal.reason)")

@@ -21,6 +21,8 @@ package final class LeaderCore: Sendable {
         package var policy: ReplicationPolicy = .evictSlowFollowers
         package var maxLagTime: Duration = .seconds(10)
         package var writerTakeBytes = 1 << 20
+        /// Writer handles kept open at most (plus one per write in progress).
+        package var maximumOpenFiles = 256
     }
 
     /// What the leader knows of one file as of the last assigned LSN.
@@ -88,14 +90,14 @@ package final class LeaderCore: Sendable {
 
     package let settings: Settings
     private let state: Mutex<State>
-    /// Each file's writer, by path. A lock of its own: every append looks its writer up, and
-    /// doing that under the state lock doubled the producers' contention on it.
-    private let writers = Mutex<[ReplicatedPath: FileWriter]>([:])
+    /// Each file's writer, by path, with at most `maximumOpenFiles` of them holding a descriptor.
+    package let writers: WriterTable
     private let onEviction: @Sendable (FollowerSession, EvictionReason, String) -> Void
 
     package init(settings: Settings, files: [(path: ReplicatedPath, size: Int)], onEviction: @escaping @Sendable (FollowerSession, EvictionReason, String) -> Void) {
         self.settings = settings
         self.onEviction = onEviction
+        self.writers = WriterTable(maximumOpenFiles: settings.maximumOpenFiles)
         var initial = State(backlog: Backlog(maximumBytes: settings.backlogBytes), inSync: InSyncReplicas(maxLagTime: settings.maxLagTime))
         for file in files {
             initial.files[file.path] = FileState(size: file.size, generation: initial.nextGeneration)
@@ -118,12 +120,7 @@ package final class LeaderCore: Sendable {
 
     /// The writer that serialises local writes to `path`.
     package func writer(for path: ReplicatedPath) -> FileWriter {
-        writers.withLock { writers in
-            if let writer = writers[path] { return writer }
-            let writer = FileWriter(path: path)
-            writers[path] = writer
-            return writer
-        }
+        writers.writer(for: path)
     }
 
     /// The file's size as the leader last replicated it (0 when it does not exist).
@@ -299,14 +296,27 @@ package final class LeaderCore: Sendable {
         /// Stream from this LSN, read from the backlog first.
         case resume(FollowerSession, nextLSN: UInt64)
         case fullSync(FollowerSession)
+        /// Another connection of this node id is alive: two processes share an id, and letting
+        /// each replace the other would have them fight forever.
+        case duplicate(String)
     }
 
     /// Registers an authenticated follower and decides how its stream resumes: from the
     /// backlog when its last durable LSN of this epoch is there, otherwise by a full sync.
-    package func admit(nodeID: String, remoteAddress: String, channel: any Channel, epoch: UInt64, lastDurableLSN: UInt64) -> Admission {
+    /// A previous connection of the same node replaces only once it is dead (a restarted
+    /// follower whose old connection hangs).
+    package func admit(
+        nodeID: String, remoteAddress: String, channel: any Channel, liveness: SharedLiveness, epoch: UInt64, lastDurableLSN: UInt64
+    ) -> Admission {
         var work = AfterUnlock()
         let admission = state.withLock { state -> Admission in
             if let previous = state.sessionsByNode[nodeID] {
+                let now = ContinuousClock.now
+                if previous.liveness.withLock({ $0.isAlive(at: now) }) {
+                    return .duplicate(
+                        "node id \"\(nodeID)\" is already connected from \(previous.remoteAddress) and alive; give every follower its own node id"
+                    )
+                }
                 state.live[previous.connectionID] = nil
                 state.inSync.remove(nodeID)
                 if let waiter = previous.state.withLock({ FollowerSession.close(&$0, reason: .replaced) }) { work.wake.append(waiter) }
@@ -328,7 +338,7 @@ package final class LeaderCore: Sendable {
             }
             let mode: FollowerSession.Mode = canResume ? .catchingUp(nextLSN: nextLSN) : .syncing
             let session = FollowerSession(
-                connectionID: id, nodeID: nodeID, remoteAddress: remoteAddress, channel: channel,
+                connectionID: id, nodeID: nodeID, remoteAddress: remoteAddress, channel: channel, liveness: liveness,
                 mode: mode, queue: queue, ackedLSN: canResume ? lastDurableLSN : 0
             )
             state.sessionsByNode[nodeID] = session
@@ -448,7 +458,6 @@ package final class LeaderCore: Sendable {
     /// Resolves when the policy holds for `lsn`: every in-sync follower (evict mode) or `n` of
     /// them (min-ISR mode) acked it durably; throws `notEnoughReplicas` at `timeout`.
     package func waitForReplication(upTo lsn: UInt64, timeout: Duration) async throws {
-        sealOpenBatch(ifHolding: lsn)
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
             let resolved = state.withLock { state -> Bool in
                 if !state.isGating || state.inSync.confirms(lsn, policy: settings.policy) {
@@ -460,25 +469,44 @@ package final class LeaderCore: Sendable {
                 state.confirmWaiters.append(ConfirmWaiter(id: id, lsn: lsn, deadline: .now + timeout, timeout: timeout, continuation: continuation))
                 return false
             }
-            if resolved { continuation.resume() }
+            if resolved {
+                continuation.resume()
+            } else {
+                // Only a confirm that waits seals its batch early: sealing for one that already
+                // holds (an empty in-sync set) would send a frame per confirm, which no follower
+                // catching up under sustained confirms could keep pace with.
+                sealOpenBatch(ifHolding: lsn)
+            }
         }
     }
 
     /// In min-ISR(n) mode, waits (in arrival order) until `n` in-sync followers are live with
     /// room in their queues for `bytes` more, so the write cannot push a needed follower out;
     /// throws `notEnoughReplicas` at `timeout`. Evict mode never waits here.
+    /// A cancelled producer leaves the queue at once with `CancellationError`.
     package func admitWrite(bytes: Int, timeout: Duration) async throws {
         guard case .minInSyncReplicas = settings.policy else { return }
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-            let admitted = state.withLock { state -> Bool in
-                if !state.isGating || (state.throttled.isEmpty && hasRoom(&state, bytes: bytes)) { return true }
-                let id = state.nextWaiterID
-                state.nextWaiterID += 1
-                // `lsn` carries the byte count for a throttled producer.
-                state.throttled.append(ConfirmWaiter(id: id, lsn: UInt64(bytes), deadline: .now + timeout, timeout: timeout, continuation: continuation))
-                return false
+        let id = state.withLock { state in
+            defer { state.nextWaiterID += 1 }
+            return state.nextWaiterID
+        }
+        try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+                let decided = state.withLock { state -> Result<Void, any Error>? in
+                    if Task.isCancelled { return .failure(CancellationError()) }
+                    if !state.isGating || (state.throttled.isEmpty && hasRoom(&state, bytes: bytes)) { return .success(()) }
+                    // `lsn` carries the byte count for a throttled producer.
+                    state.throttled.append(ConfirmWaiter(id: id, lsn: UInt64(bytes), deadline: .now + timeout, timeout: timeout, continuation: continuation))
+                    return nil
+                }
+                if let decided { continuation.resume(with: decided) }
             }
-            if admitted { continuation.resume() }
+        } onCancel: {
+            let waiter = state.withLock { state -> ConfirmWaiter? in
+                guard let index = state.throttled.firstIndex(where: { $0.id == id }) else { return nil }
+                return state.throttled.remove(at: index)
+            }
+            waiter?.continuation.resume(throwing: CancellationError())
         }
     }
 
@@ -566,8 +594,10 @@ package final class LeaderCore: Sendable {
                     "write of \(first.lsn) bytes refused: \(live) in-sync followers are live with room, the policy \(settings.policy) needs \(needed(settings.policy)) (waited \(first.timeout)); nothing was written"
                 )))
             }
-            releaseThrottled(&state, into: &work)
-            return state.inSync.nextChange(at: now)
+            let change = state.inSync.nextChange(at: now)
+            // A joiner that stopped qualifying no longer holds confirms back.
+            resolveConfirms(&state, into: &work)
+            return change
         }
         perform(work)
         return change
@@ -681,34 +711,5 @@ package final class LeaderCore: Sendable {
         }
         perform(work)
         return attempt
-    }
-}
-
-/// Serialises the leader's local writes to one file and keeps its open handle.
-package final class FileWriter: Sendable {
-    package let path: ReplicatedPath
-    package let lock = AsyncSerialLock()
-    private let handleState = Mutex<(handle: FileHandle?, size: Int)>((nil, 0))
-
-    package init(path: ReplicatedPath) {
-        self.path = path
-    }
-
-    /// The open handle and the local size; opens (creating) the file the first time.
-    /// Only called by the holder of `lock`.
-    package func open(in directory: DataDirectory) throws(StorageError) -> (handle: FileHandle, size: Int) {
-        if let current = handleState.withLock({ state in state.handle.map { ($0, state.size) } }) { return current }
-        let handle = try directory.openFile(path, create: true)
-        let size = try handle.size()
-        handleState.withLock { $0 = (handle, size) }
-        return (handle, size)
-    }
-
-    package func setSize(_ size: Int) {
-        handleState.withLock { $0.size = size }
-    }
-
-    package func setHandle(_ handle: FileHandle?, size: Int) {
-        handleState.withLock { $0 = (handle, size) }
     }
 }

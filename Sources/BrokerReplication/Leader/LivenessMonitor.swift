@@ -25,13 +25,45 @@ package struct LivenessMonitor: Sendable {
     private var outstandingSince: ContinuousClock.Instant?
     private var lastSentAt: ContinuousClock.Instant
     private var lastHeardAt: ContinuousClock.Instant
-    /// During a full sync no acks are due; only silence counts.
-    package var expectsAcks = true
+    /// During a full sync no acks are due, and hearing from the follower is not enough: it is
+    /// alive while bytes move (see ``progressed(at:)``).
+    package private(set) var isSyncing = false
+    private var lastProgressAt: ContinuousClock.Instant
+    /// The highest bytes-checked plus bytes-received total the follower has reported.
+    private var reportedBytes: UInt64 = 0
 
     package init(timeouts: Timeouts, now: ContinuousClock.Instant) {
         self.timeouts = timeouts
         self.lastSentAt = now
         self.lastHeardAt = now
+        self.lastProgressAt = now
+    }
+
+    /// A full sync starts: from now on until ``finishSync(throughLSN:at:)`` only progress counts.
+    package mutating func startSync(at now: ContinuousClock.Instant) {
+        isSyncing = true
+        lastProgressAt = now
+    }
+
+    /// The sync's files are sent: the follower now owes an ack of the cut, as for any data.
+    package mutating func finishSync(throughLSN cutLSN: UInt64, at now: ContinuousClock.Instant) {
+        isSyncing = false
+        lastHeardAt = max(lastHeardAt, lastProgressAt)
+        sent(throughLSN: cutLSN, at: now)
+    }
+
+    /// The sync moved: the leader read its own files for it, or the follower consumed a chunk.
+    package mutating func progressed(at now: ContinuousClock.Instant) {
+        lastProgressAt = now
+    }
+
+    /// The follower reported how far it got; it counts as progress only if the total grew.
+    package mutating func followerReported(bytes: UInt64, at now: ContinuousClock.Instant) {
+        lastHeardAt = now
+        if bytes > reportedBytes {
+            reportedBytes = bytes
+            lastProgressAt = now
+        }
     }
 
     package mutating func sent(throughLSN lsn: UInt64, at now: ContinuousClock.Instant) {
@@ -65,11 +97,20 @@ package struct LivenessMonitor: Sendable {
         lastHeardAt = now
     }
 
+    /// False once ``check(at:)`` would evict.
+    package func isAlive(at now: ContinuousClock.Instant) -> Bool {
+        if case .evict = check(at: now) { return false }
+        return true
+    }
+
     package func check(at now: ContinuousClock.Instant) -> Action {
-        if expectsAcks, let since = outstandingSince, now - since >= timeouts.ackTimeout {
-            return .evict(.ackTimeout)
+        if isSyncing {
+            // A follower that talks but consumes nothing is as stuck as a silent one.
+            if now - lastProgressAt >= timeouts.heartbeatTimeout { return .evict(.heartbeatTimeout) }
+        } else {
+            if let since = outstandingSince, now - since >= timeouts.ackTimeout { return .evict(.ackTimeout) }
+            if now - lastHeardAt >= timeouts.heartbeatTimeout { return .evict(.heartbeatTimeout) }
         }
-        if now - lastHeardAt >= timeouts.heartbeatTimeout { return .evict(.heartbeatTimeout) }
         if now - lastSentAt >= timeouts.heartbeatInterval { return .sendHeartbeat }
         return .none
     }
@@ -91,6 +132,9 @@ public enum EvictionReason: String, Hashable, Sendable, Codable, CustomStringCon
     case diskError = "disk-error"
     /// It needed records that are no longer in the backlog.
     case backlogExceeded = "backlog-exceeded"
+    /// The leader could not send its full sync: a file it could not read, or no consistent
+    /// cut within `fullSyncCutTimeout`.
+    case fullSyncFailed = "full-sync-failed"
     /// The same node connected again; the older connection is dropped.
     case replaced
     /// The leader is shutting down.
@@ -136,11 +180,13 @@ final class LivenessTap: ChannelInboundHandler, Sendable {
         if let monitor = liveness.withLock({ $0 }) {
             let now = ContinuousClock.now
             switch frame.type {
-            case .ack, .heartbeatReply:
+            case .ack, .heartbeatReply, .syncProgress:
                 // A malformed one is the connection task's to refuse; here it only counts as heard.
                 switch try? WireMessage(decoding: frame, limits: limits) {
                 case .ack(let lsn): monitor.withLock { $0.acked(lsn, at: now) }
                 case .heartbeatReply(let reply) where reply.durableLSN > 0: monitor.withLock { $0.acked(reply.durableLSN, at: now) }
+                case .syncProgress(let report):
+                    monitor.withLock { $0.followerReported(bytes: report.bytesChecked &+ report.bytesReceived, at: now) }
                 default: monitor.withLock { $0.heard(at: now) }
                 }
             default:

@@ -36,18 +36,17 @@ extension ReplicationLeader {
     public func append(to path: String, contentsOf records: [ByteBuffer]) async throws -> UInt64 {
         let path = try ReplicatedPath(path, maximumBytes: configuration.wireLimits.maximumPathBytes)
         guard !records.isEmpty else { return lastLSN }
-        let writer = core.writer(for: path)
-        return try await writer.lock.withLock {
+        return try await withWriter(for: path) { writer, deadline in
             var lsn: UInt64 = 0
             var next = records.startIndex
             while next < records.endIndex {
                 if next > records.startIndex { await paceLargeWrite() }
                 if records[next].readableBytes > configuration.chunkBytes {
-                    lsn = try await appendInChunks(records[next], to: writer)
+                    lsn = try await appendInChunks(records[next], to: writer, deadline: deadline)
                     next += 1
                 } else {
                     let run = records[next..<endOfRun(in: records, from: next)]
-                    lsn = try await appendRun(run, to: writer)
+                    lsn = try await appendRun(run, to: writer, deadline: deadline)
                     next = run.endIndex
                 }
             }
@@ -75,10 +74,10 @@ extension ReplicationLeader {
 
     /// Admits `run` once, writes it with one `pwritev` at the file's end and commits it under
     /// one hold of the state lock. The caller holds `writer.lock`.
-    private func appendRun(_ run: ArraySlice<ByteBuffer>, to writer: FileWriter) async throws -> UInt64 {
+    private func appendRun(_ run: ArraySlice<ByteBuffer>, to writer: FileWriter, deadline: ContinuousClock.Instant) async throws -> UInt64 {
         let runBytes = run.reduce(0) { $0 + $1.readableBytes }
         // Admitted before the file is even opened, as in the single path: a refused run leaves no trace.
-        try await core.admitWrite(bytes: runBytes, timeout: configuration.producerTimeout)
+        try await core.admitWrite(bytes: runBytes, timeout: deadline - .now)
         let (handle, startSize) = try writer.open(in: directory)
         do {
             try withUnsafeReadableBytes(of: run) { buffers throws(StorageError) in try handle.write(buffers, at: startSize) }

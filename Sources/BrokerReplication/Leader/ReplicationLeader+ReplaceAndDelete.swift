@@ -6,10 +6,9 @@ extension ReplicationLeader {
     @discardableResult
     public func replace(_ path: String, contents: ByteBuffer) async throws -> UInt64 {
         let path = try ReplicatedPath(path, maximumBytes: configuration.wireLimits.maximumPathBytes)
-        let writer = core.writer(for: path)
-        return try await writer.lock.withLock {
+        return try await withWriter(for: path) { writer, deadline in
             // A replace is admitted whole before it changes anything locally.
-            try await core.admitWrite(bytes: min(contents.readableBytes, configuration.chunkBytes), timeout: configuration.producerTimeout)
+            try await core.admitWrite(bytes: min(contents.readableBytes, configuration.chunkBytes), timeout: deadline - .now)
             let previous = core.beginChanging(path)
             let temporary = DataDirectory.reservedDirectory + "/tmp/replace-\(writer.path.string.utf8.count)-\(UInt64.random(in: 0...UInt64.max))"
             // Set when the file was replaced locally but its directory entry could not be made
@@ -60,9 +59,8 @@ extension ReplicationLeader {
     @discardableResult
     public func delete(_ path: String) async throws -> UInt64 {
         let path = try ReplicatedPath(path, maximumBytes: configuration.wireLimits.maximumPathBytes)
-        let writer = core.writer(for: path)
-        return try await writer.lock.withLock {
-            try await core.admitWrite(bytes: 0, timeout: configuration.producerTimeout)
+        return try await withWriter(for: path) { writer, deadline in
+            try await core.admitWrite(bytes: 0, timeout: deadline - .now)
             let previous = core.beginChanging(path)
             writer.setHandle(nil, size: 0)
             do {

@@ -30,17 +30,11 @@ public final class ReplicationLeader: Service, Sendable {
     let metrics: LeaderMetrics
     let repeatedWarnings = RateLimitedLog()
     private let listening: Mutex<ListenState> = Mutex(ListenState())
-    private let connections: Mutex<OpenConnections> = Mutex(OpenConnections())
+    private let connections: Mutex<OpenConnections>
     private let shutdown = Mutex(ShutdownState())
 
     private struct ShutdownState {
         var requests: AsyncStream<Void>.Continuation?
-    }
-
-    /// Every accepted connection, so that stopping can close the ones still in their handshake.
-    private struct OpenConnections {
-        var isStopping = false
-        var channels: [ObjectIdentifier: any Channel] = [:]
     }
 
     private struct ListenState {
@@ -57,6 +51,7 @@ public final class ReplicationLeader: Service, Sendable {
         try configuration.validate()
         self.configuration = configuration
         self.secret = secret
+        self.connections = Mutex(OpenConnections(maximumHandshaking: configuration.maximumHandshakingConnections))
         var logger = logger
         logger[metadataKey: "node"] = "\(configuration.nodeID)"
         self.logger = logger
@@ -67,7 +62,7 @@ public final class ReplicationLeader: Service, Sendable {
         let settings = LeaderCore.Settings(
             epoch: epoch, batchBytes: configuration.batchBytes, queueBytes: configuration.queueBytes,
             queueFrames: configuration.queueFrames, backlogBytes: configuration.backlogBytes,
-            policy: configuration.policy, maxLagTime: configuration.maxLagTime
+            policy: configuration.policy, maxLagTime: configuration.maxLagTime, maximumOpenFiles: configuration.maximumOpenFiles
         )
         self.coordinator = configuration.coordinator
             ?? LocalCoordinator(path: configuration.dataDirectory + "/" + DataDirectory.reservedDirectory + "/coordinator.json")
@@ -94,54 +89,6 @@ public final class ReplicationLeader: Service, Sendable {
 
     // MARK: Writing
 
-    /// Appends `bytes` to the file at `path` (created when missing) and replicates the append.
-    /// For several records at once, ``append(to:contentsOf:)-(_,[ByteBuffer])`` takes the locks once.
-    ///
-    /// - Returns: the LSN of the change (of its last chunk, for writes above `chunkBytes`).
-    /// - Throws: ``WireError`` for an invalid path, ``StorageError`` when the local write fails
-    ///   (nothing is replicated then).
-    @discardableResult
-    public func append(to path: String, bytes: ByteBuffer) async throws -> UInt64 {
-        let path = try ReplicatedPath(path, maximumBytes: configuration.wireLimits.maximumPathBytes)
-        let writer = core.writer(for: path)
-        return try await writer.lock.withLock { try await appendInChunks(bytes, to: writer) }
-    }
-
-    /// Appends `bytes` in chunks of at most `chunkBytes`, each admitted, written locally and
-    /// given its LSN in turn. The caller holds `writer.lock`.
-    func appendInChunks(_ bytes: ByteBuffer, to writer: FileWriter) async throws -> UInt64 {
-        // Admitted before the file is even opened: a refused write leaves no trace.
-        try await core.admitWrite(bytes: min(bytes.readableBytes, configuration.chunkBytes), timeout: configuration.producerTimeout)
-        let (handle, startSize) = try writer.open(in: directory)
-        var size = startSize
-        var remaining = bytes
-        var lsn: UInt64 = 0
-        repeat {
-            if remaining.readableBytes < bytes.readableBytes {
-                try await core.admitWrite(bytes: min(remaining.readableBytes, configuration.chunkBytes), timeout: configuration.producerTimeout)
-            }
-            let chunk = remaining.readSlice(length: min(remaining.readableBytes, configuration.chunkBytes))!
-            do {
-                try chunk.withUnsafeReadableBytes { buffer throws(StorageError) in try handle.write(buffer, at: size) }
-            } catch {
-                // Leave no half-written bytes behind the replicated size.
-                try? handle.truncate(to: size)
-                throw error
-            }
-            lsn = core.commit(.append(path: writer.path, offset: UInt64(size), bytes: chunk), change: .grew(toSize: size + chunk.readableBytes))
-            size += chunk.readableBytes
-            writer.setSize(size)
-            if remaining.readableBytes > 0 { await paceLargeWrite() }
-        } while remaining.readableBytes > 0
-        return lsn
-    }
-
-    /// Appends `bytes`; see ``append(to:bytes:)-(_,ByteBuffer)``.
-    @discardableResult
-    public func append(to path: String, bytes: [UInt8]) async throws -> UInt64 {
-        try await append(to: path, bytes: ByteBuffer(bytes: bytes))
-    }
-
     /// Seals the open batch now instead of at the next flush tick.
     public func flush() {
         core.sealOpenBatch()
@@ -167,17 +114,6 @@ public final class ReplicationLeader: Service, Sendable {
         let start = ContinuousClock.now
         try await core.waitForReplication(upTo: lsn, timeout: timeout)
         metrics.confirmed(after: ContinuousClock.now - start)
-    }
-
-    /// A large write waits between chunks while a live follower's queue is more than half full,
-    /// at most `ackTimeout`: a healthy follower is not evicted by one big write, and a stuck
-    /// one is evicted by its ack timeout instead of holding the write longer.
-    func paceLargeWrite() async {
-        core.sealOpenBatch()
-        let deadline = ContinuousClock.now + configuration.ackTimeout
-        while core.queuesLackRoom(for: configuration.chunkBytes), ContinuousClock.now < deadline {
-            try? await Task.sleep(for: .milliseconds(1))
-        }
     }
 
     // MARK: Serving
@@ -312,29 +248,28 @@ public final class ReplicationLeader: Service, Sendable {
         }
     }
 
-    /// Registers an accepted connection; false once the leader is stopping.
-    func track(_ channel: any Channel) -> Bool {
-        connections.withLock { state in
-            guard !state.isStopping else { return false }
-            state.channels[ObjectIdentifier(channel)] = channel
-            return true
-        }
+    /// Registers an accepted connection, unless the leader is stopping or the handshake cap is full.
+    func track(_ channel: any Channel) -> OpenConnections.Admission {
+        connections.withLock { $0.accept(channel) }
+    }
+
+    /// The connection authenticated: it no longer counts against `maximumHandshakingConnections`.
+    func finishedHandshake(_ channel: any Channel) {
+        connections.withLock { $0.finishedHandshake(channel) }
     }
 
     /// Connections accepted and not yet closed (handshaking or streaming).
     package var openConnectionCount: Int { connections.withLock { $0.channels.count } }
 
+    /// Connections accepted and not yet authenticated (at most `maximumHandshakingConnections`).
+    package var handshakingConnectionCount: Int { connections.withLock { $0.handshaking.count } }
+
     func untrack(_ channel: any Channel) {
-        _ = connections.withLock { $0.channels.removeValue(forKey: ObjectIdentifier(channel)) }
+        connections.withLock { $0.remove(channel) }
     }
 
     private func closeAllConnections() {
-        let open = connections.withLock { state in
-            state.isStopping = true
-            defer { state.channels = [:] }
-            return Array(state.channels.values)
-        }
-        for channel in open { channel.close(promise: nil) }
+        for channel in connections.withLock({ $0.stop() }) { channel.close(promise: nil) }
     }
 
     /// Every 20 ms: lagging followers leave the in-sync set and caught-up ones join, the change

@@ -29,6 +29,15 @@ public struct ReplicationLeaderConfiguration: Sendable {
     public var heartbeatTimeout: Duration = .seconds(6)
     /// A connection that has not finished the handshake by then is closed (default 10 s).
     public var handshakeTimeout: Duration = .seconds(10)
+    /// At most this many connections may be in their handshake at once (default 64); the
+    /// leader closes further ones at once, so peers without the secret cannot make it hold
+    /// more sockets than this. Authenticated followers do not count. While the cap is full a
+    /// real follower may be closed too; it retries with its backoff.
+    public var maximumHandshakingConnections: Int = 64
+    /// At most this many files written through the leader keep a descriptor open (default
+    /// 256); beyond it the least recently used ones that no write is using are closed and
+    /// reopen on their next write. Writes in progress may exceed it by one file each.
+    public var maximumOpenFiles: Int = 256
     /// Writes larger than this are replicated in chunks of this size (default 1 MiB), each
     /// with its own LSN, so a big write streams and is acked piece by piece.
     public var chunkBytes: Int = 1024 * 1024
@@ -75,6 +84,8 @@ public struct ReplicationLeaderConfiguration: Sendable {
         if queueBytes < 2 * (chunkBytes + 64 * 1024) { throw invalid("queueBytes", "must hold at least two full chunks (\(2 * (chunkBytes + 64 * 1024)) bytes)") }
         if queueFrames < 2 { throw invalid("queueFrames", "must be at least 2") }
         if backlogBytes < queueBytes { throw invalid("backlogBytes", "must be at least queueBytes (\(queueBytes) bytes)") }
+        if maximumHandshakingConnections < 1 { throw invalid("maximumHandshakingConnections", "must be at least 1") }
+        if maximumOpenFiles < 1 { throw invalid("maximumOpenFiles", "must be at least 1") }
         if ackTimeout <= .zero { throw invalid("ackTimeout", "must be positive") }
         if heartbeatInterval <= .zero || heartbeatInterval >= heartbeatTimeout {
             throw invalid("heartbeatInterval", "must be positive and shorter than heartbeatTimeout")

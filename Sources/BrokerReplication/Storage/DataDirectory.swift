@@ -30,6 +30,8 @@ public struct StorageError: Error, Hashable, Sendable, CustomStringConvertible {
 package final class DataDirectory: Sendable {
     package let path: String
     private let rootDescriptor: Int32
+    /// Failures tests inject into ``syncFileSystem()``.
+    package let injectedFaults = InjectedFaults()
 
     /// Opens (and creates, when missing) the data directory.
     package init(path: String) throws(StorageError) {
@@ -199,6 +201,9 @@ package final class DataDirectory: Sendable {
     /// It also flushes dirty data of other programs on the same file system: the price of one
     /// flush per group commit instead of one per touched file (see Docs/Semantics.md).
     package func syncFileSystem() throws(StorageError) {
+        if injectedFaults.takeFlushFailure() {
+            throw StorageError(operation: "syncfs the file system of data directory \(path) (injected failure)", errno: EIO)
+        }
         if brpl_syncfs(rootDescriptor) != 0 {
             throw StorageError(operation: "syncfs the file system of data directory \(path)", errno: errno)
         }

@@ -101,7 +101,8 @@ package final class FileHandle: Sendable {
     }
 
     /// The CRC32C of the first `length` bytes, read in 1 MiB pieces.
-    package func checksum(length: Int) throws(StorageError) -> UInt32 {
+    /// - Parameter progress: called with the bytes read so far after every block of 1 MiB.
+    package func checksum(length: Int, progress: (Int) -> Void = { _ in }) throws(StorageError) -> UInt32 {
         var running = CRC32C.start
         var offset = 0
         let chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
@@ -112,6 +113,7 @@ package final class FileHandle: Sendable {
             if read == 0 { throw StorageError(operation: "read \(path): file shorter than \(length) bytes", errno: EIO) }
             running = CRC32C.update(running, with: UnsafeRawBufferPointer(rebasing: chunk.prefix(read)))
             offset += read
+            progress(offset)
         }
         return CRC32C.finish(running)
     }

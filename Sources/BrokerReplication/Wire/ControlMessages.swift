@@ -102,39 +102,6 @@ package struct DataFrame: Hashable, Sendable {
     package var lastLSN: UInt64 { firstLSN + UInt64(recordCount) - 1 }
 }
 
-/// Leader to follower: a full sync of the files as of `cutLSN` starts; `fileCount`
-/// manifest entries follow.
-package struct SyncBegin: Hashable, Sendable {
-    package var cutLSN: UInt64
-    package var fileCount: UInt32
-}
-
-/// One file of the full-sync manifest: its path, size and CRC32C as of the cut.
-package struct SyncManifestEntry: Hashable, Sendable {
-    package var path: ReplicatedPath
-    package var size: UInt64
-    package var checksum: UInt32
-}
-
-/// Follower to leader: the manifest indices of the files the follower needs.
-package struct SyncRequest: Hashable, Sendable {
-    /// The most indices one request frame carries (fits a control frame).
-    package static let maximumIndices = 1000
-    package var fileIndices: [UInt32]
-    /// True on the request frame that ends the follower's list.
-    package var isLast: Bool
-}
-
-/// Leader to follower: bytes of one requested file at `offset`, LZ4-compressed.
-package struct SyncChunk: Hashable, Sendable {
-    /// Bytes before the compressed payload: file index 4, offset 8, size 4, codec 1.
-    package static let headerBytes = 17
-    package var fileIndex: UInt32
-    package var offset: UInt64
-    package var uncompressedBytes: UInt32
-    package var compressed: ByteBuffer
-}
-
 /// Every message of protocol version 1, one per frame type.
 package enum WireMessage: Hashable, Sendable {
     case hello(Hello)
@@ -155,6 +122,9 @@ package enum WireMessage: Hashable, Sendable {
     /// Leader to follower: every requested file has been sent; the follower installs them,
     /// makes them durable, and acks the cut LSN.
     case syncEnd(cutLSN: UInt64)
+    /// Follower to leader, during a full sync: how far it got checking its own files and
+    /// receiving the leader's, so a long sync is told apart from a stuck one.
+    case syncProgress(SyncProgressReport)
 
     /// Decodes a checksummed frame's body, refusing any field that is out of bounds.
     package init(decoding frame: Frame, limits: WireLimits = .default) throws(WireError) {
@@ -252,6 +222,10 @@ package enum WireMessage: Hashable, Sendable {
             self = .syncChunk(SyncChunk(fileIndex: index, offset: offset, uncompressedBytes: size, compressed: compressed))
         case .syncEnd:
             self = .syncEnd(cutLSN: try reader.integer("cut LSN", as: UInt64.self))
+        case .syncProgress:
+            let checked = try reader.integer("bytes checked", as: UInt64.self)
+            let received = try reader.integer("bytes received", as: UInt64.self)
+            self = .syncProgress(SyncProgressReport(bytesChecked: checked, bytesReceived: received))
         }
         try reader.finish()
     }
@@ -272,6 +246,7 @@ package enum WireMessage: Hashable, Sendable {
         case .syncRequest: .syncRequest
         case .syncChunk: .syncChunk
         case .syncEnd: .syncEnd
+        case .syncProgress: .syncProgress
         }
     }
 
@@ -339,6 +314,9 @@ package enum WireMessage: Hashable, Sendable {
             buffer.writeImmutableBuffer(chunk.compressed)
         case .syncEnd(let cutLSN):
             buffer.writeInteger(cutLSN)
+        case .syncProgress(let report):
+            buffer.writeInteger(report.bytesChecked)
+            buffer.writeInteger(report.bytesReceived)
         }
         Frame.fillHeader(in: &buffer, at: headerIndex, type: frameType)
     }

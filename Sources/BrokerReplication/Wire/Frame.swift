@@ -22,11 +22,12 @@ package enum FrameType: UInt8, Hashable, Sendable, CaseIterable, CustomStringCon
     case syncRequest = 0x32
     case syncChunk = 0x33
     case syncEnd = 0x34
+    case syncProgress = 0x35
 
     /// Whether followers send this type (the rest only leaders send).
     package var isSentByFollower: Bool {
         switch self {
-        case .hello, .authenticate, .ack, .heartbeatReply, .syncRequest, .refusal: true
+        case .hello, .authenticate, .ack, .heartbeatReply, .syncRequest, .syncProgress, .refusal: true
         default: false
         }
     }
@@ -60,6 +61,7 @@ package enum FrameType: UInt8, Hashable, Sendable, CaseIterable, CustomStringCon
         case .syncRequest: "sync-request"
         case .syncChunk: "sync-chunk"
         case .syncEnd: "sync-end"
+        case .syncProgress: "sync-progress"
         }
     }
 }

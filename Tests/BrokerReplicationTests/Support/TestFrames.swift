@@ -76,6 +76,7 @@ enum TestFrames {
         .syncRequest(SyncRequest(fileIndices: [], isLast: false)),
         .syncChunk(SyncChunk(fileIndex: 1, offset: 4096, uncompressedBytes: 3, compressed: ByteBuffer(bytes: [0x30, 0x61, 0x62, 0x63]))),
         .syncEnd(cutLSN: 500),
+        .syncProgress(SyncProgressReport(bytesChecked: 1 << 33, bytesReceived: 7)),
     ]
 
     /// A few records of every kind, with a non-ASCII path among them.

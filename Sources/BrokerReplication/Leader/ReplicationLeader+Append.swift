@@ -1,0 +1,85 @@
+import NIOCore
+
+extension ReplicationLeader {
+    /// Appends `bytes` to the file at `path` (created when missing) and replicates the append.
+    /// For several records at once, ``append(to:contentsOf:)-(_,[ByteBuffer])`` takes the locks once.
+    ///
+    /// - Returns: the LSN of the change (of its last chunk, for writes above `chunkBytes`).
+    /// - Throws: ``WireError`` for an invalid path; ``StorageError`` when the local write fails
+    ///   (nothing is replicated then); ``ReplicationError`` when min-ISR admission refuses the
+    ///   write or `producerTimeout` passes while it waits behind earlier writes to the file
+    ///   (nothing is written then), or ``ReplicationError/partialWrite(_:)`` when a write above
+    ///   `chunkBytes` fails locally after its first chunk (the message says what was replicated);
+    ///   `CancellationError` when cancelled before it was written.
+    @discardableResult
+    public func append(to path: String, bytes: ByteBuffer) async throws -> UInt64 {
+        let path = try ReplicatedPath(path, maximumBytes: configuration.wireLimits.maximumPathBytes)
+        return try await withWriter(for: path) { writer, deadline in try await appendInChunks(bytes, to: writer, deadline: deadline) }
+    }
+
+    /// Runs `body` holding the file's writer lock. Waiting for earlier writes to the file is
+    /// part of this write's `producerTimeout`, not added to it: `body` gets what is left as a
+    /// deadline for its own admission.
+    func withWriter<T>(for path: ReplicatedPath, _ body: (FileWriter, ContinuousClock.Instant) async throws -> T) async throws -> T {
+        let deadline = ContinuousClock.now + configuration.producerTimeout
+        let writer = core.writer(for: path)
+        guard let result = try await writer.lock.withLock(before: deadline, { try await body(writer, deadline) }) else {
+            let waited = "waited producerTimeout (\(configuration.producerTimeout)) for earlier writes to \(path.string); nothing of it was written"
+            if case .minInSyncReplicas = configuration.policy {
+                throw ReplicationError.notEnoughReplicas("write \(waited) (they wait for in-sync followers: \(configuration.policy))")
+            }
+            throw ReplicationError.writeTimedOut("write \(waited)")
+        }
+        return result
+    }
+
+    /// Appends `bytes` in chunks of at most `chunkBytes`. The caller holds `writer.lock`.
+    ///
+    /// All or nothing for the broker: the write is admitted once, before anything is written,
+    /// and later chunks only wait for room (``paceLargeWrite()``), never fail for it. Only a
+    /// local write failure can stop it after its first chunk, and then the error says which
+    /// bytes were written and replicated.
+    func appendInChunks(_ bytes: ByteBuffer, to writer: FileWriter, deadline: ContinuousClock.Instant) async throws -> UInt64 {
+        // Admitted before the file is even opened: a refused write leaves no trace.
+        try await core.admitWrite(bytes: min(bytes.readableBytes, configuration.chunkBytes), timeout: deadline - .now)
+        let (handle, startSize) = try writer.open(in: directory)
+        var size = startSize
+        var remaining = bytes
+        var lsn: UInt64 = 0
+        repeat {
+            let chunk = remaining.readSlice(length: min(remaining.readableBytes, configuration.chunkBytes))!
+            do {
+                try chunk.withUnsafeReadableBytes { buffer throws(StorageError) in try handle.write(buffer, at: size) }
+            } catch {
+                // Leave no half-written bytes behind the replicated size.
+                try? handle.truncate(to: size)
+                guard size > startSize else { throw error }
+                throw ReplicationError.partialWrite(
+                    "append of \(bytes.readableBytes) bytes to \(writer.path.string) failed after \(size - startSize) bytes: offsets \(startSize)..<\(size) are written and replicated (LSNs up to \(lsn)), offsets from \(size) on are not: \(error)"
+                )
+            }
+            lsn = core.commit(.append(path: writer.path, offset: UInt64(size), bytes: chunk), change: .grew(toSize: size + chunk.readableBytes))
+            size += chunk.readableBytes
+            writer.setSize(size)
+            if remaining.readableBytes > 0 { await paceLargeWrite() }
+        } while remaining.readableBytes > 0
+        return lsn
+    }
+
+    /// Appends `bytes`; see ``append(to:bytes:)-(_,ByteBuffer)``.
+    @discardableResult
+    public func append(to path: String, bytes: [UInt8]) async throws -> UInt64 {
+        try await append(to: path, bytes: ByteBuffer(bytes: bytes))
+    }
+
+    /// A large write waits between chunks while a live follower's queue is more than half full,
+    /// at most `ackTimeout`: a healthy follower is not evicted by one big write, and a stuck
+    /// one is evicted by its ack timeout instead of holding the write longer.
+    func paceLargeWrite() async {
+        core.sealOpenBatch()
+        let deadline = ContinuousClock.now + configuration.ackTimeout
+        while core.queuesLackRoom(for: configuration.chunkBytes), ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(1))
+        }
+    }
+}
