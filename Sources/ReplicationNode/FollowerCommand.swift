@@ -2,6 +2,7 @@ import ArgumentParser
 import BrokerReplication
 import Foundation
 import Logging
+import ServiceLifecycle
 
 /// `replication-node follower`: follows a leader into its own data directory, and becomes a
 /// leader itself when promoted.
@@ -11,7 +12,8 @@ struct FollowerCommand: AsyncParsableCommand {
         abstract: "Run a replication follower.",
         discussion: """
             Connects to the leader, catches up, applies every change to --data-dir, and \
-            reconnects after failures until SIGTERM or SIGINT. SIGUSR1 promotes it: it checks \
+            reconnects after failures until SIGTERM or SIGINT, which make it ack everything it \
+            applied before it exits. SIGUSR1 promotes it: it checks \
             that it is in the in-sync set --coordinator last stored, stops following, and serves \
             as leader on --promote-listen. --promote does the same at once, without following.
             """
@@ -63,7 +65,9 @@ struct FollowerCommand: AsyncParsableCommand {
         let promoteListen = try promoteListen.map { try HostPort(parsing: $0, flag: "--promote-listen", ports: 0...65535) }
         let node = self.node
 
-        try await TerminationSignals.run(logger: logger) {
+        // One service: following, and serving as leader after a promotion. Its graceful shutdown
+        // reaches the follower (last commit and ack) or the promoted leader's own group (drain).
+        let running = ClosureService {
             let promotion: Promotion?
             if promoteNow, let coordinator {
                 promotion = try await follower.promote(coordinator: coordinator, force: force)
@@ -83,12 +87,16 @@ struct FollowerCommand: AsyncParsableCommand {
             leaderConfiguration.coordinator = coordinator
             let leader = try ReplicationLeader(configuration: leaderConfiguration, secret: secret, logger: Logger(label: "BrokerReplication.leader"))
             logger.notice("serving as leader after promotion", metadata: ["epoch": "\(leader.epoch)", "lastDurableLSN": "\(promotion.lastDurableLSN)", "listen": "\(promoteListen)"])
-            try await LeaderCommand.serve(leader, plan: nil, statusFile: statusFile, listenFlag: "--promote-listen", logger: logger)
+            let services = LeaderCommand.services(leader, plan: nil, statusFile: statusFile, listenFlag: "--promote-listen", logger: logger)
+            try await ServiceGroup(configuration: ServiceGroupConfiguration(services: services, logger: logger)).run()
         }
+        // Ending on its own (promoted, with nowhere to serve) is a clean stop too.
+        try await TerminationSignals.run([.init(service: running, successTerminationBehavior: .gracefullyShutdownGroup, serviceName: "follower")], logger: logger)
     }
 
-    /// Follows until cancelled (nil) or promoted through SIGUSR1 (the promotion). A refused
-    /// promotion is logged and the follower keeps following.
+    /// Follows until cancelled or shut down gracefully (nil), or promoted through SIGUSR1 (the
+    /// promotion). A refused promotion is logged and the follower keeps following. The status
+    /// file's last write comes after the follower stopped, so it shows its last ack.
     static func follow(
         _ follower: ReplicationFollower, statusFile: String?, coordinator: LocalCoordinator?, force: Bool, logger: Logger
     ) async throws -> Promotion? {
@@ -115,7 +123,7 @@ struct FollowerCommand: AsyncParsableCommand {
                 }
                 return nil
             }
-            // Ends when cancelled, or once promote() has stopped it.
+            // Ends when cancelled, after a graceful shutdown, or once promote() has stopped it.
             group.addTask {
                 try await follower.run()
                 return nil
@@ -125,7 +133,8 @@ struct FollowerCommand: AsyncParsableCommand {
                     group.cancelAll()
                     return promotion
                 }
-                if Task.isCancelled { break }
+                // Without a shutdown, the follower stopped for a promotion: wait for its result.
+                if Task.isCancelled || Task.isShuttingDownGracefully { break }
             }
             group.cancelAll()
             return nil

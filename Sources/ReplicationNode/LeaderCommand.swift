@@ -3,6 +3,7 @@ import BrokerReplication
 import Foundation
 import Logging
 import NIOCore
+import ServiceLifecycle
 
 /// `replication-node leader`: serves followers and optionally drives itself with generated load.
 struct LeaderCommand: AsyncParsableCommand {
@@ -12,7 +13,8 @@ struct LeaderCommand: AsyncParsableCommand {
         discussion: """
             With --load-rate, the leader appends generated records round-robin to \
             segments/segment-<i> for --load-duration seconds, flushes, logs a summary line, \
-            and keeps serving until SIGTERM or SIGINT.
+            and keeps serving until SIGTERM or SIGINT, which stop the load and wait (up to 5 s) \
+            for the followers to ack the last record.
             """
     )
 
@@ -74,30 +76,26 @@ struct LeaderCommand: AsyncParsableCommand {
         if let coordinatorFile = node.coordinatorFile { configuration.coordinator = LocalCoordinator(path: coordinatorFile) }
         let leader = try ReplicationLeader(configuration: configuration, secret: try node.loadSecret(), logger: Logger(label: "BrokerReplication.leader"))
         let plan = try loadPlan()
-        let statusFile = node.statusFile
-        try await TerminationSignals.run(logger: logger) {
-            try await Self.serve(leader, plan: plan, statusFile: statusFile, listenFlag: "--listen", logger: logger)
-        }
+        let services = Self.services(leader, plan: plan, statusFile: node.statusFile, listenFlag: "--listen", logger: logger)
+        try await TerminationSignals.run(services, logger: logger)
     }
 
-    /// Serves followers (and generates the planned load) until the task is cancelled.
-    static func serve(_ leader: ReplicationLeader, plan: LoadPlan?, statusFile: String?, listenFlag: String, logger: Logger) async throws {
+    /// The services of a leader node, in the order a `ServiceGroup` starts them. A graceful
+    /// shutdown stops them in reverse: the load first, so that the leader's drain covers its
+    /// last record; then the leader, which waits for its followers' acks; then the status file,
+    /// whose last write shows those acks.
+    static func services(
+        _ leader: ReplicationLeader, plan: LoadPlan?, statusFile: String?, listenFlag: String, logger: Logger
+    ) -> [ServiceGroupConfiguration.ServiceConfiguration] {
         let progress = LoadProgress()
-        try await withThrowingDiscardingTaskGroup { group in
-            if let statusFile {
-                group.addTask {
-                    await StatusFileWriter(path: statusFile, logger: logger).run {
-                        LeaderNodeStatus(status: leader.status(), loadFinished: progress.finished, loadRecords: progress.records)
-                    }
-                }
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        if let statusFile {
+            let writer = StatusFileWriter(path: statusFile, logger: logger).service {
+                LeaderNodeStatus(status: leader.status(), loadFinished: progress.finished, loadRecords: progress.records)
             }
-            if let plan {
-                group.addTask {
-                    _ = try await leader.listeningPort()
-                    let summary = try await LoadGenerator(plan: plan, logger: logger).run(on: leader, progress: progress)
-                    logger.info("\(summary.logLine); still serving")
-                }
-            }
+            services.append(.init(service: writer, serviceName: "status-file"))
+        }
+        let serving = ClosureService {
             do {
                 try await leader.run()
             } catch let error as IOError where [EADDRINUSE, EADDRNOTAVAIL, EACCES].contains(error.errnoCode) {
@@ -105,8 +103,20 @@ struct LeaderCommand: AsyncParsableCommand {
                 let configuration = leader.configuration
                 throw ListenError(description: "cannot listen on \(configuration.host):\(configuration.port) (\(listenFlag)): \(error)")
             }
-            group.cancelAll()
         }
+        services.append(.init(service: serving, serviceName: "leader"))
+        if let plan {
+            let load = ClosureService {
+                let summary = try await cancelWhenGracefulShutdown {
+                    _ = try await leader.listeningPort()
+                    return try await LoadGenerator(plan: plan, logger: logger).run(on: leader, progress: progress)
+                }
+                logger.info("\(summary.logLine)\(summary.stopped ? "" : "; still serving")")
+            }
+            // The load ends on its own; the leader keeps serving.
+            services.append(.init(service: load, successTerminationBehavior: .ignore, serviceName: "load"))
+        }
+        return services
     }
 }
 

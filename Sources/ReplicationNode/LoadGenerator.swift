@@ -86,20 +86,24 @@ struct LoadGenerator: Sendable {
         var records: Int
         var bytes: Int
         var seconds: Double
+        /// A shutdown stopped the load before its end.
+        var stopped = false
 
         var recordsPerSecond: Double { seconds > 0 ? Double(records) / seconds : 0 }
         var megabytesPerSecond: Double { seconds > 0 ? Double(bytes) / seconds / 1e6 : 0 }
 
-        /// `load finished: 15000 records, 2331000 bytes in 3.00 seconds: 5000 records/s, 0.78 MB/s (MB = 10^6 bytes)`
+        /// `load finished: 15000 records, 2331000 bytes in 3.00 seconds: 5000 records/s, 0.78 MB/s (MB = 10^6 bytes)`,
+        /// or `load stopped by the shutdown: ...`.
         var logLine: String {
             String(
-                format: "load finished: %d records, %d bytes in %.2f seconds: %.0f records/s, %.2f MB/s (MB = 10^6 bytes)",
+                format: "load \(stopped ? "stopped by the shutdown" : "finished"): %d records, %d bytes in %.2f seconds: %.0f records/s, %.2f MB/s (MB = 10^6 bytes)",
                 records, bytes, seconds, recordsPerSecond, megabytesPerSecond
             )
         }
     }
 
-    /// Runs the load, flushes the leader, and reports the totals in `progress`.
+    /// Runs the load, flushes the leader, and reports the totals in `progress`. Cancelling it
+    /// stops the load early: it still flushes and reports, and `progress` stays unfinished.
     func run(on leader: ReplicationLeader, progress: LoadProgress) async throws -> Summary {
         let pool = Self.recordPool(recordBytes: plan.recordBytes)
         let paths = plan.paths
@@ -140,26 +144,37 @@ struct LoadGenerator: Sendable {
             "recordBytes": "\(plan.recordBytes.map(String.init) ?? "about 150 (broker-like JSON events)")",
             "confirm": "\(plan.confirm)",
         ])
-        switch plan.rate {
-        case .unlimited:
-            while clock.now < deadline {
-                try Task.checkCancellation()
-                for _ in 0..<Self.unlimitedBurst { try await appendNext() }
-                try await confirmBurst()
-                progress.update(records: records)
+        do {
+            switch plan.rate {
+            case .unlimited:
+                while clock.now < deadline {
+                    try Task.checkCancellation()
+                    for _ in 0..<Self.unlimitedBurst { try await appendNext() }
+                    try await confirmBurst()
+                    progress.update(records: records)
+                }
+            case .recordsPerSecond(let perSecond):
+                let total = Int((Double(perSecond) * plan.durationSeconds).rounded())
+                while records < total {
+                    try Task.checkCancellation()
+                    let now = clock.now
+                    let elapsed = now - start
+                    let due = now >= deadline ? total : min(total, Int(Double(perSecond) * Self.seconds(elapsed)))
+                    // Behind a leader that cannot keep up, this loop never catches up: check here too.
+                    while records < due {
+                        try Task.checkCancellation()
+                        try await appendNext()
+                    }
+                    try await confirmBurst()
+                    progress.update(records: records)
+                    if records < total { try await Task.sleep(until: min(now + Self.burstInterval, deadline), clock: clock) }
+                }
             }
-        case .recordsPerSecond(let perSecond):
-            let total = Int((Double(perSecond) * plan.durationSeconds).rounded())
-            while records < total {
-                try Task.checkCancellation()
-                let now = clock.now
-                let elapsed = now - start
-                let due = now >= deadline ? total : min(total, Int(Double(perSecond) * Self.seconds(elapsed)))
-                while records < due { try await appendNext() }
-                try await confirmBurst()
-                progress.update(records: records)
-                if records < total { try await Task.sleep(until: min(now + Self.burstInterval, deadline), clock: clock) }
-            }
+        } catch where Task.isCancelled {
+            // Stopped by a shutdown: the load ends here, and the leader still gets its flush.
+            leader.flush()
+            progress.update(records: records)
+            return Summary(records: records, bytes: bytes, seconds: Self.seconds(clock.now - start), stopped: true)
         }
         let seconds = Self.seconds(clock.now - start)
         leader.flush()

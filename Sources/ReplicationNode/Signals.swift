@@ -1,5 +1,6 @@
 import Dispatch
 import Logging
+import ServiceLifecycle
 import Synchronization
 
 #if canImport(Glibc)
@@ -8,24 +9,38 @@ import Glibc
 import Darwin
 #endif
 
-/// Turns SIGTERM and SIGINT into cancelling the node's top-level task.
+/// Runs a node's services in a `ServiceGroup` that SIGTERM and SIGINT shut down gracefully.
 ///
-/// The first signal cancels the task, so the leader or follower closes its connections and the
-/// process exits with status 0. If that takes longer than the grace period, or a second
-/// signal arrives, the process exits at once with status 1, so a stuck shutdown is visible.
+/// The group asks its services to stop one at a time, last one first, through
+/// swift-service-lifecycle's graceful shutdown: a leader waits up to `shutdownTimeout` for its
+/// followers to ack its last LSN, a follower commits and acks what it applied. The process then
+/// exits with status 0.
+///
+/// The node watches the same two signals itself, for what the group does not do: it logs the
+/// first one, exits at once with status 1 on a second one, and exits with status 1 when the
+/// shutdown takes longer than the grace period, so that a stuck shutdown is visible. The
+/// group's own escalation does not fit: its `cancellationSignals` must differ from the graceful
+/// ones (a second SIGTERM would do nothing), and `maximumGracefulShutdownDuration` escalates to
+/// cancellation, after which the process would still exit with status 0.
 enum TerminationSignals {
-    /// Runs `body` in a task that SIGTERM or SIGINT cancels.
+    /// Longer than a leader's drain (`shutdownTimeout`, 5 s) and a follower's last group commit.
+    static let gracePeriod: Duration = .seconds(8)
+
+    /// Runs `services` until they end, or until a signal has shut them down.
     ///
-    /// - Returns: normally when `body` returns, or when it ended with `CancellationError`
-    ///   after a signal.
-    /// - Throws: whatever else `body` throws.
-    static func run(logger: Logger, grace: Duration = .seconds(8), _ body: @escaping @Sendable () async throws -> Void) async throws {
-        let work = Task { try await body() }
+    /// - Throws: whatever the group throws (the first error of a service).
+    static func run(
+        _ services: [ServiceGroupConfiguration.ServiceConfiguration], logger: Logger, grace: Duration = gracePeriod
+    ) async throws {
+        let group = ServiceGroup(configuration: ServiceGroupConfiguration(
+            services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger
+        ))
         let received = SignalState()
         let queue = DispatchQueue(label: "replication-node.signals")
+        let seconds = Double(grace.components.seconds) + Double(grace.components.attoseconds) / 1e18
         var sources: [any DispatchSourceSignal] = []
         for signalNumber in [SIGTERM, SIGINT] {
-            // Ignore the default action first, so the dispatch source sees the signal instead.
+            // Ignore the default action first, so that the dispatch sources see the signal instead.
             signal(signalNumber, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: queue)
             source.setEventHandler {
@@ -34,9 +49,9 @@ enum TerminationSignals {
                     logger.error("second signal; exiting now", metadata: ["signal": "\(name)"])
                     exit(1)
                 }
-                logger.info("shutting down", metadata: ["signal": "\(name)"])
-                work.cancel()
-                let seconds = Double(grace.components.seconds) + Double(grace.components.attoseconds) / 1e18
+                logger.info("shutting down", metadata: ["signal": "\(name)", "graceSeconds": "\(seconds)"])
+                // The group sees the signal too; this covers one that comes before it listens.
+                Task { await group.triggerGracefulShutdown() }
                 queue.asyncAfter(deadline: .now() + seconds) {
                     logger.error("shutdown did not finish within the grace period; exiting", metadata: ["graceSeconds": "\(seconds)"])
                     exit(1)
@@ -46,11 +61,7 @@ enum TerminationSignals {
             sources.append(source)
         }
         defer { for source in sources { source.cancel() } }
-        do {
-            try await work.value
-        } catch is CancellationError where received.signalled {
-            // Cancelled by a signal: a clean shutdown.
-        }
+        try await group.run()
         if received.signalled { logger.info("stopped") }
     }
 }

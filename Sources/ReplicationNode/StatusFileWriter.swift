@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import ServiceLifecycle
 
 #if canImport(Glibc)
 import Glibc
@@ -16,12 +17,15 @@ struct StatusFileWriter: Sendable {
     var interval: Duration = .milliseconds(200)
     let logger: Logger
 
-    /// Writes `snapshot()` until the task is cancelled, then once more.
+    /// Writes `snapshot()` until the task is cancelled; the last write takes its snapshot after
+    /// the cancellation, so it shows the state the node stopped in.
     func run<Snapshot: Encodable>(_ snapshot: @Sendable () -> Snapshot) async {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         var failing = false
         while true {
+            // Read before the snapshot: a cancellation during this write still gets a later one.
+            let cancelled = Task.isCancelled
             do {
                 try write(encoder.encode(snapshot()))
                 if failing { logger.info("status file written again", metadata: ["path": "\(path)"]) }
@@ -30,10 +34,17 @@ struct StatusFileWriter: Sendable {
                 if !failing { logger.warning("cannot write the status file", metadata: ["path": "\(path)", "error": "\(error)"]) }
                 failing = true
             }
-            if Task.isCancelled { return }
-            // Cancelled while sleeping: write the final state once more before returning.
+            if cancelled { return }
+            // Cancelled while sleeping: the next round writes the final state and returns.
             try? await Task.sleep(for: interval)
         }
+    }
+
+    /// `run(snapshot)` as a service: a graceful shutdown ends it like cancellation does, with
+    /// one last write. A `ServiceGroup` stops it after the services listed after it, so that
+    /// write shows where they stopped.
+    func service<Snapshot: Encodable & SendableMetatype>(_ snapshot: @escaping @Sendable () -> Snapshot) -> ClosureService {
+        ClosureService { await cancelWhenGracefulShutdown { await run(snapshot) } }
     }
 
     private func write(_ json: Data) throws {

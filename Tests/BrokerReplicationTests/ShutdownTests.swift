@@ -77,9 +77,10 @@ struct ShutdownTests {
             follower.shutdownGracefully()
             try await following.value
             let status = follower.status()
-            // Everything durable when the shutdown began is acked; a batch being applied at that
-            // moment may still be made durable without an ack (the leader resends it).
+            // Everything durable when the shutdown began is acked, and so is the batch being
+            // applied at that moment: nothing ends durable but unacked.
             #expect(status.lastAckedLSN >= durableBefore, "durable before \(durableBefore), acked \(status.lastAckedLSN)")
+            #expect(status.lastAckedLSN == status.lastDurableLSN, "durable through \(status.lastDurableLSN), acked through \(status.lastAckedLSN)")
             let last = try await producing.value
             // Restarted, it resumes from its durable LSN and converges.
             try await withFollower(cluster, "f1", port: port) { again in

@@ -19,6 +19,8 @@ final class Committer: Sendable {
         var stopped = false
         /// A graceful shutdown asked for one last commit and ack.
         var finishing = false
+        /// A batch is being applied: a graceful shutdown waits for it, to commit and ack it too.
+        var applying = false
         var finished: [CheckedContinuation<Void, Never>] = []
     }
 
@@ -34,9 +36,20 @@ final class Committer: Sendable {
         self.state = Mutex(State(appliedLSN: durableLSN))
     }
 
+    /// Before applying a batch: false once a graceful shutdown has begun, and the batch is
+    /// left for the leader to resend.
+    func beginApplying() -> Bool {
+        state.withLock { state in
+            guard !state.finishing else { return false }
+            state.applying = true
+            return true
+        }
+    }
+
     func applied(through lsn: UInt64) {
         let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
             state.appliedLSN = lsn
+            state.applying = false
             if let waiter = state.waiter {
                 state.waiter = nil
                 return waiter
@@ -60,10 +73,8 @@ final class Committer: Sendable {
         for continuation in finished { continuation.resume() }
     }
 
-    var isFinishing: Bool { state.withLock { $0.finishing } }
-
-    /// For a graceful shutdown: returns once everything applied so far is durable and acked
-    /// (or the connection ended first).
+    /// For a graceful shutdown: returns once everything applied so far, and the batch being
+    /// applied, is durable and acked (or the connection ended first).
     func finish() async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             let (resumeNow, waiter) = state.withLock { state -> (Bool, CheckedContinuation<Void, Never>?) in
@@ -122,8 +133,8 @@ final class Committer: Sendable {
             } onCancel: {
                 stop()
             }
-            let (lsn, stopped, finishing) = state.withLock { state in
-                (state.appliedLSN, state.stopped, state.finishing)
+            let (lsn, stopped, finishing, applying) = state.withLock { state in
+                (state.appliedLSN, state.stopped, state.finishing, state.applying)
             }
             // What was applied and not committed is left to commitRemaining.
             if stopped || Task.isCancelled { return }
@@ -135,7 +146,8 @@ final class Committer: Sendable {
                 try await outbound.write(buffer)
                 follower.update { $0.lastAckedLSN = lsn }
             }
-            if finishing {
+            // A batch still being applied signals again once applied: the next round covers it.
+            if finishing && !applying {
                 let finished = state.withLock { state in
                     defer { state.finished = [] }
                     return state.finished

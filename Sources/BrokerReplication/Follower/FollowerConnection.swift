@@ -248,8 +248,8 @@ struct FollowerConnection {
                     switch try WireMessage(decoding: frame, limits: configuration.wireLimits) {
                     case .data(let data):
                         // Shutting down gracefully: apply nothing more, so that what is acked
-                        // last is everything made durable (the leader resends the rest later).
-                        if committer.isFinishing { continue }
+                        // last is everything applied (the leader resends the rest later).
+                        guard committer.beginApplying() else { continue }
                         try sequence.accept(data)
                         let records = try decoder.records(of: data, paths: &paths)
                         try await NIOThreadPool.singleton.runIfActive { try applier.apply(records) }

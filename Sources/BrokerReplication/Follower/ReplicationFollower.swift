@@ -42,7 +42,8 @@ public final class ReplicationFollower: Service, Sendable {
         /// Every record up to this LSN is applied and durable here.
         public var lastDurableLSN: UInt64 = 0
         /// The last LSN acked to the leader: at most `lastDurableLSN`. After a graceful
-        /// shutdown it covers everything that was durable when the shutdown began.
+        /// shutdown while streaming it equals `lastDurableLSN`: the batch being applied when
+        /// the shutdown began is finished, made durable and acked too.
         public var lastAckedLSN: UInt64 = 0
         public var connects = 0
         public var fullSyncs = 0
