@@ -51,7 +51,7 @@ struct InSyncRefillTests {
             let shared = LoadState()
             defer { shared.stop.store(true, ordering: .relaxed) }
             let started = ContinuousClock.now
-            // 24 producers, each appending and confirming 200 times a second (8,000/s in all),
+            // 40 producers, each appending and confirming 200 times a second (8,000/s in all),
             // for at most 60 s. Paced: unpaced, a debug-built follower could not keep up even in sync.
             let load = Task {
                 try await withThrowingTaskGroup(of: Void.self) { group in

@@ -27,7 +27,7 @@ struct FullSyncSender {
     /// Runs the sync and returns the cut LSN.
     func run(requests: AsyncStream<SyncRequest>, liveness: SharedLiveness) async throws -> UInt64 {
         let started = ContinuousClock.now
-        let (cutLSN, cutFiles) = try await takeCut()
+        let (cutLSN, cutFiles) = try await takeCut(liveness: liveness)
         // Reading its own files is progress too: the follower is not the one holding the sync up.
         let files = try await NIOThreadPool.singleton.runIfActive {
             try cutFiles.map { file in
@@ -168,7 +168,10 @@ struct FullSyncSender {
 
     /// Opens every file, then takes the cut under the leader's lock; retries while a replace or
     /// delete is under way or a handle went stale, up to `fullSyncCutTimeout`.
-    private func takeCut() async throws -> (UInt64, [(path: ReplicatedPath, handle: FileHandle, size: Int)]) {
+    ///
+    /// The retries count as progress: it is the leader that holds the sync up, and
+    /// `fullSyncCutTimeout` bounds them.
+    private func takeCut(liveness: SharedLiveness) async throws -> (UInt64, [(path: ReplicatedPath, handle: FileHandle, size: Int)]) {
         let deadline = ContinuousClock.now + configuration.fullSyncCutTimeout
         var opened: [ReplicatedPath: (handle: FileHandle, generation: UInt64)] = [:]
         var toOpen = Array(leader.core.fileGenerations().keys)
@@ -182,6 +185,7 @@ struct FullSyncSender {
             for (path, handle) in handles {
                 if let handle, let generation = generations[path] { opened[path] = (handle, generation) } else { opened[path] = nil }
             }
+            liveness.withLock { $0.progressed(at: .now) }
             switch leader.core.takeCut(opened: opened) {
             case .cut(let cutLSN, let files):
                 return (cutLSN, files)

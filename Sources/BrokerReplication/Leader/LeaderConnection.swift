@@ -203,6 +203,10 @@ struct LeaderConnection {
                         _ = try await sender.run(requests: syncRequests.stream, liveness: liveness)
                     } catch is CancellationError {
                         return
+                    } catch let error as WireError {
+                        // A request for a file the manifest does not have: the follower's fault.
+                        core.evict(session, reason: .decodeError, detail: error.description)
+                        return
                     } catch {
                         // A write that failed because the follower left is no failure of the sync.
                         if channel.isActive { core.evict(session, reason: .fullSyncFailed, detail: "\(error)") }
@@ -296,8 +300,10 @@ struct LeaderConnection {
             return false
         case .evict(let reason):
             let (acked, sent) = session.state.withLock { ($0.ackedLSN, $0.sentLSN) }
+            let syncing = liveness.withLock { $0.isSyncing }
             let detail = reason == .ackTimeout
                 ? "no ack for \(configuration.ackTimeout) with LSNs \(acked + 1)...\(sent) outstanding"
+                : syncing ? "the full sync moved no bytes for \(configuration.heartbeatTimeout)"
                 : "nothing heard for \(configuration.heartbeatTimeout)"
             core.evict(session, reason: reason, detail: detail)
             return true
