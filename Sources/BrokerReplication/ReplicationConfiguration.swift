@@ -37,7 +37,7 @@ public struct ReplicationConfiguration: Codable, Sendable, Equatable {
     public var heartbeatIntervalSeconds: Double = 0.5
     /// Evict a follower silent this long; a follower reconnects to a leader silent this long (default 6).
     public var heartbeatTimeoutSeconds: Double = 6
-    /// A follower not caught up this long leaves the in-sync set (default 10).
+    /// A follower not caught up this long leaves the in-sync set (default 5).
     public var maxLagTimeSeconds: Double = 5
     /// A write or confirm that cannot satisfy the policy fails after this long (default 10).
     public var producerTimeoutSeconds: Double = 10

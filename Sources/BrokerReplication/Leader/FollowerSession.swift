@@ -2,17 +2,6 @@ import DequeModule
 import NIOCore
 import Synchronization
 
-/// How far a full sync to one follower has got, for status.
-public struct SyncProgress: Sendable, Codable, Equatable {
-    public var cutLSN: UInt64
-    public var filesDone: Int
-    public var files: Int
-    public var bytesDone: Int
-    public var bytes: Int
-    public var bytesPerSecond: Int
-    public var secondsLeft: Int
-}
-
 /// One connected follower as the leader's shared state sees it: where its stream stands, its
 /// bounded outbound queue, and the channel to close when it must go.
 ///

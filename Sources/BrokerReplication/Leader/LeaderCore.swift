@@ -19,7 +19,7 @@ package final class LeaderCore: Sendable {
         package var queueFrames: Int
         package var backlogBytes: Int
         package var policy: ReplicationPolicy = .evictSlowFollowers
-        package var maxLagTime: Duration = .seconds(10)
+        package var maxLagTime: Duration = .seconds(5)
         package var writerTakeBytes = 1 << 20
         /// Writer handles kept open at most (plus one per write in progress).
         package var maximumOpenFiles = 256

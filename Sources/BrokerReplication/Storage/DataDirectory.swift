@@ -6,21 +6,6 @@ import Glibc
 import Darwin
 #endif
 
-/// An error from the file system, naming the file and the operation.
-public struct StorageError: Error, Hashable, Sendable, CustomStringConvertible {
-    /// What was being done, e.g. "open queues/q1/segment for writing".
-    public let operation: String
-    /// The errno value.
-    public let errno: Int32
-
-    public var description: String {
-        "\(operation): \(String(cString: strerror(errno))) (errno \(errno))"
-    }
-
-    /// True when retrying later may succeed because space may be freed (ENOSPC, EDQUOT).
-    public var isDiskFull: Bool { errno == ENOSPC || errno == EDQUOT }
-}
-
 /// The module's view of one data directory: every path is resolved component by component
 /// with `openat` and `O_NOFOLLOW`, so a symlink anywhere in a path, placed there by
 /// accident or by an attacker, is refused instead of followed out of the directory.
