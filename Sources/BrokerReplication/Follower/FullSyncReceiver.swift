@@ -26,7 +26,14 @@ package struct FullSyncReceiver: Sendable {
         var writtenBytes: UInt64 = 0
         /// The running CRC32C of the written bytes.
         var runningChecksum: UInt32 = CRC32C.start
+        /// Bytes made durable so far.
+        var syncedBytes: UInt64 = 0
     }
+
+    /// A staged file is flushed every this many bytes as it arrives: the flushing is spread
+    /// over the sync, and no single flush of a large file keeps the follower from reading
+    /// (and from making progress) for long.
+    static let flushEveryBytes: UInt64 = 8 << 20
 
     private let directory: DataDirectory
     private let begin: SyncBegin
@@ -187,20 +194,21 @@ package struct FullSyncReceiver: Sendable {
         try ApplyError.catching { () throws(StorageError) in try handle.write(UnsafeRawBufferPointer(bytes), at: offset) }
         file.writtenBytes += UInt64(size)
         file.runningChecksum = CRC32C.update(file.runningChecksum, with: UnsafeRawBufferPointer(bytes))
-        staged![chunk.fileIndex] = file
-        if file.writtenBytes == entry.size {
-            // Complete: make it durable now, spreading the fsyncs over the sync, and close it.
-            current = nil
-            if durable { try ApplyError.catching { () throws(StorageError) in try handle.sync() } }
+        let complete = file.writtenBytes == entry.size
+        if durable, complete || file.writtenBytes - file.syncedBytes >= Self.flushEveryBytes {
+            try ApplyError.catching { () throws(StorageError) in try handle.sync() }
+            file.syncedBytes = file.writtenBytes
         }
+        staged![chunk.fileIndex] = file
+        if complete { current = nil }
     }
 
     /// Checks every requested file has its manifest size and CRC32C, renames each over its
     /// path, removes `.brpl/sync`, and flushes the file system.
     ///
     /// A requested file of size 0 gets no chunks: it is created empty here. Files were
-    /// fsynced as they completed, spreading the flushing over the sync. Nothing is renamed unless every file checks out. Pending
-    /// replace temporaries in `.brpl/replace` are removed too: they belong to the stream
+    /// flushed as they arrived (every 8 MiB and when complete). Nothing is renamed unless
+    /// every file checks out. Pending replace temporaries in `.brpl/replace` are removed too: they belong to the stream
     /// before the sync, and a stream that resumes after the cut must not continue one.
     package mutating func finish() throws(ApplyError) {
         guard let staged, !finished else {
