@@ -10,17 +10,23 @@ import Testing
 /// `producerTimeout`, and a cancelled one leaves the queue at once.
 @Suite("Writers queued on one file", .serialized, .heavy)
 struct WriterQueueTests {
+    /// A listening min-ISR(1) leader with no follower: every write waits its whole timeout.
+    static func leaderRefusingEveryWrite(_ cluster: TestCluster, producerTimeout: Duration) async throws -> (ReplicationLeader, Task<Void, any Error>) {
+        var configuration = cluster.leaderConfiguration()
+        configuration.policy = .minInSyncReplicas(1)
+        configuration.producerTimeout = producerTimeout
+        configuration.maxLagTime = producerTimeout / 2
+        let leader = try ReplicationLeader(configuration: configuration, secret: cluster.secret, logger: TestCluster.quietLogger)
+        let serving = Task { try await leader.run() }
+        _ = try await leader.listeningPort()
+        return (leader, serving)
+    }
+
     /// min-ISR(1) with no follower: every write is refused, so each holder of the file's lock
     /// waits its whole timeout. Queued producers must not add their predecessors' waits.
     @Test func tenProducersOnOneFileAllFailWithinTheirTimeout() async throws {
         let cluster = try TestCluster()
-        var configuration = cluster.leaderConfiguration()
-        configuration.policy = .minInSyncReplicas(1)
-        configuration.producerTimeout = .seconds(1)
-        configuration.maxLagTime = .milliseconds(500)
-        let leader = try ReplicationLeader(configuration: configuration, secret: cluster.secret, logger: TestCluster.quietLogger)
-        let serving = Task { try await leader.run() }
-        _ = try await leader.listeningPort()
+        let (leader, serving) = try await Self.leaderRefusingEveryWrite(cluster, producerTimeout: .seconds(1))
 
         let started = ContinuousClock.now
         let outcomes = await withTaskGroup(of: (Duration, (any Error)?).self) { group in
@@ -50,13 +56,7 @@ struct WriterQueueTests {
     /// CancellationError, and the producers behind it still get their turn.
     @Test func aCancelledProducerLeavesTheQueue() async throws {
         let cluster = try TestCluster()
-        var configuration = cluster.leaderConfiguration()
-        configuration.policy = .minInSyncReplicas(1)
-        configuration.producerTimeout = .seconds(4)
-        configuration.maxLagTime = .seconds(2)
-        let leader = try ReplicationLeader(configuration: configuration, secret: cluster.secret, logger: TestCluster.quietLogger)
-        let serving = Task { try await leader.run() }
-        _ = try await leader.listeningPort()
+        let (leader, serving) = try await Self.leaderRefusingEveryWrite(cluster, producerTimeout: .seconds(4))
 
         let started = ContinuousClock.now
         let holder = Task { try await leader.append(to: "queue/one", bytes: ByteBuffer(string: "holder")) }
