@@ -119,7 +119,7 @@ struct FullSyncSender {
             cutLSN: cutLSN, filesDone: filesDone, files: files, bytesDone: bytesDone, bytes: bytes,
             bytesPerSecond: Int(rate), secondsLeft: Int(remaining.rounded())
         )
-        session.state.withLock { $0.syncProgress = progress }
+        leader.core.recordSyncProgress(progress, of: session)
         guard log else { return }
         logger.info(
             "full sync progress",
@@ -186,9 +186,10 @@ struct FullSyncSender {
                 if let handle, let generation = generations[path] { opened[path] = (handle, generation) } else { opened[path] = nil }
             }
             liveness.withLock { $0.progressed(at: .now) }
-            switch leader.core.takeCut(opened: opened) {
+            switch leader.core.takeCut(opened: opened.mapValues(\.generation)) {
             case .cut(let cutLSN, let files):
-                return (cutLSN, files)
+                // Consistent: every file the leader knows is open, at the generation of the cut.
+                return (cutLSN, files.map { file in (path: file.path, handle: opened[file.path]!.handle, size: file.size) })
             case .reopen(let stale):
                 toOpen = stale
             case .busy:

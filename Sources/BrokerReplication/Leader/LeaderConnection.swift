@@ -72,13 +72,13 @@ struct LeaderConnection {
                 leader.repeatedWarnings.log(logger, .warning, "follower connection refused", key: "refused \(channel.remoteAddress?.ipAddress ?? "?")", metadata: ["error": "\(error)"])
             }
         } catch {
-            if let session, case .closed = session.mode {} else if session != nil {
-                logger.info("follower connection ended", metadata: ["follower": "\(session!.nodeID)", "error": "\(error)"])
+            if let session, core.isServing(session) {
+                logger.info("follower connection ended", metadata: ["follower": "\(session.nodeID)", "error": "\(error)"])
             }
         }
         handshakeTimer.cancel()
         if let session {
-            if case .closed = session.mode {} else {
+            if core.isServing(session) {
                 logger.info("follower disconnected", metadata: ["follower": "\(session.nodeID)"])
             }
             core.remove(session)
@@ -251,12 +251,15 @@ struct LeaderConnection {
     }
 
     private func record(ack lsn: UInt64, session: FollowerSession) throws {
-        let sent = session.state.withLock { $0.sentLSN }
-        guard lsn <= sent else {
-            throw WireError(.malformedFrame(type: .ack, reason: "acks LSN \(lsn), but only \(sent) was sent"))
-        }
         // The LivenessTap fed the liveness monitor when the ack arrived.
-        leader.metrics.acked(session.nodeID, bytes: core.recordAck(session, lsn: lsn))
+        switch core.recordAck(session, lsn: lsn) {
+        case .recorded(let settledBytes):
+            leader.metrics.acked(session.nodeID, bytes: settledBytes)
+        case .beyondSent(let sent):
+            throw WireError(.malformedFrame(type: .ack, reason: "acks LSN \(lsn), but only \(sent) was sent"))
+        case .unknown:
+            break  // Evicted meanwhile: its channel is closing.
+        }
     }
 
     /// Writes backlog frames, then live frames, as fast as the socket takes them.
@@ -270,11 +273,8 @@ struct LeaderConnection {
             case .frames(let batches):
                 try await outbound.write(contentsOf: batches.map(\.frame))
                 liveness.withLock { $0.sent(throughLSN: batches.last!.lastLSN, at: .now) }
-                let bytes = session.state.withLock { state in
-                    state.sent(batches)
-                    return batches.reduce(0) { $0 + $1.wireBytes }
-                }
-                leader.metrics.sent(session.nodeID, bytes: bytes)
+                core.recordSent(batches, by: session)
+                leader.metrics.sent(session.nodeID, bytes: batches.reduce(0) { $0 + $1.wireBytes })
             }
         }
     }
@@ -299,7 +299,8 @@ struct LeaderConnection {
             channel.writeAndFlush(buffer, promise: nil)
             return false
         case .evict(let reason):
-            let (acked, sent) = session.state.withLock { ($0.ackedLSN, $0.sentLSN) }
+            let snapshot = core.snapshot(of: session)
+            let (acked, sent) = (snapshot?.ackedLSN ?? 0, snapshot?.sentLSN ?? 0)
             let syncing = liveness.withLock { $0.isSyncing }
             let detail = reason == .ackTimeout
                 ? "no ack for \(configuration.ackTimeout) with LSNs \(acked + 1)...\(sent) outstanding"

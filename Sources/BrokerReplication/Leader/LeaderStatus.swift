@@ -5,7 +5,7 @@ public struct LeaderStatus: Sendable, Codable, Equatable {
     public struct Follower: Sendable, Codable, Equatable {
         public var nodeID: String
         public var address: String
-        /// `syncing`, `catching-up`, `live` or `closed`.
+        /// `syncing`, `catching-up` or `live`.
         public var state: String
         /// The follower's highest acked (durable) LSN.
         public var ackedLSN: UInt64
@@ -74,22 +74,20 @@ extension ReplicationLeader {
         let lastLSN = core.lastAssignedLSN
         let backlog = core.backlogRange
         let now = ContinuousClock.now
-        let followers = core.sessions.map { session in
-            session.state.withLock { state in
-                let name: String = switch state.mode {
-                case .syncing: "syncing"
-                case .catchingUp: "catching-up"
-                case .live: "live"
-                case .closed: "closed"
-                }
-                return LeaderStatus.Follower(
-                    nodeID: session.nodeID, address: session.remoteAddress, state: name, ackedLSN: state.ackedLSN,
-                    sentLSN: state.sentLSN, lagLSNs: lastLSN - min(lastLSN, state.ackedLSN),
-                    lagBytes: state.lagBytes, lagSeconds: state.lagSeconds(at: now),
-                    queuedBytes: state.queue.queuedBytes, queuedFrames: state.queue.queuedFrames,
-                    sentBytes: state.sentBytes, ackedBytes: state.ackedBytes, fullSync: state.syncProgress
-                )
+        let wallClock = Date()
+        let followers = core.followers.map { follower in
+            let name: String = switch follower.mode {
+            case .syncing: "syncing"
+            case .catchingUp: "catching-up"
+            case .live: "live"
             }
+            return LeaderStatus.Follower(
+                nodeID: follower.nodeID, address: follower.remoteAddress, state: name, ackedLSN: follower.ackedLSN,
+                sentLSN: follower.sentLSN, lagLSNs: lastLSN - min(lastLSN, follower.ackedLSN),
+                lagBytes: follower.lagBytes, lagSeconds: follower.lagSeconds(at: now),
+                queuedBytes: follower.queue.queuedBytes, queuedFrames: follower.queue.queuedFrames,
+                sentBytes: follower.sentBytes, ackedBytes: follower.ackedBytes, fullSync: follower.syncProgress
+            )
         }
         let inSync = core.inSyncSnapshot
         return LeaderStatus(
@@ -97,9 +95,19 @@ extension ReplicationLeader {
             confirmedLSN: inSync.confirmedLSN, notEnoughReplicasErrors: counters.notEnoughReplicasErrors,
             throttledProducers: core.throttledProducers, lastLSN: lastLSN, followers: followers.sorted { $0.nodeID < $1.nodeID },
             evictions: Dictionary(uniqueKeysWithValues: counters.evictions.map { ($0.key.rawValue, $0.value) }),
-            recentEvictions: counters.recentEvictions,
+            recentEvictions: counters.recentEvictions.map { eviction in
+                // Monotonic instants become wall-clock dates only for the snapshot.
+                LeaderStatus.Eviction(nodeID: eviction.nodeID, reason: eviction.reason.rawValue, detail: eviction.detail, at: wallClock - (now - eviction.at).timeInterval)
+            },
             fullSyncs: counters.fullSyncs, partialResyncs: counters.partialResyncs, sealedBatches: counters.sealedBatches,
             payloadBytes: counters.payloadBytes, wireBytes: counters.wireBytes, backlogBytes: backlog.bytes, backlogFirstLSN: backlog.first
         )
+    }
+}
+
+extension Duration {
+    /// Seconds as Foundation counts them.
+    fileprivate var timeInterval: TimeInterval {
+        Double(components.seconds) + Double(components.attoseconds) / 1e18
     }
 }

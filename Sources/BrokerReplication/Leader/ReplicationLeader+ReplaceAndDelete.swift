@@ -39,7 +39,7 @@ extension ReplicationLeader {
                 let chunk = remaining.readSlice(length: min(remaining.readableBytes, configuration.chunkBytes))!
                 var flags: ReplicationRecord.ReplaceFlags = offset == 0 ? .firstChunk : []
                 if remaining.readableBytes == 0 { flags.insert(.lastChunk) }
-                let change: LeaderCore.FileChange = flags.contains(.lastChunk) ? .replaced(size: contents.readableBytes) : .none
+                let change: Sequencer.FileChange = flags.contains(.lastChunk) ? .replaced(size: contents.readableBytes) : .none
                 lsn = core.commit(.replace(path: path, offset: UInt64(offset), chunk: chunk, flags: flags), change: change)
                 offset += chunk.readableBytes
                 if remaining.readableBytes > 0 { await paceLargeWrite() }
