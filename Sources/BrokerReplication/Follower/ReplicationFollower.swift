@@ -114,8 +114,8 @@ public final class ReplicationFollower: Service, Sendable {
             var refused = false
             let before = status()
             do {
-                try await FollowerConnection(follower: self).run()
-            } catch let error as FollowerConnection.Refused {
+                try await LeaderLink(follower: self).run()
+            } catch let error as LeaderLink.Refused {
                 refused = true
                 record(error: error.description)
                 repeatedWarnings.log(
@@ -199,7 +199,7 @@ final class LeaderSilenceHandler: ChannelInboundHandler, Sendable {
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let idle = event as? IdleStateHandler.IdleStateEvent, idle == .read {
-            context.fireErrorCaught(FollowerConnection.LeaderSilent())
+            context.fireErrorCaught(LeaderLink.LeaderSilent())
             context.close(promise: nil)
             return
         }

@@ -2,8 +2,6 @@ import CoreMetrics
 import ServiceLifecycle
 import Logging
 import NIOCore
-import NIOPosix
-import Synchronization
 
 /// The leader side of replication: the broker writes its durable files through it, and it
 /// streams every change to the connected followers.
@@ -29,19 +27,8 @@ public final class ReplicationLeader: Service, Sendable {
     let coordinator: any Coordinator
     let metrics: LeaderMetrics
     let repeatedWarnings = RateLimitedLog()
-    private let listening: Mutex<ListenState> = Mutex(ListenState())
-    private let connections: Mutex<OpenConnections>
-    private let shutdown = Mutex(ShutdownState())
-
-    private struct ShutdownState {
-        var requests: AsyncStream<Void>.Continuation?
-    }
-
-    private struct ListenState {
-        var port: Int?
-        var failure: (any Error)?
-        var waiters: [CheckedContinuation<Int, any Error>] = []
-    }
+    /// Whether it listens, and the connections it has open.
+    let lifecycle: LeaderLifecycle
 
     /// Opens the data directory, registers the files already in it, and takes the next epoch.
     ///
@@ -51,7 +38,7 @@ public final class ReplicationLeader: Service, Sendable {
         try configuration.validate()
         self.configuration = configuration
         self.secret = secret
-        self.connections = Mutex(OpenConnections(maximumHandshaking: configuration.maximumHandshakingConnections))
+        self.lifecycle = LeaderLifecycle(maximumHandshakingConnections: configuration.maximumHandshakingConnections)
         var logger = logger
         logger[metadataKey: "node"] = "\(configuration.nodeID)"
         self.logger = logger
@@ -119,107 +106,19 @@ public final class ReplicationLeader: Service, Sendable {
     // MARK: Serving
 
     /// The port the leader listens on, once ``run()`` has bound it.
+    ///
+    /// - Throws: what ``run()`` threw when it could not listen (a port in use, a coordinator
+    ///   that refused the epoch).
     public func listeningPort() async throws -> Int {
-        try await withCheckedThrowingContinuation { continuation in
-            let ready = listening.withLock { state -> Result<Int, any Error>? in
-                if let port = state.port { return .success(port) }
-                if let failure = state.failure { return .failure(failure) }
-                state.waiters.append(continuation)
-                return nil
-            }
-            if let ready { continuation.resume(with: ready) }
-        }
+        try await lifecycle.port()
     }
 
-    private func finishListening(_ result: Result<Int, any Error>) {
-        let waiters = listening.withLock { state in
-            switch result {
-            case .success(let port): state.port = port
-            case .failure(let error): state.failure = error
-            }
-            defer { state.waiters = [] }
-            return state.waiters
-        }
-        for waiter in waiters { waiter.resume(with: result) }
-    }
-
-    /// Listens for followers and serves them until the task is cancelled.
+    /// Listens for followers and serves them until the task is cancelled or a graceful
+    /// shutdown finishes.
+    ///
+    /// - Throws: when the port cannot be bound or the coordinator refuses this leader's epoch.
     public func run() async throws {
-        let limits = configuration.wireLimits
-        let server: NIOAsyncChannel<NIOAsyncChannel<Frame, ByteBuffer>, Never>
-        do {
-            server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-                .childChannelOption(.socketOption(.so_keepalive), value: 1)
-                .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
-                .bind(host: configuration.host, port: configuration.port) { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        try TCPKeepalive.configure(channel)
-                        try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder(limits: limits, preamble: .expected)))
-                        try channel.pipeline.syncOperations.addHandler(LivenessTap(limits: limits))
-                        return try NIOAsyncChannel<Frame, ByteBuffer>(wrappingChannelSynchronously: channel)
-                    }
-                }
-        } catch {
-            finishListening(.failure(error))
-            throw error
-        }
-        let port = server.channel.localAddress?.port ?? configuration.port
-        do {
-            _ = try await coordinator.claimEpoch(after: epoch - 1)
-        } catch {
-            try? await server.channel.close()
-            finishListening(.failure(error))
-            throw error
-        }
-        core.startGating()
-        logger.info(
-            "leader listening",
-            metadata: ["address": "\(configuration.host):\(port)", "epoch": "\(epoch)", "policy": "\(configuration.policy)"]
-        )
-        finishListening(.success(port))
-
-        // The accept loop runs in its own task and ends when the server channel closes, not on
-        // cancellation: a cancelled iterator would drop connections NIO has already accepted,
-        // and every accepted connection must run through executeThenClose.
-        let accepting = Task {
-            await withDiscardingTaskGroup { group in
-                try? await server.executeThenClose { accepted in
-                    for try await connection in accepted {
-                        group.addTask { await LeaderConnection(leader: self, connection: connection).serve() }
-                    }
-                }
-            }
-        }
-        let shutdownRequests = AsyncStream<Void>.makeStream()
-        shutdown.withLock { $0.requests = shutdownRequests.continuation }
-        await withTaskCancellationHandler {
-            await withGracefulShutdownHandler {
-                await withDiscardingTaskGroup { group in
-                    group.addTask { await self.runFlushTick() }
-                    group.addTask { await self.runInSyncTick() }
-                    group.addTask { await self.runMetricsTick() }
-                    group.addTask {
-                        // Ends with the first request, or when the stream finishes below.
-                        for await _ in shutdownRequests.stream {
-                            await self.drainBeforeClosing()
-                            server.channel.close(promise: nil)
-                            self.closeAllConnections()
-                            break
-                        }
-                    }
-                    await accepting.value
-                    shutdownRequests.continuation.finish()
-                    group.cancelAll()
-                }
-            } onGracefulShutdown: {
-                self.shutdownGracefully()
-            }
-        } onCancel: {
-            server.channel.close(promise: nil)
-            closeAllConnections()
-        }
-        logger.info("leader stopped", metadata: ["epoch": "\(epoch)"])
+        try await LeaderServer(leader: self).run()
     }
 
     /// Stops the leader gracefully: it seals the open batch, waits up to `shutdownTimeout` for
@@ -227,89 +126,12 @@ public final class ReplicationLeader: Service, Sendable {
     /// A `ServiceGroup` calls this through swift-service-lifecycle's graceful shutdown;
     /// cancelling `run()` instead stops at once.
     public func shutdownGracefully() {
-        shutdown.withLock { $0.requests }?.yield()
-    }
-
-    /// Seals and waits for the connected followers to hold everything (bounded).
-    private func drainBeforeClosing() async {
-        core.sealOpenBatch()
-        let last = core.lastAssignedLSN
-        let deadline = ContinuousClock.now + configuration.shutdownTimeout
-        func behind() -> [String] {
-            status().followers.filter { $0.state != "closed" && $0.ackedLSN < last }.map(\.nodeID)
-        }
-        logger.info("leader shutting down; waiting for followers to ack", metadata: ["lastLSN": "\(last)", "timeout": "\(configuration.shutdownTimeout)"])
-        while !behind().isEmpty, ContinuousClock.now < deadline {
-            try? await Task.sleep(for: .milliseconds(10))
-        }
-        let missing = behind()
-        if !missing.isEmpty {
-            logger.warning("followers had not acked everything at shutdown", metadata: ["followers": "\(missing)", "lastLSN": "\(last)"])
-        }
-    }
-
-    /// Registers an accepted connection, unless the leader is stopping or the handshake cap is full.
-    func track(_ channel: any Channel) -> OpenConnections.Admission {
-        connections.withLock { $0.accept(channel) }
-    }
-
-    /// The connection authenticated: it no longer counts against `maximumHandshakingConnections`.
-    func finishedHandshake(_ channel: any Channel) {
-        connections.withLock { $0.finishedHandshake(channel) }
+        lifecycle.requestShutdown()
     }
 
     /// Connections accepted and not yet closed (handshaking or streaming).
-    package var openConnectionCount: Int { connections.withLock { $0.channels.count } }
+    package var openConnectionCount: Int { lifecycle.openConnectionCount }
 
     /// Connections accepted and not yet authenticated (at most `maximumHandshakingConnections`).
-    package var handshakingConnectionCount: Int { connections.withLock { $0.handshaking.count } }
-
-    func untrack(_ channel: any Channel) {
-        connections.withLock { $0.remove(channel) }
-    }
-
-    private func closeAllConnections() {
-        for channel in connections.withLock({ $0.stop() }) { channel.close(promise: nil) }
-    }
-
-    /// Every 20 ms: lagging followers leave the in-sync set and caught-up ones join, the change
-    /// is persisted through the coordinator before confirms rely on it (Docs/Semantics.md, "In-sync replicas and confirms"), and
-    /// confirms past `producerTimeout` fail.
-    private func runInSyncTick() async {
-        while !Task.isCancelled {
-            try? await Task.sleep(for: .milliseconds(20))
-            guard let change = core.tick() else { continue }
-            let before = core.inSyncSnapshot.members
-            do {
-                try await coordinator.storeInSyncReplicas(change.sorted(), epoch: epoch)
-                core.inSyncPersisted(change)
-                logger.info(
-                    "in-sync replicas changed",
-                    metadata: [
-                        "isr": "\(change.sorted())", "joined": "\(change.subtracting(before).sorted())",
-                        "left": "\(Set(before).subtracting(change).sorted())",
-                    ]
-                )
-            } catch {
-                core.inSyncPersisted(nil)
-                repeatedWarnings.log(logger, .error, "cannot persist the in-sync replicas; confirms keep the previous set", key: "persist", metadata: ["error": "\(error)"])
-            }
-        }
-    }
-
-    /// Refreshes the gauges every `metricsInterval`.
-    private func runMetricsTick() async {
-        while !Task.isCancelled {
-            metrics.sample(status())
-            try? await Task.sleep(for: configuration.metricsInterval)
-        }
-    }
-
-    /// Seals a non-empty batch every `flushInterval`, so a quiet producer's write is not held back.
-    private func runFlushTick() async {
-        while !Task.isCancelled {
-            try? await Task.sleep(for: configuration.flushInterval)
-            core.sealOpenBatch()
-        }
-    }
+    package var handshakingConnectionCount: Int { lifecycle.handshakingConnectionCount }
 }

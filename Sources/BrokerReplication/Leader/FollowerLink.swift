@@ -4,13 +4,13 @@ import NIOCore
 import NIOPosix
 import Synchronization
 
-/// One follower's connection on the leader: handshake, then three concurrent jobs until the
+/// The leader's link to one follower: handshake, then three concurrent jobs until the
 /// connection ends: read acks, write frames (full sync first when needed), watch liveness.
 ///
 /// Eviction closes the channel from anywhere; every job here then ends on its own, and the
 /// cleanup runs in this connection's own path. Nothing waits for this connection while
 /// holding a lock (Docs/Semantics.md, "Producers never wait for followers").
-struct LeaderConnection {
+struct FollowerLink {
     let leader: ReplicationLeader
     let connection: NIOAsyncChannel<Frame, ByteBuffer>
 
@@ -22,7 +22,7 @@ struct LeaderConnection {
         let remote = channel.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "unknown"
         var logger = leader.logger
         logger[metadataKey: "address"] = "\(remote)"
-        switch leader.track(channel) {
+        switch leader.lifecycle.track(channel) {
         case .tracked:
             break
         case .stopping:
@@ -39,7 +39,7 @@ struct LeaderConnection {
             try? await connection.executeThenClose { _, _ in }
             return
         }
-        defer { leader.untrack(channel) }
+        defer { leader.lifecycle.untrack(channel) }
         // A peer that never finishes the handshake is closed, not waited for.
         let handshakeTimer = channel.eventLoop.scheduleTask(in: TimeAmount(configuration.handshakeTimeout)) { [channel] in
             channel.close(promise: nil)
@@ -50,7 +50,7 @@ struct LeaderConnection {
                 var frames = inbound.makeAsyncIterator()
                 guard let admission = try await handshake(frames: &frames, outbound: outbound, remote: remote, logger: logger) else { return }
                 handshakeTimer.cancel()
-                leader.finishedHandshake(channel)
+                leader.lifecycle.finishedHandshake(channel)
                 let admitted: FollowerSession
                 switch admission {
                 case .resume(let resumed, let nextLSN):

@@ -3,10 +3,10 @@ import NIOCore
 import NIOPosix
 import Synchronization
 
-/// One connection from a follower to its leader: handshake, full sync or resume, then the
+/// The follower's link to its leader: handshake, full sync or resume, then the
 /// stream. This task reads and applies; a committer task makes applied records durable in
 /// groups and acks the highest durable LSN (cumulative).
-struct FollowerConnection {
+struct LeaderLink {
     let follower: ReplicationFollower
 
     struct Refused: Error, CustomStringConvertible {
