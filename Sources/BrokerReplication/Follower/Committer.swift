@@ -141,9 +141,7 @@ final class Committer: Sendable {
             if lsn > durableLSN {
                 try await makeDurable(through: lsn, isLast: finishing)
                 durableLSN = lsn
-                var buffer = allocator.buffer(capacity: 32)
-                WireMessage.ack(durableLSN: lsn).write(to: &buffer)
-                try await outbound.write(buffer)
+                try await outbound.write(WireMessage.ack(durableLSN: lsn).encoded(using: allocator))
                 follower.update { $0.lastAckedLSN = lsn }
             }
             // A batch still being applied signals again once applied: the next round covers it.

@@ -73,47 +73,34 @@ struct LeaderLink {
     }
 
     private func write(_ message: WireMessage, to outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>, allocator: ByteBufferAllocator) async throws {
-        var buffer = allocator.buffer(capacity: 64)
-        message.write(to: &buffer)
-        try await outbound.write(buffer)
+        try await outbound.write(message.encoded(using: allocator))
     }
 
+    /// Preamble and hello, challenge, authenticate, welcome. The decisions are
+    /// ``FollowerHandshake``'s; this performs them.
     private func handshake(
         frames: inout NIOAsyncChannelInboundStream<Frame>.AsyncIterator,
         outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>,
         allocator: ByteBufferAllocator
     ) async throws -> Welcome {
-        let followerNonce = HandshakeProof.makeNonce()
-        var opening = allocator.buffer(capacity: 128)
-        FrameParser.writePreamble(to: &opening)
-        WireMessage.hello(Hello(clusterID: configuration.clusterID, nodeID: configuration.nodeID, followerNonce: followerNonce)).write(to: &opening)
-        try await outbound.write(opening)
-
-        let challenge: Challenge
-        switch try await nextMessage(&frames) {
-        case .challenge(let received): challenge = received
-        case .refusal(let refusal): throw Refused(refusal: refusal)
-        case let other: throw ProtocolError(description: "expected a challenge from the leader, got \(other.frameType)")
-        }
-        let transcript = (cluster: configuration.clusterID, leader: challenge.leaderNodeID, follower: configuration.nodeID)
-        guard HandshakeProof.isValid(
-            challenge.leaderProof, role: .leader, secret: follower.secret, clusterID: transcript.cluster, leaderNodeID: transcript.leader,
-            followerNodeID: transcript.follower, followerNonce: followerNonce, leaderNonce: challenge.leaderNonce
-        ) else {
-            let refusal = Refusal(code: .authenticationFailed, reason: "leader \"\(challenge.leaderNodeID)\" could not prove the shared secret (the secrets differ, or it is not the real leader)")
-            try? await write(.refusal(refusal), to: outbound, allocator: allocator)
-            throw Refused(refusal: refusal)
-        }
-        let proof = HandshakeProof.proof(
-            role: .follower, secret: follower.secret, clusterID: transcript.cluster, leaderNodeID: transcript.leader,
-            followerNodeID: transcript.follower, followerNonce: followerNonce, leaderNonce: challenge.leaderNonce
-        )
-        let position = follower.stateFile.load()
-        try await write(.authenticate(Authenticate(followerProof: proof, epoch: position.epoch, lastDurableLSN: position.lastDurableLSN)), to: outbound, allocator: allocator)
-        switch try await nextMessage(&frames) {
-        case .welcome(let welcome): return welcome
-        case .refusal(let refusal): throw Refused(refusal: refusal)
-        case let other: throw ProtocolError(description: "expected welcome from the leader, got \(other.frameType)")
+        var handshake = FollowerHandshake(clusterID: configuration.clusterID, nodeID: configuration.nodeID, secret: follower.secret)
+        try await outbound.write(WireMessage.hello(handshake.hello).encoded(using: allocator, preamble: true))
+        while true {
+            let message = try await nextMessage(&frames)
+            let position = follower.stateFile.load()
+            switch handshake.received(message, position: (position.epoch, position.lastDurableLSN)) {
+            case .sendAuthenticate(let authenticate):
+                try await write(.authenticate(authenticate), to: outbound, allocator: allocator)
+            case .refuse(let refusal):
+                try? await write(.refusal(refusal), to: outbound, allocator: allocator)
+                throw Refused(refusal: refusal)
+            case .refused(let refusal):
+                throw Refused(refusal: refusal)
+            case .protocolError(let description):
+                throw ProtocolError(description: description)
+            case .welcomed(let welcome):
+                return welcome
+            }
         }
     }
 

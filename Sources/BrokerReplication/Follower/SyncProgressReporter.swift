@@ -26,9 +26,7 @@ final class SyncProgressReporter: Sendable {
             do {
                 try await Task.sleep(for: SyncProgressReport.interval)
                 let report = SyncProgressReport(bytesChecked: checked.load(ordering: .relaxed), bytesReceived: received.load(ordering: .relaxed))
-                var buffer = allocator.buffer(capacity: 32)
-                WireMessage.syncProgress(report).write(to: &buffer)
-                try await outbound.write(buffer)
+                try await outbound.write(WireMessage.syncProgress(report).encoded(using: allocator))
             } catch {
                 return
             }

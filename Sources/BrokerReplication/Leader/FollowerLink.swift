@@ -12,7 +12,7 @@ import Synchronization
 /// holding a lock (Docs/Semantics.md, "Producers never wait for followers").
 struct FollowerLink {
     let leader: ReplicationLeader
-    let connection: NIOAsyncChannel<Frame, ByteBuffer>
+    let connection: NIOAsyncChannel<WireMessage, ByteBuffer>
 
     private var core: LeaderCore { leader.core }
     private var configuration: ReplicationLeaderConfiguration { leader.configuration }
@@ -47,8 +47,8 @@ struct FollowerLink {
         var session: FollowerSession?
         do {
             try await connection.executeThenClose { inbound, outbound in
-                var frames = inbound.makeAsyncIterator()
-                guard let admission = try await handshake(frames: &frames, outbound: outbound, remote: remote, logger: logger) else { return }
+                var messages = inbound.makeAsyncIterator()
+                guard let admission = try await handshake(messages: &messages, outbound: outbound, remote: remote, logger: logger) else { return }
                 handshakeTimer.cancel()
                 leader.lifecycle.finishedHandshake(channel)
                 let admitted: FollowerSession
@@ -63,7 +63,7 @@ struct FollowerLink {
                     return  // refused in the handshake
                 }
                 session = admitted
-                try await stream(admitted, admission: admission, frames: &frames, outbound: outbound, logger: logger)
+                try await stream(admitted, admission: admission, messages: &messages, outbound: outbound, logger: logger)
             }
         } catch let error as WireError {
             if let session {
@@ -86,91 +86,78 @@ struct FollowerLink {
     }
 
     private func write(_ message: WireMessage, to outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>) async throws {
-        var buffer = channel.allocator.buffer(capacity: 64)
-        message.write(to: &buffer)
-        try await outbound.write(buffer)
+        try await outbound.write(message.encoded(using: channel.allocator))
     }
 
-    private func refuse(_ code: Refusal.Code, _ reason: String, outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>, logger: Logger) async throws -> LeaderCore.Admission? {
-        leader.repeatedWarnings.log(logger, .warning, "follower refused", key: "refused \(code) \(reason)", metadata: ["code": "\(code)", "reason": "\(reason)"])
+    private func refuse(_ refusal: Refusal, logger: Logger) async throws -> LeaderCore.Admission? {
+        leader.repeatedWarnings.log(
+            logger, .warning, "follower refused", key: "refused \(refusal.code) \(refusal.reason)",
+            metadata: ["code": "\(refusal.code)", "reason": "\(refusal.reason)"]
+        )
         // Straight to the channel, waiting until the socket took it: the close that follows
         // must not overtake the reason the follower needs to see.
-        var buffer = channel.allocator.buffer(capacity: 64 + reason.utf8.count)
-        WireMessage.refusal(Refusal(code: code, reason: reason)).write(to: &buffer)
-        try await channel.writeAndFlush(buffer).get()
+        try await channel.writeAndFlush(WireMessage.refusal(refusal).encoded(using: channel.allocator)).get()
         return nil
     }
 
-    /// Hello, challenge, authenticate, welcome; or a refusal with its reason.
+    /// Hello, challenge, authenticate, welcome; or a refusal with its reason. The decisions
+    /// are ``LeaderHandshake``'s; this performs them.
     private func handshake(
-        frames: inout NIOAsyncChannelInboundStream<Frame>.AsyncIterator,
+        messages: inout NIOAsyncChannelInboundStream<WireMessage>.AsyncIterator,
         outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>,
         remote: String,
         logger: Logger
     ) async throws -> LeaderCore.Admission? {
-        let first: Frame?
-        do {
-            first = try await frames.next()
-        } catch let error as WireError {
-            if case .unsupportedProtocolVersion = error.code {
-                return try await refuse(.unsupportedVersion, error.description, outbound: outbound, logger: logger)
+        var handshake = LeaderHandshake(clusterID: configuration.clusterID, leaderNodeID: configuration.nodeID, secret: leader.secret)
+        while true {
+            let message: WireMessage?
+            do {
+                message = try await messages.next()
+            } catch let error as WireError {
+                if case .unsupportedProtocolVersion = error.code {
+                    return try await refuse(Refusal(code: .unsupportedVersion, reason: error.description), logger: logger)
+                }
+                throw error
             }
-            throw error
+            guard let message else { return nil }
+            switch handshake.received(message) {
+            case .sendChallenge(let challenge):
+                try await write(.challenge(challenge), to: outbound)
+            case .refuse(let refusal):
+                return try await refuse(refusal, logger: logger)
+            case .refusedByFollower(let nodeID, let refusal):
+                leader.repeatedWarnings.log(
+                    logger, .warning, "follower refused this leader", key: "refused by \(nodeID)",
+                    metadata: ["follower": "\(nodeID)", "code": "\(refusal.code)", "reason": "\(refusal.reason)"]
+                )
+                return nil
+            case .authenticated(let nodeID, let epoch, let lastDurableLSN):
+                return try await admit(nodeID: nodeID, epoch: epoch, lastDurableLSN: lastDurableLSN, remote: remote, outbound: outbound, logger: logger)
+            }
         }
-        guard let first else { return nil }
-        guard case .hello(let hello) = try WireMessage(decoding: first, limits: configuration.wireLimits) else {
-            return try await refuse(.protocolViolation, "expected hello, got \(first.type)", outbound: outbound, logger: logger)
-        }
-        guard hello.clusterID == configuration.clusterID else {
-            return try await refuse(
-                .wrongCluster, "this leader serves cluster \"\(configuration.clusterID)\", the follower asked for \"\(hello.clusterID)\"",
-                outbound: outbound, logger: logger
-            )
-        }
-        let leaderNonce = HandshakeProof.makeNonce()
-        let transcript = (clusterID: configuration.clusterID, leaderNodeID: configuration.nodeID, followerNodeID: hello.nodeID)
-        let leaderProof = HandshakeProof.proof(
-            role: .leader, secret: leader.secret, clusterID: transcript.clusterID, leaderNodeID: transcript.leaderNodeID,
-            followerNodeID: transcript.followerNodeID, followerNonce: hello.followerNonce, leaderNonce: leaderNonce
-        )
-        try await write(.challenge(Challenge(leaderNodeID: configuration.nodeID, leaderNonce: leaderNonce, leaderProof: leaderProof)), to: outbound)
+    }
 
-        guard let second = try await frames.next() else { return nil }
-        let message = try WireMessage(decoding: second, limits: configuration.wireLimits)
-        if case .refusal(let refusal) = message {
-            leader.repeatedWarnings.log(
-                logger, .warning, "follower refused this leader", key: "refused by \(hello.nodeID)",
-                metadata: ["follower": "\(hello.nodeID)", "code": "\(refusal.code)", "reason": "\(refusal.reason)"]
-            )
-            return nil
-        }
-        guard case .authenticate(let authenticate) = message else {
-            return try await refuse(.protocolViolation, "expected authenticate, got \(second.type)", outbound: outbound, logger: logger)
-        }
-        guard HandshakeProof.isValid(
-            authenticate.followerProof, role: .follower, secret: leader.secret, clusterID: transcript.clusterID,
-            leaderNodeID: transcript.leaderNodeID, followerNodeID: transcript.followerNodeID,
-            followerNonce: hello.followerNonce, leaderNonce: leaderNonce
-        ) else {
-            return try await refuse(.authenticationFailed, "wrong shared secret (follower \"\(hello.nodeID)\")", outbound: outbound, logger: logger)
-        }
+    /// Asks the leader's state how an authenticated follower resumes, and welcomes or refuses it.
+    private func admit(
+        nodeID: String, epoch: UInt64, lastDurableLSN: UInt64, remote: String, outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>, logger: Logger
+    ) async throws -> LeaderCore.Admission? {
         let timeouts = LivenessMonitor.Timeouts(
             ackTimeout: configuration.ackTimeout, heartbeatInterval: configuration.heartbeatInterval,
             heartbeatTimeout: configuration.heartbeatTimeout
         )
         let admission = core.admit(
-            nodeID: hello.nodeID, remoteAddress: remote, channel: channel, liveness: SharedLiveness(LivenessMonitor(timeouts: timeouts, now: .now)),
-            epoch: authenticate.epoch, lastDurableLSN: authenticate.lastDurableLSN
+            nodeID: nodeID, remoteAddress: remote, channel: channel, liveness: SharedLiveness(LivenessMonitor(timeouts: timeouts, now: .now)),
+            epoch: epoch, lastDurableLSN: lastDurableLSN
         )
         switch admission {
         case .resume(_, let nextLSN):
-            leader.metrics.connected(hello.nodeID, fullSync: false)
+            leader.metrics.connected(nodeID, fullSync: false)
             try await write(.welcome(Welcome(epoch: leader.epoch, resync: .resume, nextLSN: nextLSN)), to: outbound)
         case .fullSync:
-            leader.metrics.connected(hello.nodeID, fullSync: true)
+            leader.metrics.connected(nodeID, fullSync: true)
             try await write(.welcome(Welcome(epoch: leader.epoch, resync: .fullSync, nextLSN: 0)), to: outbound)
         case .duplicate(let reason):
-            return try await refuse(.duplicateNode, reason, outbound: outbound, logger: logger)
+            return try await refuse(Refusal(code: .duplicateNode, reason: reason), logger: logger)
         }
         return admission
     }
@@ -179,7 +166,7 @@ struct FollowerLink {
     private func stream(
         _ session: FollowerSession,
         admission: LeaderCore.Admission,
-        frames: inout NIOAsyncChannelInboundStream<Frame>.AsyncIterator,
+        messages: inout NIOAsyncChannelInboundStream<WireMessage>.AsyncIterator,
         outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>,
         logger: Logger
     ) async throws {
@@ -226,8 +213,8 @@ struct FollowerLink {
                 syncRequests.continuation.finish()
                 group.cancelAll()
             }
-            while let frame = try await frames.next() {
-                switch try WireMessage(decoding: frame, limits: configuration.wireLimits) {
+            while let message = try await messages.next() {
+                switch message {
                 case .ack(let lsn):
                     try record(ack: lsn, session: session)
                 case .heartbeatReply(let reply):
@@ -244,7 +231,7 @@ struct FollowerLink {
                     core.evict(session, reason: reason, detail: "follower reported \(refusal.code): \(refusal.reason)")
                     return
                 default:
-                    throw WireError(.unexpectedFrame(type: frame.type, state: "streaming to a follower"))
+                    throw WireError(.unexpectedFrame(type: message.frameType, state: "streaming to a follower"))
                 }
             }
         }
@@ -293,10 +280,8 @@ struct FollowerLink {
             return false
         case .sendHeartbeat:
             liveness.withLock { $0.sentHeartbeat(at: now) }
-            var buffer = channel.allocator.buffer(capacity: 32)
             let heartbeat = Heartbeat(leaderLSN: core.lastAssignedLSN, sentAtNanoseconds: UInt64(DispatchTimeNanoseconds.now()))
-            WireMessage.heartbeat(heartbeat).write(to: &buffer)
-            channel.writeAndFlush(buffer, promise: nil)
+            channel.writeAndFlush(WireMessage.heartbeat(heartbeat).encoded(using: channel.allocator), promise: nil)
             return false
         case .evict(let reason):
             let snapshot = core.snapshot(of: session)

@@ -135,9 +135,7 @@ struct FullSyncSender {
     }
 
     private func send(_ message: WireMessage) async throws {
-        var buffer = session.channel.allocator.buffer(capacity: 256)
-        message.write(to: &buffer)
-        try await outbound.write(buffer)
+        try await outbound.write(message.encoded(using: session.channel.allocator))
     }
 
     private static func chunkFrame(file: CutFile, index: Int, offset: Int, length: Int, compressor: LZ4BlockCompressor) throws -> ByteBuffer {

@@ -14,7 +14,7 @@ struct LeaderServer {
     /// Listens for followers and serves them until the task is cancelled.
     func run() async throws {
         let limits = leader.configuration.wireLimits
-        let server: NIOAsyncChannel<NIOAsyncChannel<Frame, ByteBuffer>, Never>
+        let server: NIOAsyncChannel<NIOAsyncChannel<WireMessage, ByteBuffer>, Never>
         do {
             server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -24,8 +24,9 @@ struct LeaderServer {
                     channel.eventLoop.makeCompletedFuture {
                         try TCPKeepalive.configure(channel)
                         try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder(limits: limits, preamble: .expected)))
-                        try channel.pipeline.syncOperations.addHandler(LivenessTap(limits: limits))
-                        return try NIOAsyncChannel<Frame, ByteBuffer>(wrappingChannelSynchronously: channel)
+                        try channel.pipeline.syncOperations.addHandler(WireMessageDecoder(limits: limits))
+                        try channel.pipeline.syncOperations.addHandler(LivenessTap())
+                        return try NIOAsyncChannel<WireMessage, ByteBuffer>(wrappingChannelSynchronously: channel)
                     }
                 }
         } catch {

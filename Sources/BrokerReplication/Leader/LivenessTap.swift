@@ -18,15 +18,10 @@ package final class SharedLiveness: Sendable {
 /// arrive, before the connection's task reads them: when producers keep Swift's cooperative
 /// pool busy, a follower that did answer must not look silent (a black-holed peer).
 final class LivenessTap: ChannelInboundHandler, Sendable {
-    typealias InboundIn = Frame
-    typealias InboundOut = Frame
+    typealias InboundIn = WireMessage
+    typealias InboundOut = WireMessage
 
     private let liveness = Mutex<SharedLiveness?>(nil)
-    private let limits: WireLimits
-
-    init(limits: WireLimits) {
-        self.limits = limits
-    }
 
     /// Starts feeding `monitor` (once the follower streams).
     func attach(_ monitor: SharedLiveness) {
@@ -34,21 +29,14 @@ final class LivenessTap: ChannelInboundHandler, Sendable {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let frame = unwrapInboundIn(data)
         if let monitor = liveness.withLock({ $0 }) {
             let now = ContinuousClock.now
-            switch frame.type {
-            case .ack, .heartbeatReply, .syncProgress:
-                // A malformed one is the connection task's to refuse; here it only counts as heard.
-                switch try? WireMessage(decoding: frame, limits: limits) {
-                case .ack(let lsn): monitor.withLock { $0.acked(lsn, at: now) }
-                case .heartbeatReply(let reply) where reply.durableLSN > 0: monitor.withLock { $0.acked(reply.durableLSN, at: now) }
-                case .syncProgress(let report):
-                    monitor.withLock { $0.followerReported(bytes: report.bytesChecked &+ report.bytesReceived, at: now) }
-                default: monitor.withLock { $0.heard(at: now) }
-                }
-            default:
-                monitor.withLock { $0.heard(at: now) }
+            switch unwrapInboundIn(data) {
+            case .ack(let lsn): monitor.withLock { $0.acked(lsn, at: now) }
+            case .heartbeatReply(let reply) where reply.durableLSN > 0: monitor.withLock { $0.acked(reply.durableLSN, at: now) }
+            case .syncProgress(let report):
+                monitor.withLock { $0.followerReported(bytes: report.bytesChecked &+ report.bytesReceived, at: now) }
+            default: monitor.withLock { $0.heard(at: now) }
             }
         }
         context.fireChannelRead(data)
