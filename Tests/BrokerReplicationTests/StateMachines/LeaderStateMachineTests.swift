@@ -274,6 +274,7 @@ struct LeaderStateMachineTests {
         #expect(machine.takeCut(opened: [:], at: clock.now).attempt == .reopen([Self.path]))
 
         let previous = machine.beginChanging(other)
+        #expect(machine.fileGenerations[other] == nil, "a file being replaced is not opened: it may never exist")
         #expect(machine.takeCut(opened: generations, at: clock.now).attempt == .busy, "a replace is under way")
         machine.abandonChanging(other, restoring: previous)
 

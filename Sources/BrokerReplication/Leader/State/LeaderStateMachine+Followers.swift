@@ -162,8 +162,12 @@ extension LeaderStateMachine {
         var size: Int
     }
 
-    /// The files the leader knows with their generations, to open before a cut.
-    var fileGenerations: [ReplicatedPath: UInt64] { sequencer.files.mapValues(\.generation) }
+    /// The files the leader knows with their generations, to open before a cut. A file whose
+    /// replace or delete is under way is left out: it may not exist yet, or never will (a
+    /// failed replace of `a/b` while `a` is a regular file), and the cut waits for it anyway.
+    var fileGenerations: [ReplicatedPath: UInt64] {
+        sequencer.files.compactMapValues { $0.isChanging ? nil : $0.generation }
+    }
 
     /// Tries to take a consistent cut with files the full sync opened at `opened` generations;
     /// a cut seals the open batch, so the cut LSN is a batch boundary.
