@@ -110,7 +110,7 @@ struct Report {
         var text: String
     }
 
-    /// The targets that this run's scenarios can decide.
+    /// The benchmark's targets (Docs/Performance.md) that this run's scenarios can decide.
     func targetChecks() -> [TargetCheck] {
         var checks: [TargetCheck] = []
         func percent(_ value: Double) -> String { String(format: "%.1f%%", value * 100) }

@@ -7,8 +7,8 @@ import NIOCore
 /// streams every change to the connected followers.
 ///
 /// Each write happens locally and gets its LSN in one step, so the leader always knows every
-/// file's size at every LSN (see "Why writes go through the module" in the architecture
-/// brief). Producers never wait for followers: a follower that falls too far behind is
+/// file's size at every LSN (Docs/Architecture.md, "Why writes go through the module").
+/// Producers never wait for followers: a follower that falls too far behind is
 /// evicted and catches up when it reconnects.
 ///
 /// ```swift
