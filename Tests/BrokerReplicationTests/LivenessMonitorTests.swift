@@ -44,4 +44,30 @@ struct LivenessMonitorTests {
         monitor.sent(throughLSN: 50, at: start + .seconds(31))
         #expect(monitor.check(at: start + .seconds(36)) == .evict(.ackTimeout))
     }
+
+    /// The deadline another connection's admission reads (through a `LivenessView`) agrees
+    /// with `check` at every step: alive exactly until `check` would evict.
+    @Test func theEvictionDeadlineIsWhenCheckStartsToEvict() {
+        var monitor = LivenessMonitor(timeouts: timeouts, now: start)
+        monitor.start(atLSN: 10, at: start)
+        for step in 1...400 {
+            let now = start + .milliseconds(25 * step)
+            switch step % 7 {
+            case 0: monitor.sent(throughLSN: UInt64(10 + step), at: now)
+            case 3: monitor.acked(UInt64(10 + step / 2), at: now)
+            case 5 where step < 120: monitor.heard(at: now)
+            default: break
+            }
+            for probe in [now, now + .milliseconds(999), now + .seconds(1), now + .seconds(6)] {
+                let evicts = if case .evict = monitor.check(at: probe) { true } else { false }
+                #expect(monitor.isAlive(at: probe) == !evicts, "step \(step)")
+                #expect((probe < monitor.evictionDeadline) == !evicts, "step \(step)")
+            }
+        }
+        let view = LivenessView(aliveFor: .seconds(1), from: start)
+        #expect(view.isAlive(at: start + .milliseconds(999)))
+        #expect(!view.isAlive(at: start + .seconds(1)))
+        view.publish(start + .seconds(3))
+        #expect(view.isAlive(at: start + .seconds(2)))
+    }
 }

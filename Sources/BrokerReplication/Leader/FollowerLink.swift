@@ -141,12 +141,8 @@ struct FollowerLink {
     private func admit(
         nodeID: String, epoch: UInt64, lastDurableLSN: UInt64, remote: String, outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>, logger: Logger
     ) async throws -> LeaderCore.Admission? {
-        let timeouts = LivenessMonitor.Timeouts(
-            ackTimeout: configuration.ackTimeout, heartbeatInterval: configuration.heartbeatInterval,
-            heartbeatTimeout: configuration.heartbeatTimeout
-        )
         let admission = core.admit(
-            nodeID: nodeID, remoteAddress: remote, channel: channel, liveness: SharedLiveness(LivenessMonitor(timeouts: timeouts, now: .now)),
+            nodeID: nodeID, remoteAddress: remote, channel: channel, liveness: LivenessView(aliveFor: configuration.heartbeatTimeout, from: .now),
             epoch: epoch, lastDurableLSN: lastDurableLSN
         )
         switch admission {
@@ -170,14 +166,27 @@ struct FollowerLink {
         outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>,
         logger: Logger
     ) async throws {
-        let liveness = session.liveness
         let syncRequests = AsyncStream<SyncRequest>.makeStream()
+        let phase: LivenessEvent.Watch.Phase
         switch admission {
-        case .resume(_, let nextLSN): liveness.withLock { $0.start(atLSN: nextLSN - 1, at: .now) }
-        case .fullSync: liveness.withLock { $0.startSync(at: .now) }
+        case .resume(_, let nextLSN): phase = .resumed(atLSN: nextLSN - 1)
+        case .fullSync: phase = .syncing
         case .duplicate: return
         }
-        try await channel.pipeline.handler(type: LivenessTap.self).get().attach(liveness)
+        // Heartbeats go straight to the channel from the handler, so a blocked writer cannot
+        // hold them up; the tick is a quarter of the shortest timeout it enforces.
+        let watch = LivenessEvent.Watch(
+            phase: phase,
+            timeouts: LivenessMonitor.Timeouts(
+                ackTimeout: configuration.ackTimeout, heartbeatInterval: configuration.heartbeatInterval,
+                heartbeatTimeout: configuration.heartbeatTimeout
+            ),
+            tick: min(configuration.heartbeatInterval, configuration.ackTimeout) / 4,
+            view: session.liveness,
+            leaderLSN: { [core] in core.lastAssignedLSN },
+            evict: { [self] reason, syncing in evictSilent(session, reason: reason, syncing: syncing) }
+        )
+        try await channel.triggerUserOutboundEvent(LivenessEvent.start(watch)).get()
 
         try await withThrowingTaskGroup(of: Void.self) { group in
             // The reader below waits on the socket and would never see this task's errors (a
@@ -187,7 +196,7 @@ struct FollowerLink {
                 if case .fullSync = admission {
                     let sender = FullSyncSender(leader: leader, session: session, outbound: outbound, logger: logger)
                     do {
-                        _ = try await sender.run(requests: syncRequests.stream, liveness: liveness)
+                        _ = try await sender.run(requests: syncRequests.stream)
                     } catch is CancellationError {
                         return
                     } catch let error as WireError {
@@ -201,15 +210,9 @@ struct FollowerLink {
                     }
                 }
                 // A write fails only once the channel is closing: the reader ends by itself.
-                try? await drain(session, outbound: outbound, liveness: liveness)
-            }
-            // On the channel's event loop, not in Swift's cooperative pool: producers that keep
-            // the pool busy must not delay the eviction of a silent follower (a black-holed peer).
-            let watch = channel.eventLoop.scheduleRepeatedTask(initialDelay: .zero, delay: TimeAmount(livenessTick)) { task in
-                if checkLiveness(session, liveness: liveness) { task.cancel() }
+                try? await drain(session, outbound: outbound)
             }
             defer {
-                watch.cancel()
                 syncRequests.continuation.finish()
                 group.cancelAll()
             }
@@ -218,14 +221,14 @@ struct FollowerLink {
                 case .ack(let lsn):
                     try record(ack: lsn, session: session)
                 case .heartbeatReply(let reply):
-                    // The LivenessTap has already counted it as heard. Durable LSN 0 counts too:
+                    // The LivenessHandler has already counted it as heard. Durable LSN 0 counts too:
                     // for a leader that has written nothing it says "caught up", and without it
                     // an idle follower would leave the in-sync set after maxLagTime.
                     try record(ack: reply.durableLSN, session: session)
                 case .syncRequest(let request):
                     syncRequests.continuation.yield(request)
                 case .syncProgress:
-                    break  // The LivenessTap has counted it.
+                    break  // The LivenessHandler has counted it.
                 case .refusal(let refusal):
                     let reason: EvictionReason = refusal.code == .diskError ? .diskError : .decodeError
                     core.evict(session, reason: reason, detail: "follower reported \(refusal.code): \(refusal.reason)")
@@ -238,7 +241,7 @@ struct FollowerLink {
     }
 
     private func record(ack lsn: UInt64, session: FollowerSession) throws {
-        // The LivenessTap fed the liveness monitor when the ack arrived.
+        // The LivenessHandler fed the liveness monitor when the ack arrived.
         switch core.recordAck(session, lsn: lsn) {
         case .recorded(let settledBytes):
             leader.metrics.acked(session.nodeID, bytes: settledBytes)
@@ -250,7 +253,7 @@ struct FollowerLink {
     }
 
     /// Writes backlog frames, then live frames, as fast as the socket takes them.
-    private func drain(_ session: FollowerSession, outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>, liveness: SharedLiveness) async throws {
+    private func drain(_ session: FollowerSession, outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>) async throws {
         while !Task.isCancelled {
             switch core.nextWork(for: session) {
             case .closed:
@@ -259,41 +262,22 @@ struct FollowerLink {
                 await session.waitForWork()
             case .frames(let batches):
                 try await outbound.write(contentsOf: batches.map(\.frame))
-                liveness.withLock { $0.sent(throughLSN: batches.last!.lastLSN, at: .now) }
+                channel.triggerUserOutboundEvent(LivenessEvent.sent(throughLSN: batches.last!.lastLSN), promise: nil)
                 core.recordSent(batches, by: session)
                 leader.metrics.sent(session.nodeID, bytes: batches.reduce(0) { $0 + $1.wireBytes })
             }
         }
     }
 
-    /// Heartbeats on an idle link; eviction on a missing ack or silence (Docs/Semantics.md, "Liveness").
-    /// Heartbeats go straight to the channel, so a blocked writer cannot hold them up.
-    private var livenessTick: Duration {
-        min(configuration.heartbeatInterval, configuration.ackTimeout) / 4
-    }
-
-    /// Sends a heartbeat or evicts when the liveness monitor says so; true once evicted.
-    private func checkLiveness(_ session: FollowerSession, liveness: SharedLiveness) -> Bool {
-        let now = ContinuousClock.now
-        switch liveness.withLock({ $0.check(at: now) }) {
-        case .none:
-            return false
-        case .sendHeartbeat:
-            liveness.withLock { $0.sentHeartbeat(at: now) }
-            let heartbeat = Heartbeat(leaderLSN: core.lastAssignedLSN, sentAtNanoseconds: UInt64(DispatchTimeNanoseconds.now()))
-            channel.writeAndFlush(WireMessage.heartbeat(heartbeat).encoded(using: channel.allocator), promise: nil)
-            return false
-        case .evict(let reason):
-            let snapshot = core.snapshot(of: session)
-            let (acked, sent) = (snapshot?.ackedLSN ?? 0, snapshot?.sentLSN ?? 0)
-            let syncing = liveness.withLock { $0.isSyncing }
-            let detail = reason == .ackTimeout
-                ? "no ack for \(configuration.ackTimeout) with LSNs \(acked + 1)...\(sent) outstanding"
-                : syncing ? "the full sync moved no bytes for \(configuration.heartbeatTimeout)"
-                : "nothing heard for \(configuration.heartbeatTimeout)"
-            core.evict(session, reason: reason, detail: detail)
-            return true
-        }
+    /// The liveness handler found the follower silent, or its ack or full sync stuck.
+    private func evictSilent(_ session: FollowerSession, reason: EvictionReason, syncing: Bool) {
+        let snapshot = core.snapshot(of: session)
+        let (acked, sent) = (snapshot?.ackedLSN ?? 0, snapshot?.sentLSN ?? 0)
+        let detail = reason == .ackTimeout
+            ? "no ack for \(configuration.ackTimeout) with LSNs \(acked + 1)...\(sent) outstanding"
+            : syncing ? "the full sync moved no bytes for \(configuration.heartbeatTimeout)"
+            : "nothing heard for \(configuration.heartbeatTimeout)"
+        core.evict(session, reason: reason, detail: detail)
     }
 }
 

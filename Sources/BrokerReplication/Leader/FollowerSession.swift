@@ -15,7 +15,7 @@ final class FollowerSession: Identifiable, Sendable {
     let channel: any Channel
     /// When the follower was last heard from or made progress: a second connection with this
     /// node id is refused while this one is alive.
-    let liveness: SharedLiveness
+    let liveness: LivenessView
     private let signal = Mutex(Signal())
 
     /// A binary semaphore: work signalled while nobody waits is remembered once.
@@ -24,7 +24,7 @@ final class FollowerSession: Identifiable, Sendable {
         var signalled = false
     }
 
-    init(connectionID: UInt64, nodeID: String, remoteAddress: String, channel: any Channel, liveness: SharedLiveness) {
+    init(connectionID: UInt64, nodeID: String, remoteAddress: String, channel: any Channel, liveness: LivenessView) {
         self.id = connectionID
         self.nodeID = nodeID
         self.remoteAddress = remoteAddress

@@ -25,13 +25,13 @@ struct FullSyncSender {
     }
 
     /// Runs the sync and returns the cut LSN.
-    func run(requests: AsyncStream<SyncRequest>, liveness: SharedLiveness) async throws -> UInt64 {
+    func run(requests: AsyncStream<SyncRequest>) async throws -> UInt64 {
         let started = ContinuousClock.now
-        let (cutLSN, cutFiles) = try await takeCut(liveness: liveness)
+        let (cutLSN, cutFiles) = try await takeCut()
         // Reading its own files is progress too: the follower is not the one holding the sync up.
         let files = try await NIOThreadPool.singleton.runIfActive {
             try cutFiles.map { file in
-                let checksum = try file.handle.checksum(length: file.size) { _ in liveness.withLock { $0.progressed(at: .now) } }
+                let checksum = try file.handle.checksum(length: file.size) { [channel = session.channel] _ in channel.triggerUserOutboundEvent(LivenessEvent.syncMoved, promise: nil) }
                 return CutFile(path: file.path, handle: file.handle, size: file.size, checksum: checksum)
             }
         }
@@ -81,10 +81,7 @@ struct FullSyncSender {
                 }
                 // Returns once the channel took it, which it does only while the follower reads.
                 try await outbound.write(frame)
-                liveness.withLock {
-                    $0.sentHeartbeat(at: .now)
-                    $0.progressed(at: .now)
-                }
+                session.channel.triggerUserOutboundEvent(LivenessEvent.syncChunkSent, promise: nil)
                 offset += length
                 sentBytes += length
                 if ContinuousClock.now - lastReport >= .milliseconds(200) {
@@ -99,7 +96,7 @@ struct FullSyncSender {
         // already counted as sent, and the ack timeout armed for it.
         report(started: started, cutLSN: cutLSN, filesDone: requested.count, files: requested.count, bytesDone: sentBytes, bytes: totalBytes, log: false)
         leader.core.finishFullSync(session, cutLSN: cutLSN)
-        liveness.withLock { $0.finishSync(throughLSN: cutLSN, at: .now) }
+        try await session.channel.triggerUserOutboundEvent(LivenessEvent.syncFinished(cutLSN: cutLSN)).get()
         try await send(.syncEnd(cutLSN: cutLSN))
         logger.info(
             "full sync sent",
@@ -169,7 +166,7 @@ struct FullSyncSender {
     ///
     /// The retries count as progress: it is the leader that holds the sync up, and
     /// `fullSyncCutTimeout` bounds them.
-    private func takeCut(liveness: SharedLiveness) async throws -> (UInt64, [(path: ReplicatedPath, handle: FileHandle, size: Int)]) {
+    private func takeCut() async throws -> (UInt64, [(path: ReplicatedPath, handle: FileHandle, size: Int)]) {
         let deadline = ContinuousClock.now + configuration.fullSyncCutTimeout
         var opened: [ReplicatedPath: (handle: FileHandle, generation: UInt64)] = [:]
         var toOpen = Array(leader.core.fileGenerations().keys)
@@ -183,7 +180,7 @@ struct FullSyncSender {
             for (path, handle) in handles {
                 if let handle, let generation = generations[path] { opened[path] = (handle, generation) } else { opened[path] = nil }
             }
-            liveness.withLock { $0.progressed(at: .now) }
+            session.channel.triggerUserOutboundEvent(LivenessEvent.syncMoved, promise: nil)
             switch leader.core.takeCut(opened: opened.mapValues(\.generation)) {
             case .cut(let cutLSN, let files):
                 // Consistent: every file the leader knows is open, at the generation of the cut.

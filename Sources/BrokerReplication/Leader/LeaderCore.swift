@@ -164,7 +164,7 @@ package final class LeaderCore: Sendable {
 
     /// Registers an authenticated follower and decides how its stream resumes.
     func admit(
-        nodeID: String, remoteAddress: String, channel: any Channel, liveness: SharedLiveness, epoch: UInt64, lastDurableLSN: UInt64
+        nodeID: String, remoteAddress: String, channel: any Channel, liveness: LivenessView, epoch: UInt64, lastDurableLSN: UInt64
     ) -> Admission {
         let session = FollowerSession(
             connectionID: nextConnectionID.wrappingAdd(1, ordering: .relaxed).oldValue, nodeID: nodeID, remoteAddress: remoteAddress,
@@ -174,7 +174,7 @@ package final class LeaderCore: Sendable {
         let admission = withMachine { machine in
             machine.admit(
                 session, nodeID: nodeID, remoteAddress: remoteAddress, epoch: epoch, lastDurableLSN: lastDurableLSN, at: now,
-                isAlive: { previous in previous.liveness.withLock { $0.isAlive(at: now) } }
+                isAlive: { previous in previous.liveness.isAlive(at: now) }
             )
         }
         switch admission {

@@ -25,7 +25,7 @@ struct LeaderServer {
                         try TCPKeepalive.configure(channel)
                         try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder(limits: limits, preamble: .expected)))
                         try channel.pipeline.syncOperations.addHandler(WireMessageDecoder(limits: limits))
-                        try channel.pipeline.syncOperations.addHandler(LivenessTap())
+                        try channel.pipeline.syncOperations.addHandler(LivenessHandler())
                         return try NIOAsyncChannel<WireMessage, ByteBuffer>(wrappingChannelSynchronously: channel)
                     }
                 }

@@ -99,8 +99,15 @@ package struct LivenessMonitor: Sendable {
 
     /// False once ``check(at:)`` would evict.
     package func isAlive(at now: ContinuousClock.Instant) -> Bool {
-        if case .evict = check(at: now) { return false }
-        return true
+        now < evictionDeadline
+    }
+
+    /// When ``check(at:)`` starts to evict, unless something is heard, acked or moves first.
+    package var evictionDeadline: ContinuousClock.Instant {
+        if isSyncing { return lastProgressAt + timeouts.heartbeatTimeout }
+        let silence = lastHeardAt + timeouts.heartbeatTimeout
+        guard let since = outstandingSince else { return silence }
+        return min(silence, since + timeouts.ackTimeout)
     }
 
     package func check(at now: ContinuousClock.Instant) -> Action {
