@@ -126,10 +126,10 @@ struct ChaosDiskTests {
                 return
             }
             try whole.remount(options: "ro")
-            let error = #expect(throws: StorageError.self) {
+            let error = #expect(throws: ReplicationError.self) {
                 _ = try ReplicationFollower(configuration: diskFollowerConfiguration(cluster, "disk"), secret: cluster.secret, logger: log.logger)
             }
-            #expect(error?.errno == EROFS && error?.description.contains("follower-state") == true, "\(String(describing: error))")
+            #expect(error?.code == .storage && error?.message.contains("(errno \(EROFS))") == true && error?.description.contains("follower-state") == true, "\(String(describing: error))")
             print("read-only restart: ReplicationFollower.init throws \"\(error.map { "\($0)" } ?? "nothing")\"")
             try whole.remount(options: "rw")
             let more = try await Workload.run(cluster.leader, producers: 1, records: 500, prefix: { "after/p\($0)" })
