@@ -54,8 +54,9 @@ public final class ReplicationFollower: Service, Sendable {
         /// The last reason a connection ended or was refused.
         public var lastError: String?
         /// The kind of ``lastError`` when it is one a broker may act on:
-        /// ``ReplicationError/Code/handshakeRefused`` (a wrong secret or cluster, a node id
-        /// already connected: it will not heal by itself), ``ReplicationError/Code/storage``
+        /// ``ReplicationError/Code/handshakeRefused`` (a wrong secret, cluster id or version
+        /// heals only once the configuration is fixed; a node id already connected, or a
+        /// leader shutting down, may heal by itself), ``ReplicationError/Code/storage``
         /// (this follower's disk), ``ReplicationError/Code/protocolViolation`` (a corrupt or
         /// unexpected frame; the next connection resyncs). Nil for a connection that failed or
         /// ended (the leader unreachable or silent), and while nothing failed. Not in the JSON
