@@ -85,7 +85,7 @@ struct Report {
         ]
         var rows: [[String]] = []
         for result in results {
-            let reasons = result.evictionsByReason.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+            let reasons = result.evictionsByReason.sorted { $0.key.rawValue < $1.key.rawValue }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
             rows.append([
                 result.scenario.name, result.scenario.summary,
                 result.faultSeconds.map { String(format: "%.2f", $0) } ?? "-",

@@ -1,3 +1,4 @@
+import BrokerReplication
 import Foundation
 import Histogram
 
@@ -22,7 +23,7 @@ struct Sample: Sendable {
 struct EvictionMark: Sendable, Hashable {
     var seconds: Double
     var nodeID: String
-    var reason: String
+    var reason: EvictionReason
 }
 
 /// Everything one scenario measured.
@@ -40,7 +41,7 @@ struct ScenarioResult: Sendable {
     var refusedWrites: Int
     var notEnoughReplicasErrors: Int
     var evictions: Int
-    var evictionsByReason: [String: Int]
+    var evictionsByReason: [EvictionReason: Int]
     var secondsToEvict: Double?
     var maxLagBytes: Int
     var maxLagSeconds: Double

@@ -229,7 +229,7 @@ struct ScenarioRunner {
         settings.progress.update("\(scenario.name): waiting for \(followers.count) follower(s) to connect")
         while true {
             let status = leader.status()
-            let live = status.followers.filter { $0.state == "live" }.count
+            let live = status.followers.filter { $0.state == .live }.count
             let inSync = status.isr.count
             if live >= followers.count, !scenario.confirms || inSync >= followers.count { return }
             if let dead = followers.first(where: { !$0.isRunning }) {
@@ -267,7 +267,7 @@ struct ScenarioRunner {
                 seconds: seconds, recordsPerSecond: rate, payloadBytes: status.payloadBytes, wireBytes: status.wireBytes,
                 throttledProducers: status.throttledProducers,
                 maxLagBytes: status.followers.map(\.lagBytes).max() ?? 0, maxLagSeconds: status.followers.map(\.lagSeconds).max() ?? 0,
-                liveFollowers: status.followers.filter { $0.state == "live" }.count
+                liveFollowers: status.followers.filter { $0.state == .live }.count
             )
             samples.append(point)
             if settings.trace {

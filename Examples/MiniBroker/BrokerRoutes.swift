@@ -45,7 +45,7 @@ struct BrokerRoutes: Sendable {
             return HTTPResponse(.ok, #"{"lsn":\#(lsn)}"# + "\n", contentType: "application/json")
         } catch let error as QueueNameError {
             return HTTPResponse(.badRequest, error.description + "\n")
-        } catch let error as ReplicationError where error.isNotEnoughReplicas {
+        } catch let error as ReplicationError where error.code == .notEnoughReplicas {
             return HTTPResponse(.serviceUnavailable, error.message + "\n")
         } catch {
             return HTTPResponse(.internalServerError, "\(error)\n")

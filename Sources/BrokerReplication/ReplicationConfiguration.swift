@@ -21,8 +21,28 @@ import Foundation
 /// | `maxLagTimeSeconds` + 0.5 s to store the change | `producerTimeoutSeconds` | a lagging (but acking) in-sync follower must leave the in-sync set before the confirms waiting for it fail |
 /// | `reconnectCapSeconds` + `connectTimeoutSeconds` | `producerTimeoutSeconds` (min-ISR only) | an evicted follower must be able to reconnect before the producers it holds back give up |
 public struct ReplicationConfiguration: Codable, Sendable, Equatable {
+    /// The `policy` key: which ``ReplicationPolicy`` the leader follows, spelled as in the file
+    /// and in `BRPL_POLICY`.
+    public enum Policy: String, Hashable, Sendable, Codable, CaseIterable {
+        /// ``ReplicationPolicy/evictSlowFollowers``.
+        case evictSlowFollowers
+        /// ``ReplicationPolicy/minInSyncReplicas(_:)`` with n from the `minInSyncReplicas` key.
+        case minInSyncReplicas
+
+        /// The policy a file or environment value names.
+        ///
+        /// - Throws: ``ReplicationError`` with code ``ReplicationError/Code/invalidConfiguration``
+        ///   naming the key and the allowed values.
+        static func named(_ text: String) throws(ReplicationError) -> Policy {
+            guard let policy = Policy(rawValue: text) else {
+                throw .invalidSetting("policy", "must be \"evictSlowFollowers\" or \"minInSyncReplicas\", got \(text.debugDescription)")
+            }
+            return policy
+        }
+    }
+
     /// `evictSlowFollowers` (default) or `minInSyncReplicas` (then `minInSyncReplicas` says n).
-    public var policy: String = "evictSlowFollowers"
+    public var policy: Policy = .evictSlowFollowers
     /// n for the `minInSyncReplicas` policy (default 1).
     public var minInSyncReplicas: Int = 1
     /// Each follower's outbound queue bound in bytes (default 64 MiB).
@@ -42,7 +62,7 @@ public struct ReplicationConfiguration: Codable, Sendable, Equatable {
     /// A write or confirm that cannot satisfy the policy fails after this long (default 10).
     public var producerTimeoutSeconds: Double = 10
     /// `fsync` (default: acks mean durable) or `none` (acks mean applied).
-    public var durability: String = "fsync"
+    public var durability: ReplicationFollowerConfiguration.Durability = .fsync
     /// Seal a batch at this many record bytes (default 65,536).
     public var batchBytes: Int = 64 * 1024
     /// Seal a non-empty batch at least this often (default 0.002).
@@ -82,7 +102,7 @@ public struct ReplicationConfiguration: Codable, Sendable, Equatable {
                 throw ReplicationError.invalidSetting(key.rawValue, rule)
             }
         }
-        if let v = try value(.policy, String.self, "must be \"evictSlowFollowers\" or \"minInSyncReplicas\"") { policy = v }
+        if let v = try value(.policy, String.self, "must be \"evictSlowFollowers\" or \"minInSyncReplicas\"") { policy = try Policy.named(v) }
         if let v = try value(.minInSyncReplicas, Int.self, "must be a whole number of followers") { minInSyncReplicas = v }
         if let v = try value(.queueBytes, Int.self, "must be a whole number of bytes") { queueBytes = v }
         if let v = try value(.queueFrames, Int.self, "must be a whole number of frames") { queueFrames = v }
@@ -92,7 +112,7 @@ public struct ReplicationConfiguration: Codable, Sendable, Equatable {
         if let v = try value(.heartbeatTimeoutSeconds, Double.self, "must be a number of seconds") { heartbeatTimeoutSeconds = v }
         if let v = try value(.maxLagTimeSeconds, Double.self, "must be a number of seconds") { maxLagTimeSeconds = v }
         if let v = try value(.producerTimeoutSeconds, Double.self, "must be a number of seconds") { producerTimeoutSeconds = v }
-        if let v = try value(.durability, String.self, "must be \"fsync\" or \"none\"") { durability = v }
+        if let v = try value(.durability, String.self, "must be \"fsync\" or \"none\"") { durability = try Self.durability(named: v) }
         if let v = try value(.batchBytes, Int.self, "must be a whole number of bytes") { batchBytes = v }
         if let v = try value(.flushIntervalSeconds, Double.self, "must be a number of seconds") { flushIntervalSeconds = v }
         if let v = try value(.connectTimeoutSeconds, Double.self, "must be a number of seconds") { connectTimeoutSeconds = v }
@@ -123,6 +143,22 @@ public struct ReplicationConfiguration: Codable, Sendable, Equatable {
         return configuration
     }
 
+    /// The leader's policy these values name: `policy` with, for `minInSyncReplicas`, its n.
+    public var replicationPolicy: ReplicationPolicy {
+        switch policy {
+        case .evictSlowFollowers: .evictSlowFollowers
+        case .minInSyncReplicas: .minInSyncReplicas(minInSyncReplicas)
+        }
+    }
+
+    /// The durability a file or environment value names.
+    private static func durability(named text: String) throws(ReplicationError) -> ReplicationFollowerConfiguration.Durability {
+        guard let durability = ReplicationFollowerConfiguration.Durability(rawValue: text) else {
+            throw .invalidSetting("durability", "must be \"fsync\" or \"none\", got \(text.debugDescription)")
+        }
+        return durability
+    }
+
     /// `BRPL_QUEUE_BYTES` for `queueBytes`.
     public static func environmentName(for key: String) -> String {
         "BRPL_" + key.reduce(into: "") { name, character in
@@ -142,8 +178,8 @@ public struct ReplicationConfiguration: Codable, Sendable, Equatable {
             guard let value = Double(text) else { throw .invalidSetting(key, "\(Self.environmentName(for: key))=\(text.debugDescription) is not a number of seconds") }
             return value
         }
-        if let text = environment[Self.environmentName(for: "policy")] { policy = text }
-        if let text = environment[Self.environmentName(for: "durability")] { durability = text }
+        if let text = environment[Self.environmentName(for: "policy")] { policy = try Policy.named(text) }
+        if let text = environment[Self.environmentName(for: "durability")] { durability = try Self.durability(named: text) }
         if let v = try integer("minInSyncReplicas") { minInSyncReplicas = v }
         if let v = try integer("queueBytes") { queueBytes = v }
         if let v = try integer("queueFrames") { queueFrames = v }
@@ -165,13 +201,7 @@ public struct ReplicationConfiguration: Codable, Sendable, Equatable {
     /// applied to them.
     public func validate() throws(ReplicationError) {
         let invalid = ReplicationError.invalidSetting
-        guard policy == "evictSlowFollowers" || policy == "minInSyncReplicas" else {
-            throw invalid("policy", "must be \"evictSlowFollowers\" or \"minInSyncReplicas\", got \(policy.debugDescription)")
-        }
         if minInSyncReplicas < 1 { throw invalid("minInSyncReplicas", "must be at least 1, got \(minInSyncReplicas)") }
-        guard durability == "fsync" || durability == "none" else {
-            throw invalid("durability", "must be \"fsync\" or \"none\", got \(durability.debugDescription)")
-        }
         for (key, value) in [("queueBytes", queueBytes), ("queueFrames", queueFrames), ("backlogBytes", backlogBytes), ("batchBytes", batchBytes)] where value < 1 {
             throw invalid(key, "must be positive, got \(value)")
         }
@@ -217,7 +247,7 @@ public struct ReplicationConfiguration: Codable, Sendable, Equatable {
                 "must be at least \(Self.inSyncStoreAllowanceSeconds) s shorter than producerTimeoutSeconds (\(producerTimeoutSeconds)), got \(maxLagTimeSeconds): a confirm waits for a lagging in-sync follower until it has lagged that long and its removal is stored"
             )
         }
-        if policy == "minInSyncReplicas", reconnectCapSeconds + connectTimeoutSeconds >= producerTimeoutSeconds {
+        if policy == .minInSyncReplicas, reconnectCapSeconds + connectTimeoutSeconds >= producerTimeoutSeconds {
             throw invalid(
                 "reconnectCapSeconds",
                 "reconnectCapSeconds + connectTimeoutSeconds (\(reconnectCapSeconds + connectTimeoutSeconds)) must be shorter than producerTimeoutSeconds (\(producerTimeoutSeconds)) under minInSyncReplicas: producers held back for an evicted follower would give up before it can reconnect"
@@ -227,7 +257,7 @@ public struct ReplicationConfiguration: Codable, Sendable, Equatable {
 
     /// The leader's settings with these values applied.
     public func apply(to leader: inout ReplicationLeaderConfiguration) {
-        leader.policy = policy == "minInSyncReplicas" ? .minInSyncReplicas(minInSyncReplicas) : .evictSlowFollowers
+        leader.policy = replicationPolicy
         leader.queueBytes = queueBytes
         leader.queueFrames = queueFrames
         leader.backlogBytes = backlogBytes
@@ -242,7 +272,7 @@ public struct ReplicationConfiguration: Codable, Sendable, Equatable {
 
     /// The follower's settings with these values applied.
     public func apply(to follower: inout ReplicationFollowerConfiguration) {
-        follower.durability = durability == "none" ? .none : .fsync
+        follower.durability = durability
         follower.leaderSilenceTimeout = .seconds(heartbeatTimeoutSeconds)
         follower.connectTimeout = .seconds(connectTimeoutSeconds)
         follower.reconnectBase = .seconds(reconnectBaseSeconds)

@@ -1,26 +1,129 @@
-/// An error the module reports to the embedding broker, with a message a person can act on.
+/// The error the module reports to the embedding broker, with a message a person can act on.
 ///
-/// A public struct around a private code, so that new cases can be added without breaking
-/// callers.
+/// Every public API of the module throws a `ReplicationError` (or `CancellationError` when
+/// the caller was cancelled, or what a broker's own ``Coordinator`` threw). A broker tells the
+/// cases apart by ``code``:
+///
+/// ```swift
+/// do {
+///     try await leader.waitForReplication(upTo: lsn)
+/// } catch let error as ReplicationError where error.code == .notEnoughReplicas {
+///     // nack the publisher; the write stays on the leader
+/// }
+/// ```
+///
+/// A public struct around a private code, so that new codes can be added without breaking
+/// callers (as swift-service-lifecycle's `ServiceGroupError` does): a `switch` on ``code``
+/// needs a `default`.
 public struct ReplicationError: Error, Hashable, Sendable, CustomStringConvertible {
-    package enum Code: Hashable, Sendable {
-        case invalidSecret
-        case invalidConfiguration
-        case wire
-        case coordination
-        case notEnoughReplicas
-        case promotionRefused
-        case writeTimedOut
-        case partialWrite
+    /// What kind of failure an error is; match it with `==` or in a `switch`.
+    public struct Code: Hashable, Sendable, CustomStringConvertible {
+        private enum Value: Hashable, Sendable {
+            case notEnoughReplicas
+            case writeTimedOut
+            case partialWrite
+            case invalidPath
+            case storage
+            case invalidConfiguration
+            case invalidSecret
+            case handshakeRefused
+            case protocolViolation
+            case coordination
+            case promotionRefused
+        }
+
+        private let value: Value
+
+        private init(_ value: Value) {
+            self.value = value
+        }
+
+        /// Fewer in-sync followers than the policy requires held a write or confirm within
+        /// `producerTimeout`; what was written stays on the leader.
+        public static let notEnoughReplicas = Code(.notEnoughReplicas)
+        /// A write waited `producerTimeout` behind earlier writes to its file and was not made;
+        /// retrying it is safe.
+        public static let writeTimedOut = Code(.writeTimedOut)
+        /// A write above `chunkBytes` failed locally after its first chunks were written and
+        /// replicated; the message names them.
+        public static let partialWrite = Code(.partialWrite)
+        /// A path breaks a rule of ``ReplicatedPath``; nothing was written.
+        public static let invalidPath = Code(.invalidPath)
+        /// A file-system operation failed (disk full, permissions, a data directory that is not
+        /// a directory); the message names the file, the operation and the errno.
+        public static let storage = Code(.storage)
+        /// A configuration value is missing, malformed or out of range; the message names the key.
+        public static let invalidConfiguration = Code(.invalidConfiguration)
+        /// The shared secret is missing, unreadable or too short.
+        public static let invalidSecret = Code(.invalidSecret)
+        /// The handshake between a follower and its leader was refused, by either side: a
+        /// wrong secret or cluster, a node id already connected, an unsupported version.
+        public static let handshakeRefused = Code(.handshakeRefused)
+        /// A peer sent a corrupt or unexpected frame; the connection closes and resyncs.
+        public static let protocolViolation = Code(.protocolViolation)
+        /// The coordinator could not load or store the cluster state, or fenced this leader.
+        public static let coordination = Code(.coordination)
+        /// The follower cannot be promoted safely (it may lack confirmed writes), or it already was.
+        public static let promotionRefused = Code(.promotionRefused)
+
+        /// The code's name, e.g. `notEnoughReplicas`.
+        public var description: String {
+            switch value {
+            case .notEnoughReplicas: "notEnoughReplicas"
+            case .writeTimedOut: "writeTimedOut"
+            case .partialWrite: "partialWrite"
+            case .invalidPath: "invalidPath"
+            case .storage: "storage"
+            case .invalidConfiguration: "invalidConfiguration"
+            case .invalidSecret: "invalidSecret"
+            case .handshakeRefused: "handshakeRefused"
+            case .protocolViolation: "protocolViolation"
+            case .coordination: "coordination"
+            case .promotionRefused: "promotionRefused"
+            }
+        }
     }
 
-    package let code: Code
+    /// The module's own error that this one reports, kept for the module's tests and logs.
+    package enum Underlying: Hashable, Sendable {
+        case storage(StorageError)
+        case wire(WireError)
+    }
+
+    /// What kind of failure this is.
+    public let code: Code
     /// What went wrong and, where it helps, what to do about it.
     public let message: String
+    /// The internal error this one was made from, if any.
+    package let underlying: Underlying?
 
-    package init(code: Code, message: String) {
+    package init(code: Code, message: String, underlying: Underlying? = nil) {
         self.code = code
         self.message = message
+        self.underlying = underlying
+    }
+
+    /// A file-system failure, with the storage error's text as the message.
+    package init(_ error: StorageError) {
+        self.init(code: .storage, message: error.description, underlying: .storage(error))
+    }
+
+    /// Bytes or a path refused by a decoder, with the wire error's text as the message: a
+    /// bad path is ``Code/invalidPath``, anything else ``Code/protocolViolation``.
+    package init(_ error: WireError) {
+        let code: Code = if case .invalidPath = error.code { .invalidPath } else { .protocolViolation }
+        self.init(code: code, message: error.description, underlying: .wire(error))
+    }
+
+    /// What a public API throws for `error`: the module's internal ``StorageError`` and
+    /// ``WireError`` become a `ReplicationError` with the same message; anything else (a
+    /// `ReplicationError`, `CancellationError`, a broker's coordinator's error) is unchanged.
+    package static func publicError(for error: any Error) -> any Error {
+        switch error {
+        case let error as StorageError: ReplicationError(error)
+        case let error as WireError: ReplicationError(error)
+        default: error
+        }
     }
 
     /// The shared secret is missing, unreadable or too short.

@@ -65,7 +65,8 @@ struct BatchAppendTests {
         #expect(try await leader.append(to: "b", contentsOf: [ByteBuffer]()) == leader.lastLSN)
         #expect(leader.lastLSN == 1)
         #expect(!FileManager.default.fileExists(atPath: cluster.root + "/leader/b"))
-        await #expect(throws: WireError.self) { try await leader.append(to: "../b", contentsOf: [ByteBuffer]()) }
+        let error = await #expect(throws: ReplicationError.self) { try await leader.append(to: "../b", contentsOf: [ByteBuffer]()) }
+        #expect(error?.code == .invalidPath)
     }
 
     /// Runs of at most `chunkBytes`, and a record above it through the single path, still land

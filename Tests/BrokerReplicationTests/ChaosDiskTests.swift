@@ -126,10 +126,10 @@ struct ChaosDiskTests {
                 return
             }
             try whole.remount(options: "ro")
-            let error = #expect(throws: StorageError.self) {
+            let error = #expect(throws: ReplicationError.self) {
                 _ = try ReplicationFollower(configuration: diskFollowerConfiguration(cluster, "disk"), secret: cluster.secret, logger: log.logger)
             }
-            #expect(error?.errno == EROFS && error?.description.contains("follower-state") == true, "\(String(describing: error))")
+            #expect(error?.code == .storage && error?.message.contains("(errno \(EROFS))") == true && error?.description.contains("follower-state") == true, "\(String(describing: error))")
             print("read-only restart: ReplicationFollower.init throws \"\(error.map { "\($0)" } ?? "nothing")\"")
             try whole.remount(options: "rw")
             let more = try await Workload.run(cluster.leader, producers: 1, records: 500, prefix: { "after/p\($0)" })
@@ -162,7 +162,7 @@ struct ChaosDiskTests {
                 // Every attempt fails the same way within milliseconds (backoff capped at 500 ms):
                 // 20 s leaves the leader dozens of chances to learn why.
                 let reported = try await TestCluster.eventually(timeout: .seconds(20)) {
-                    cluster.leader.status().evictions["disk-error", default: 0] > 0
+                    cluster.leader.status().evictions[.diskError, default: 0] > 0
                 }
                 let seen = watch.snapshot()
                 try expectNoAckBeyondWhatIsPersisted(directory, workload, seen, ackedSomething: false)
@@ -221,7 +221,7 @@ struct ChaosDiskTests {
     private func waitForDiskErrorEviction(_ cluster: ReplicationTestCluster, log: LogRecorder) async throws {
         do {
             try await cluster.waitUntil("the follower is evicted with disk-error", timeout: .seconds(60)) {
-                cluster.leader.status().evictions["disk-error", default: 0] > 0
+                cluster.leader.status().evictions[.diskError, default: 0] > 0
             }
         } catch {
             let lines = log.lines(containing: "disk").filter { !$0.contains("full sync progress") }
@@ -232,7 +232,7 @@ struct ChaosDiskTests {
 
     private func waitUntilLive(_ cluster: ReplicationTestCluster, _ names: [String]) async throws {
         try await cluster.waitUntil("\(names) stream") {
-            let live = Set(cluster.leader.status().followers.filter { $0.state == "live" }.map(\.nodeID))
+            let live = Set(cluster.leader.status().followers.filter { $0.state == .live }.map(\.nodeID))
             return Set(names).isSubset(of: live)
         }
     }

@@ -48,7 +48,7 @@ struct ChaosTests {
         let ackTimeout = Duration.seconds(2)
         try await ReplicationTestCluster.run(followers: ["healthy", "holed"], configureLeader: { $0.ackTimeout = ackTimeout }) { cluster in
             let leader = cluster.leader
-            try await cluster.waitUntil("both followers stream") { leader.status().followers.filter { $0.state == "live" }.count == 2 }
+            try await cluster.waitUntil("both followers stream") { leader.status().followers.filter { $0.state == .live }.count == 2 }
             let producing = Task { try await Self.produce(leader, producers: 4, records: 20_000, pause: .milliseconds(5)) }
             try await cluster.waitUntil("load is flowing") { leader.lastLSN > 2_000 }
             let holedAt = Date()
@@ -62,7 +62,7 @@ struct ChaosTests {
             let toEvict = Duration.milliseconds(Int64(eviction.at.timeIntervalSince(holedAt) * 1000))
             #expect(toEvict <= ackTimeout + .seconds(1), "evicted after \(toEvict): \(eviction)")
             let reasons = leader.status().evictions
-            #expect(["ack-timeout", "queue-full"].contains(eviction.reason), "\(eviction)")
+            #expect([EvictionReason.ackTimeout, .queueFull].contains(eviction.reason), "\(eviction)")
             // The healthy follower keeps up while the other is black-holed.
             try await producing.value
             let last = leader.lastLSN
@@ -71,7 +71,7 @@ struct ChaosTests {
             cluster.proxy("holed").set(.none)
             try await cluster.waitForConvergence()
             try Self.expectEveryRecordOnce(cluster, "holed", producers: 4, records: 20_000)
-            #expect(leader.status().evictions.keys.allSatisfy { $0 != "decode-error" })
+            #expect(leader.status().evictions.keys.allSatisfy { $0 != .decodeError })
             print("chaos black hole: evicted after \(toEvict) (ackTimeout \(ackTimeout)), reasons \(reasons)")
         }
     }
@@ -92,7 +92,7 @@ struct ChaosTests {
             var round = 0
             while round < 12, !finished.load(ordering: .relaxed) {
                 try await cluster.waitUntil("the follower streams again") {
-                    finished.load(ordering: .relaxed) || leader.status().followers.contains { $0.state == "live" }
+                    finished.load(ordering: .relaxed) || leader.status().followers.contains { $0.state == .live }
                 }
                 try await Task.sleep(for: .milliseconds(150))
                 let connectionsBefore = proxy.statistics.accepted
@@ -128,7 +128,7 @@ struct ChaosTests {
         try await ReplicationTestCluster.run(followers: ["victim"]) { cluster in
             let leader = cluster.leader
             let producing = Task { try await Self.produce(leader, producers: 2, records: 10_000, pause: .milliseconds(5)) }
-            try await cluster.waitUntil("the follower streams") { leader.status().followers.contains { $0.state == "live" } && leader.lastLSN > 500 }
+            try await cluster.waitUntil("the follower streams") { leader.status().followers.contains { $0.state == .live } && leader.lastLSN > 500 }
             // Far enough ahead to land inside a frame body rather than in a length field.
             #expect(await cluster.proxy("victim").corruptByte(at: 100, in: direction) == 1)
             try await cluster.waitUntil("the connection is replaced") { cluster.proxy("victim").statistics.accepted >= 2 }
@@ -140,7 +140,7 @@ struct ChaosTests {
                 let error = cluster.follower("victim")?.status().lastError ?? ""
                 #expect(error.contains("checksum") || error.contains("CRC"), "the follower's last error: \(error)")
             case .clientToServer:
-                #expect(leader.status().evictions["decode-error"] == 1, "\(leader.status().evictions)")
+                #expect(leader.status().evictions[.decodeError] == 1, "\(leader.status().evictions)")
             }
         }
     }

@@ -74,7 +74,7 @@ struct DuplicateNodeTests {
         let restarted = try twin(cluster, directory: "restarted", port: port)
         let restartedFollowing = Task { try await restarted.run() }
         #expect(try await TestCluster.eventually(timeout: .seconds(30)) { restarted.status().lastDurableLSN == leader.lastLSN })
-        #expect(leader.status().evictions["heartbeat-timeout", default: 0] + leader.status().evictions["replaced", default: 0] >= 1)
+        #expect(leader.status().evictions[.heartbeatTimeout, default: 0] + leader.status().evictions[.replaced, default: 0] >= 1)
 
         restartedFollowing.cancel()
         oldFollowing.cancel()

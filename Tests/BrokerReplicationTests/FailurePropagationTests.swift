@@ -36,7 +36,7 @@ struct FailurePropagationTests {
                 !cluster.leader.status().recentEvictions.filter { $0.nodeID == "f1" }.isEmpty
             }
             let eviction = try #require(cluster.leader.status().recentEvictions.first { $0.nodeID == "f1" })
-            #expect(eviction.reason == "disk-error", "\(eviction)")
+            #expect(eviction.reason == .diskError, "\(eviction)")
             #expect(eviction.detail.contains("injected failure"), "\(eviction)")
 
             try await cluster.waitForConvergence(timeout: .seconds(60))
@@ -60,7 +60,7 @@ struct FailurePropagationTests {
                 !cluster.leader.status().recentEvictions.filter { $0.nodeID == "f1" }.isEmpty
             }
             let eviction = try #require(cluster.leader.status().recentEvictions.first { $0.nodeID == "f1" })
-            #expect(eviction.reason == "disk-error" && eviction.detail.contains("injected failure"), "\(eviction)")
+            #expect(eviction.reason == .diskError && eviction.detail.contains("injected failure"), "\(eviction)")
             try await cluster.waitForConvergence(timeout: .seconds(60))
             #expect(follower.status().fullSyncs == 2)
         }
@@ -102,7 +102,7 @@ struct FailurePropagationTests {
             }
             #expect(ContinuousClock.now - shrunkAt < .seconds(10))
             let eviction = try #require(cluster.leader.status().recentEvictions.first { $0.nodeID == "f1" })
-            #expect(eviction.reason == "full-sync-failed", "\(eviction)")
+            #expect(eviction.reason == .fullSyncFailed, "\(eviction)")
             #expect(eviction.detail.contains("big/segment"), "\(eviction)")
             following.cancel()
             _ = await following.result

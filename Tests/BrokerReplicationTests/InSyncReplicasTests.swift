@@ -288,7 +288,7 @@ struct ConfirmTests {
                 #expect(stored.inSyncReplicas == ["stays"])
                 #expect(stored.epoch == leader.epoch)
                 #expect(leader.status().isr == ["stays"])
-                #expect(leader.status().policy == "evict-slow-followers")
+                #expect(leader.status().policy == .evictSlowFollowers)
             }
         }
     }

@@ -166,8 +166,10 @@ struct LeaderRobustnessTests {
         try await withLeader(cluster) { leader, port in
             try await withFollower(cluster, "early", port: port) { early in
                 let first = try await leader.append(to: "a", bytes: Array("first".utf8))
-                await #expect(throws: StorageError.self) { try await leader.delete("a/b") }
-                await #expect(throws: StorageError.self) { try await leader.replace("a/b", contents: Array("never".utf8)) }
+                let deleteError = await #expect(throws: ReplicationError.self) { try await leader.delete("a/b") }
+                #expect(deleteError?.code == .storage && deleteError?.message.contains("Not a directory") == true, "\(String(describing: deleteError))")
+                let replaceError = await #expect(throws: ReplicationError.self) { try await leader.replace("a/b", contents: Array("never".utf8)) }
+                #expect(replaceError?.code == .storage, "\(String(describing: replaceError))")
                 #expect(leader.lastLSN == first, "nothing replicated for the failed writes")
                 let second = try await leader.append(to: "a", bytes: Array(" second".utf8))
                 try await leader.waitForReplication(upTo: second, timeout: .seconds(10))

@@ -129,7 +129,7 @@ struct ReconnectStormTests {
             let leader = try await heal()
             let joined = try await TestCluster.eventually(timeout: .seconds(60)) {
                 followers.allSatisfy { $0.status().phase == .streaming }
-                    && leader.status().followers.filter { $0.state == "live" }.count == Self.followers
+                    && leader.status().followers.filter { $0.state == .live }.count == Self.followers
             }
             #expect(joined, "after healing: \(followers.map { $0.status() })")
             print("reconnect storm \(unreachable): all \(Self.followers) followers streaming \(ContinuousClock.now - healedAt) after the proxy healed")

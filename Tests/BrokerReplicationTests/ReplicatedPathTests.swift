@@ -30,7 +30,8 @@ struct ReplicatedPathTests {
         (String(repeating: "abcdefg/", count: 600), "above the limit of 4096 bytes"),
     ])
     func refusesPathsThatCouldEscapeOrAreNotNormalised(path: String, reason: String) {
-        let error = #expect(throws: WireError.self) { try ReplicatedPath(path) }
+        let error = #expect(throws: ReplicationError.self) { try ReplicatedPath(path) }
+        #expect(error?.code == .invalidPath)
         #expect(error?.description.contains(reason) == true, "\(String(describing: error)) should mention \(reason)")
     }
 
@@ -43,7 +44,7 @@ struct ReplicatedPathTests {
     }
 
     @Test func limitIsConfigurable() {
-        #expect(throws: WireError.self) { try ReplicatedPath("abcdef", maximumBytes: 5) }
+        #expect(throws: ReplicationError.self) { try ReplicatedPath("abcdef", maximumBytes: 5) }
         #expect(throws: Never.self) { try ReplicatedPath("abcde", maximumBytes: 5) }
     }
 }

@@ -34,7 +34,7 @@ struct ReplicationConfigurationTests {
         let configuration = try ReplicationConfiguration.load(
             file: path, environment: ["BRPL_POLICY": "evictSlowFollowers", "BRPL_ACK_TIMEOUT_SECONDS": "1.5", "BRPL_DURABILITY": "none"]
         )
-        #expect(configuration.policy == "evictSlowFollowers")
+        #expect(configuration.policy == .evictSlowFollowers)
         #expect(configuration.ackTimeoutSeconds == 1.5)
         var follower = ReplicationFollowerConfiguration(dataDirectory: "/tmp/x", leaderHost: "127.0.0.1", leaderPort: 1, clusterID: "c", nodeID: "n")
         configuration.apply(to: &follower)

@@ -58,7 +58,7 @@ struct AckDurabilityProcessTests {
             ], directory: root)
         }
         defer { follower?.killIfRunning() }
-        func ackedLSN() -> UInt64? { leader.status().followers.first { $0.nodeID == "f1" && $0.state == "live" }?.ackedLSN }
+        func ackedLSN() -> UInt64? { leader.status().followers.first { $0.nodeID == "f1" && $0.state == .live }?.ackedLSN }
 
         // Producers append numbered records to 8 files until told to stop.
         let ledger = Ledger()

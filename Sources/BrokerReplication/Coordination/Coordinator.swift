@@ -78,11 +78,16 @@ public final class LocalCoordinator: Coordinator {
     private func write(_ state: CoordinatorState) throws {
         let url = URL(fileURLWithPath: path)
         let directory = url.deletingLastPathComponent().path
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let temporary = path + ".tmp"
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
-        let bytes = try encoder.encode(state)
+        let bytes: Data
+        do {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            bytes = try encoder.encode(state)
+        } catch {
+            throw ReplicationError.coordination("cannot write coordinator state \(path): \(error)")
+        }
         guard FileManager.default.createFile(atPath: temporary, contents: bytes) else {
             throw ReplicationError.coordination("cannot write \(temporary)")
         }

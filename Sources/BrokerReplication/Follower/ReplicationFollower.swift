@@ -53,17 +53,40 @@ public final class ReplicationFollower: Service, Sendable {
         public var groupCommits = 0
         /// The last reason a connection ended or was refused.
         public var lastError: String?
+        /// The kind of ``lastError`` when it is one a broker may act on:
+        /// ``ReplicationError/Code/handshakeRefused`` (a wrong secret, cluster id or version
+        /// heals only once the configuration is fixed; a node id already connected, or a
+        /// leader shutting down, may heal by itself), ``ReplicationError/Code/storage``
+        /// (this follower's disk), ``ReplicationError/Code/protocolViolation`` (a corrupt or
+        /// unexpected frame; the next connection resyncs). Nil for a connection that failed or
+        /// ended (the leader unreachable or silent), and while nothing failed. Not in the JSON
+        /// encoding, which stays as it was.
+        public var lastErrorCode: ReplicationError.Code?
+
+        private enum CodingKeys: String, CodingKey {
+            case phase, epoch, lastDurableLSN, lastAckedLSN, connects, fullSyncs, resumes, groupCommits, lastError
+        }
     }
 
-    public init(configuration: ReplicationFollowerConfiguration, secret: SharedSecret, logger: Logger = Logger(label: "BrokerReplication.follower")) throws {
+    /// Opens (and creates) the follower's data directory and reads its stored position.
+    ///
+    /// - Throws: ``ReplicationError`` with code ``ReplicationError/Code/invalidConfiguration``
+    ///   for an invalid configuration, ``ReplicationError/Code/storage`` when the data
+    ///   directory or its state file cannot be used (the message names the file, the operation
+    ///   and the errno).
+    public init(configuration: ReplicationFollowerConfiguration, secret: SharedSecret, logger: Logger = Logger(label: "BrokerReplication.follower")) throws(ReplicationError) {
         try configuration.validate()
         self.configuration = configuration
         self.secret = secret
         var logger = logger
         logger[metadataKey: "node"] = "\(configuration.nodeID)"
         self.logger = logger
-        self.directory = try DataDirectory(path: configuration.dataDirectory)
-        self.stateFile = try FollowerStateFile(directory: directory)
+        do {
+            self.directory = try DataDirectory(path: configuration.dataDirectory)
+            self.stateFile = try FollowerStateFile(directory: directory)
+        } catch {
+            throw ReplicationError(error)
+        }
         let position = stateFile.load()
         self.progress = Mutex(FollowerStatus(epoch: position.epoch, lastDurableLSN: position.lastDurableLSN))
     }
@@ -74,7 +97,10 @@ public final class ReplicationFollower: Service, Sendable {
     /// Follows the leader until the task is cancelled or ``promote(coordinator:force:)`` stops
     /// it, reconnecting after every failure.
     ///
-    /// - Throws: ``ReplicationError`` when the follower was promoted or already runs.
+    /// - Throws: ``ReplicationError`` with code ``ReplicationError/Code/promotionRefused`` when
+    ///   the follower was promoted, ``ReplicationError/Code/invalidConfiguration`` when it
+    ///   already runs. A refused handshake or a lost connection does not end it: see
+    ///   ``FollowerStatus/lastError`` and ``FollowerStatus/lastErrorCode``.
     public func run() async throws {
         let loop = try control.withLock { control throws(ReplicationError) -> Task<Void, Never> in
             if control.promoted { throw .promotionRefused("follower \"\(configuration.nodeID)\" was promoted and no longer follows") }
@@ -117,7 +143,7 @@ public final class ReplicationFollower: Service, Sendable {
                 try await LeaderLink(follower: self).run()
             } catch let error as LeaderLink.Refused {
                 refused = true
-                record(error: error.description)
+                record(error: error.description, code: Self.lastErrorCode(for: error))
                 repeatedWarnings.log(
                     logger, .error, "leader refused this follower", key: "refused \(error.refusal.code)",
                     metadata: ["code": "\(error.refusal.code)", "reason": "\(error.refusal.reason)"]
@@ -126,7 +152,7 @@ public final class ReplicationFollower: Service, Sendable {
                 // Only this task's own cancellation stops the follower; a CancellationError from
                 // inside a connection that ended is just another failed connection.
                 if Task.isCancelled { break }
-                record(error: "\(error)")
+                record(error: "\(error)", code: Self.lastErrorCode(for: error))
                 repeatedWarnings.log(logger, .warning, "connection to the leader ended", key: "ended", metadata: ["error": "\(error)"])
             }
             if Task.isCancelled { break }
@@ -149,9 +175,10 @@ public final class ReplicationFollower: Service, Sendable {
     /// before stopping leaves the follower running. `force: true` skips the check, and may lose confirmed writes.
     ///
     /// - Parameter coordinator: the coordinator the leader used; it must be readable here.
-    /// - Throws: ``ReplicationError/promotionRefused(_:)`` with the reason,
-    ///   ``ReplicationError/coordination(_:)`` when the coordinator cannot be read,
-    ///   ``StorageError`` when the epoch cannot be stored.
+    /// - Throws: ``ReplicationError`` with code ``ReplicationError/Code/promotionRefused`` and
+    ///   the reason, ``ReplicationError/Code/coordination`` when the coordinator cannot be read
+    ///   (a broker's own ``Coordinator`` may throw its own error instead),
+    ///   ``ReplicationError/Code/storage`` when the epoch cannot be stored.
     public func promote(coordinator: any Coordinator, force: Bool = false) async throws -> Promotion {
         let cluster = try await coordinator.load()
         if !force, let reason = PromotionCheck.refusal(nodeID: configuration.nodeID, position: stateFile.load(), cluster: cluster) {
@@ -172,9 +199,14 @@ public final class ReplicationFollower: Service, Sendable {
             control.withLock { $0.promoted = false; $0.loop = nil }
             throw ReplicationError.promotionRefused(reason + "; the follower stopped, call run() to follow again")
         }
-        let epochFile = try LeaderEpochFile(directory: directory)
-        let floor = max(try epochFile.load(), position.epoch, cluster.epoch)
-        try epochFile.store(floor)
+        let floor: UInt64
+        do {
+            let epochFile = try LeaderEpochFile(directory: directory)
+            floor = max(try epochFile.load(), position.epoch, cluster.epoch)
+            try epochFile.store(floor)
+        } catch {
+            throw ReplicationError(error)
+        }
         let promotion = Promotion(previousEpoch: position.epoch, lastDurableLSN: position.lastDurableLSN, epoch: floor + 1, forced: force)
         logger.notice("follower promoted", metadata: [
             "previousEpoch": "\(promotion.previousEpoch)", "lastDurableLSN": "\(promotion.lastDurableLSN)",
@@ -183,8 +215,25 @@ public final class ReplicationFollower: Service, Sendable {
         return promotion
     }
 
-    func record(error: String) {
-        progress.withLock { $0.lastError = error }
+    func record(error: String, code: ReplicationError.Code? = nil) {
+        progress.withLock { $0.lastError = error; $0.lastErrorCode = code }
+    }
+
+    /// The public code of why a connection ended, for ``FollowerStatus/lastErrorCode``.
+    static func lastErrorCode(for error: any Error) -> ReplicationError.Code? {
+        switch error {
+        case let refused as LeaderLink.Refused:
+            switch refused.refusal.code {
+            case .diskError: .storage
+            case .protocolViolation: .protocolViolation
+            default: .handshakeRefused
+            }
+        case is StorageError: .storage
+        case let error as ApplyError: if case .storage = error { .storage } else { .protocolViolation }
+        case is WireError: .protocolViolation
+        case let error as ReplicationError: error.code
+        default: nil
+        }
     }
 
     func update(_ body: @Sendable (inout FollowerStatus) -> Void) {

@@ -1,5 +1,8 @@
 /// Why a leader let a follower go.
-public enum EvictionReason: String, Hashable, Sendable, Codable, CustomStringConvertible {
+///
+/// It encodes as its raw value (`"queue-full"`), also as a dictionary key, as in
+/// ``LeaderStatus/evictions``.
+public enum EvictionReason: String, Hashable, Sendable, Codable, CodingKeyRepresentable, CustomStringConvertible {
     /// Its bounded outbound queue was full: it fell too far behind.
     case queueFull = "queue-full"
     /// It had outstanding data and did not ack for `ackTimeout`.

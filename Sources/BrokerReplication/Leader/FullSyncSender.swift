@@ -17,6 +17,12 @@ struct FullSyncSender {
 
     private var configuration: ReplicationLeaderConfiguration { leader.configuration }
 
+    /// The files kept changing for `fullSyncCutTimeout`: the follower is evicted with this as
+    /// the detail, and syncs again when it reconnects.
+    struct NoConsistentCut: Error, CustomStringConvertible {
+        let description: String
+    }
+
     struct CutFile {
         var path: ReplicatedPath
         var handle: FileHandle
@@ -192,7 +198,7 @@ struct FullSyncSender {
                 try await Task.sleep(for: .milliseconds(1))
             }
             if ContinuousClock.now > deadline {
-                throw ReplicationError(code: .wire, message: "full sync for \(session.nodeID): no consistent cut within \(configuration.fullSyncCutTimeout) (files kept changing)")
+                throw NoConsistentCut(description: "full sync for \(session.nodeID): no consistent cut within \(configuration.fullSyncCutTimeout) (files kept changing)")
             }
         }
     }

@@ -115,7 +115,7 @@ final class LeaderMetrics: Sendable {
         }
         if newErrors > 0 { notEnoughReplicas.increment(by: newErrors) }
         var present: Set<String> = []
-        for entry in status.followers where entry.state != "closed" {
+        for entry in status.followers {
             present.insert(entry.nodeID)
             let metrics = follower(entry.nodeID)
             metrics.connected.record(1)

@@ -98,7 +98,7 @@ struct LeaderServer {
         let last = leader.core.lastAssignedLSN
         let deadline = ContinuousClock.now + leader.configuration.shutdownTimeout
         func behind() -> [String] {
-            leader.status().followers.filter { $0.state != "closed" && $0.ackedLSN < last }.map(\.nodeID)
+            leader.status().followers.filter { $0.ackedLSN < last }.map(\.nodeID)
         }
         leader.logger.info("leader shutting down; waiting for followers to ack", metadata: ["lastLSN": "\(last)", "timeout": "\(leader.configuration.shutdownTimeout)"])
         while !behind().isEmpty, ContinuousClock.now < deadline {

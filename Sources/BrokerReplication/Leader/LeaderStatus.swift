@@ -1,12 +1,28 @@
 import Foundation
 
 /// A snapshot of a leader, for a broker's management API and `replication-node`'s status file.
+///
+/// Its JSON encoding is part of the module's interface: the typed fields encode as the strings
+/// they name (`"state": "catching-up"`, `"policy": "min-in-sync-replicas(2)"`,
+/// `"evictions": {"queue-full": 1}`, `"reason": "ack-timeout"`).
 public struct LeaderStatus: Sendable, Codable, Equatable {
+    /// Where a connected follower stands in its stream.
+    public enum FollowerState: String, Hashable, Sendable, Codable, CustomStringConvertible {
+        /// It receives a full sync.
+        case syncing
+        /// It streams from the backlog, behind the records being sealed now.
+        case catchingUp = "catching-up"
+        /// It receives the records as they are sealed.
+        case live
+
+        public var description: String { rawValue }
+    }
+
     public struct Follower: Sendable, Codable, Equatable {
         public var nodeID: String
         public var address: String
         /// `syncing`, `catching-up` or `live`.
-        public var state: String
+        public var state: FollowerState
         /// The follower's highest acked (durable) LSN.
         public var ackedLSN: UInt64
         /// The last LSN handed to its socket.
@@ -28,8 +44,8 @@ public struct LeaderStatus: Sendable, Codable, Equatable {
 
     public var nodeID: String
     public var epoch: UInt64
-    /// `evict-slow-followers` or `min-in-sync-replicas(n)`.
-    public var policy: String
+    /// The leader's policy; in JSON `"evict-slow-followers"` or `"min-in-sync-replicas(n)"`.
+    public var policy: ReplicationPolicy
     /// The persisted in-sync set (node ids).
     public var isr: [String]
     /// The highest LSN for which a confirm holds now.
@@ -41,8 +57,9 @@ public struct LeaderStatus: Sendable, Codable, Equatable {
     /// The last LSN given to a change.
     public var lastLSN: UInt64
     public var followers: [Follower]
-    /// Evictions since the leader started, by reason.
-    public var evictions: [String: Int]
+    /// Evictions since the leader started, by reason; in JSON an object keyed by the
+    /// reasons' raw values (`{"ack-timeout": 2}`).
+    public var evictions: [EvictionReason: Int]
     /// The last evictions (at most ``Eviction/kept``), oldest first.
     public var recentEvictions: [Eviction]
     public var fullSyncs: Int
@@ -60,8 +77,8 @@ public struct LeaderStatus: Sendable, Codable, Equatable {
         /// How many ``LeaderStatus/recentEvictions`` keeps.
         public static let kept = 32
         public var nodeID: String
-        /// The ``EvictionReason`` raw value, e.g. `queue-full`.
-        public var reason: String
+        /// Why; in JSON its raw value, e.g. `"queue-full"`.
+        public var reason: EvictionReason
         public var detail: String
         public var at: Date
     }
@@ -76,13 +93,13 @@ extension ReplicationLeader {
         let now = ContinuousClock.now
         let wallClock = Date()
         let followers = core.followers.map { follower in
-            let name: String = switch follower.mode {
-            case .syncing: "syncing"
-            case .catchingUp: "catching-up"
-            case .live: "live"
+            let state: LeaderStatus.FollowerState = switch follower.mode {
+            case .syncing: .syncing
+            case .catchingUp: .catchingUp
+            case .live: .live
             }
             return LeaderStatus.Follower(
-                nodeID: follower.nodeID, address: follower.remoteAddress, state: name, ackedLSN: follower.ackedLSN,
+                nodeID: follower.nodeID, address: follower.remoteAddress, state: state, ackedLSN: follower.ackedLSN,
                 sentLSN: follower.sentLSN, lagLSNs: lastLSN - min(lastLSN, follower.ackedLSN),
                 lagBytes: follower.lagBytes, lagSeconds: follower.lagSeconds(at: now),
                 queuedBytes: follower.queue.queuedBytes, queuedFrames: follower.queue.queuedFrames,
@@ -91,13 +108,13 @@ extension ReplicationLeader {
         }
         let inSync = core.inSyncSnapshot
         return LeaderStatus(
-            nodeID: configuration.nodeID, epoch: epoch, policy: configuration.policy.description, isr: inSync.members,
+            nodeID: configuration.nodeID, epoch: epoch, policy: configuration.policy, isr: inSync.members,
             confirmedLSN: inSync.confirmedLSN, notEnoughReplicasErrors: counters.notEnoughReplicasErrors,
             throttledProducers: core.throttledProducers, lastLSN: lastLSN, followers: followers.sorted { $0.nodeID < $1.nodeID },
-            evictions: Dictionary(uniqueKeysWithValues: counters.evictions.map { ($0.key.rawValue, $0.value) }),
+            evictions: counters.evictions,
             recentEvictions: counters.recentEvictions.map { eviction in
                 // Monotonic instants become wall-clock dates only for the snapshot.
-                LeaderStatus.Eviction(nodeID: eviction.nodeID, reason: eviction.reason.rawValue, detail: eviction.detail, at: wallClock - (now - eviction.at).timeInterval)
+                LeaderStatus.Eviction(nodeID: eviction.nodeID, reason: eviction.reason, detail: eviction.detail, at: wallClock - (now - eviction.at).timeInterval)
             },
             fullSyncs: counters.fullSyncs, partialResyncs: counters.partialResyncs, sealedBatches: counters.sealedBatches,
             payloadBytes: counters.payloadBytes, wireBytes: counters.wireBytes, backlogBytes: backlog.bytes, backlogFirstLSN: backlog.first

@@ -5,11 +5,13 @@ extension ReplicationLeader {
     /// For several records at once, ``append(to:contentsOf:)-(_,[ByteBuffer])`` takes the locks once.
     ///
     /// - Returns: the LSN of the change (of its last chunk, for writes above `chunkBytes`).
-    /// - Throws: ``WireError`` for an invalid path; ``StorageError`` when the local write fails
-    ///   (nothing is replicated then); ``ReplicationError`` when min-ISR admission refuses the
-    ///   write or `producerTimeout` passes while it waits behind earlier writes to the file
-    ///   (nothing is written then), or ``ReplicationError/partialWrite(_:)`` when a write above
-    ///   `chunkBytes` fails locally after its first chunk (the message says what was replicated);
+    /// - Throws: ``ReplicationError`` with code ``ReplicationError/Code/invalidPath`` for an
+    ///   invalid path; ``ReplicationError/Code/storage`` when the local write fails (nothing is
+    ///   replicated then); ``ReplicationError/Code/notEnoughReplicas`` when min-ISR admission
+    ///   refuses the write, ``ReplicationError/Code/writeTimedOut`` (evict mode) when
+    ///   `producerTimeout` passes while it waits behind earlier writes to the file (nothing is
+    ///   written then); ``ReplicationError/Code/partialWrite`` when a write above `chunkBytes`
+    ///   fails locally after its first chunk (the message says what was replicated);
     ///   `CancellationError` when cancelled before it was written.
     @discardableResult
     public func append(to path: String, bytes: ByteBuffer) async throws -> UInt64 {
@@ -20,10 +22,19 @@ extension ReplicationLeader {
     /// Runs `body` holding the file's writer lock. Waiting for earlier writes to the file is
     /// part of this write's `producerTimeout`, not added to it: `body` gets what is left as a
     /// deadline for its own admission.
+    ///
+    /// Every public write goes through here, so this is where the module's internal
+    /// ``StorageError`` becomes the ``ReplicationError`` the broker sees.
     func withWriter<T>(for path: ReplicatedPath, _ body: (FileWriter, ContinuousClock.Instant) async throws -> T) async throws -> T {
         let deadline = ContinuousClock.now + configuration.producerTimeout
         let writer = core.writer(for: path)
-        guard let result = try await writer.lock.withLock(before: deadline, { try await body(writer, deadline) }) else {
+        let written: T?
+        do {
+            written = try await writer.lock.withLock(before: deadline, { try await body(writer, deadline) })
+        } catch {
+            throw ReplicationError.publicError(for: error)
+        }
+        guard let result = written else {
             let waited = "waited producerTimeout (\(configuration.producerTimeout)) for earlier writes to \(path.string); nothing of it was written"
             if case .minInSyncReplicas = configuration.policy {
                 throw ReplicationError.notEnoughReplicas("write \(waited) (they wait for in-sync followers: \(configuration.policy))")

@@ -28,10 +28,12 @@ extension ReplicationLeader {
     ///
     /// - Returns: the LSN of the last record. When every record fits one run, the call's LSNs
     ///   are the `records.count` LSNs ending there.
-    /// - Throws: ``WireError`` for an invalid path; ``StorageError`` when the local write fails,
-    ///   after truncating the file back to where the failed run started; ``ReplicationError``
-    ///   when min-ISR admission refuses a run. Runs before the failed one stay written and
-    ///   replicated; nothing after it is.
+    /// - Throws: ``ReplicationError`` with code ``ReplicationError/Code/invalidPath`` for an
+    ///   invalid path; ``ReplicationError/Code/storage`` when the local write fails, after
+    ///   truncating the file back to where the failed run started;
+    ///   ``ReplicationError/Code/notEnoughReplicas`` when min-ISR admission refuses a run, or
+    ///   ``ReplicationError/Code/writeTimedOut`` as for a single append. Runs before the failed
+    ///   one stay written and replicated; nothing after it is.
     @discardableResult
     public func append(to path: String, contentsOf records: [ByteBuffer]) async throws -> UInt64 {
         let path = try ReplicatedPath(path, maximumBytes: configuration.wireLimits.maximumPathBytes)

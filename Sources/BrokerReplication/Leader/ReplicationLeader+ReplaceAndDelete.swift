@@ -3,6 +3,13 @@ import NIOCore
 extension ReplicationLeader {
     /// Replaces the whole file at `path` with `contents` (through a temporary file, fsync and
     /// rename locally) and replicates the replacement; followers see it atomically too.
+    ///
+    /// - Returns: the LSN of the replacement (of its last chunk, for contents above `chunkBytes`).
+    /// - Throws: ``ReplicationError`` with code ``ReplicationError/Code/invalidPath`` for an
+    ///   invalid path; ``ReplicationError/Code/storage`` when the local replace fails (nothing
+    ///   is replicated then, unless only the directory's fsync failed: then the replacement is
+    ///   replicated before the error is thrown); ``ReplicationError/Code/notEnoughReplicas`` or
+    ///   ``ReplicationError/Code/writeTimedOut`` as for ``append(to:bytes:)-(_,ByteBuffer)``.
     @discardableResult
     public func replace(_ path: String, contents: ByteBuffer) async throws -> UInt64 {
         let path = try ReplicatedPath(path, maximumBytes: configuration.wireLimits.maximumPathBytes)
@@ -56,6 +63,12 @@ extension ReplicationLeader {
     }
 
     /// Deletes the file at `path` (a missing file is fine) and replicates the delete.
+    ///
+    /// - Throws: ``ReplicationError`` with code ``ReplicationError/Code/invalidPath`` for an
+    ///   invalid path; ``ReplicationError/Code/storage`` when the local delete fails (nothing is
+    ///   replicated then, unless the file is gone and only making that durable failed: then the
+    ///   delete is replicated before the error is thrown); ``ReplicationError/Code/notEnoughReplicas``
+    ///   or ``ReplicationError/Code/writeTimedOut`` as for ``append(to:bytes:)-(_,ByteBuffer)``.
     @discardableResult
     public func delete(_ path: String) async throws -> UInt64 {
         let path = try ReplicatedPath(path, maximumBytes: configuration.wireLimits.maximumPathBytes)

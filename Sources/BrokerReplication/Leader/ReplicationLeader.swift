@@ -32,9 +32,10 @@ public final class ReplicationLeader: Service, Sendable {
 
     /// Opens the data directory, registers the files already in it, and takes the next epoch.
     ///
-    /// - Throws: ``ReplicationError`` for an invalid configuration, ``StorageError`` when the
-    ///   data directory cannot be used.
-    public init(configuration: ReplicationLeaderConfiguration, secret: SharedSecret, logger: Logger = Logger(label: "BrokerReplication.leader")) throws {
+    /// - Throws: ``ReplicationError`` with code ``ReplicationError/Code/invalidConfiguration``
+    ///   for an invalid configuration, ``ReplicationError/Code/storage`` when the data
+    ///   directory cannot be used (the message names the file, the operation and the errno).
+    public init(configuration: ReplicationLeaderConfiguration, secret: SharedSecret, logger: Logger = Logger(label: "BrokerReplication.leader")) throws(ReplicationError) {
         try configuration.validate()
         self.configuration = configuration
         self.secret = secret
@@ -42,10 +43,9 @@ public final class ReplicationLeader: Service, Sendable {
         var logger = logger
         logger[metadataKey: "node"] = "\(configuration.nodeID)"
         self.logger = logger
-        let directory = try DataDirectory(path: configuration.dataDirectory)
+        let (directory, epoch, files) = try Self.open(configuration.dataDirectory)
         self.directory = directory
-        self.epoch = try Self.takeNextEpoch(in: directory)
-        let files = try directory.listFiles()
+        self.epoch = epoch
         let settings = LeaderCore.Settings(
             epoch: epoch, batchBytes: configuration.batchBytes, queueBytes: configuration.queueBytes,
             queueFrames: configuration.queueFrames, backlogBytes: configuration.backlogBytes,
@@ -64,6 +64,17 @@ public final class ReplicationLeader: Service, Sendable {
             )
         }
         logger.info("leader ready", metadata: ["epoch": "\(epoch)", "files": "\(files.count)", "dataDirectory": "\(configuration.dataDirectory)"])
+    }
+
+    /// Opens the data directory, takes the next epoch and lists the files already there.
+    private static func open(_ path: String) throws(ReplicationError) -> (DataDirectory, epoch: UInt64, files: [(path: ReplicatedPath, size: Int)]) {
+        do {
+            let directory = try DataDirectory(path: path)
+            let epoch = try takeNextEpoch(in: directory)
+            return (directory, epoch, try directory.listFiles())
+        } catch {
+            throw ReplicationError(error)
+        }
     }
 
     /// Reads the last epoch from `.brpl/leader-epoch`, adds one, and stores it durably first.
@@ -90,8 +101,9 @@ public final class ReplicationLeader: Service, Sendable {
     /// follower that left counts once its removal is persisted). In min-ISR(n) mode: `n`
     /// in-sync followers have. Before ``run()`` listens, it returns at once.
     ///
-    /// - Throws: ``ReplicationError`` with ``ReplicationError/isNotEnoughReplicas`` after
-    ///   `producerTimeout`; the change stays on the leader either way.
+    /// - Throws: ``ReplicationError`` with code ``ReplicationError/Code/notEnoughReplicas``
+    ///   (``ReplicationError/isNotEnoughReplicas``) after `producerTimeout`; the change stays
+    ///   on the leader either way.
     public func waitForReplication(upTo lsn: UInt64) async throws {
         try await waitForReplication(upTo: lsn, timeout: configuration.producerTimeout)
     }

@@ -107,7 +107,7 @@ package struct BatchDecoder: Sendable {
                     guard let string = String(validating: bytes, as: UTF8.self) else {
                         throw WireError(.invalidPath(path: String(decoding: bytes, as: UTF8.self), reason: "not valid UTF-8"))
                     }
-                    return try ReplicatedPath(string, maximumBytes: maximumPathBytes)
+                    return try ReplicatedPath(validating: string, maximumBytes: maximumPathBytes)
                 }
             }
         }

@@ -192,7 +192,7 @@ package enum WireMessage: Hashable, Sendable {
             entries.reserveCapacity(min(count, frame.body.readableBytes / 15))
             for _ in 0..<count {
                 let rawPath = try reader.longString("path", maximumBytes: limits.maximumPathBytes)
-                let path = try ReplicatedPath(rawPath, maximumBytes: limits.maximumPathBytes)
+                let path = try ReplicatedPath(validating: rawPath, maximumBytes: limits.maximumPathBytes)
                 let size = try reader.integer("file size", as: UInt64.self)
                 if size > UInt64(Int64.max) { throw reader.malformed("file size \(size) is beyond any file") }
                 let checksum = try reader.integer("checksum", as: UInt32.self)

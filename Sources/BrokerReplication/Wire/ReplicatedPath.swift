@@ -19,8 +19,19 @@ public struct ReplicatedPath: Hashable, Sendable, CustomStringConvertible {
 
     /// Checks `string` and wraps it.
     ///
-    /// - Throws: ``WireError`` naming the path and what is wrong with it.
-    public init(_ string: String, maximumBytes: Int = WireLimits.default.maximumPathBytes) throws(WireError) {
+    /// - Throws: ``ReplicationError`` with code ``ReplicationError/Code/invalidPath`` and a
+    ///   message naming the path and what is wrong with it, e.g.
+    ///   `invalid path "../b": contains ".."; paths must stay inside the data directory`.
+    public init(_ string: String, maximumBytes: Int = WireLimits.default.maximumPathBytes) throws(ReplicationError) {
+        do {
+            try self.init(validating: string, maximumBytes: maximumBytes)
+        } catch {
+            throw ReplicationError(error)
+        }
+    }
+
+    /// Checks a path that came from a peer, as a decoder does: a bad one is a ``WireError``.
+    package init(validating string: String, maximumBytes: Int = WireLimits.default.maximumPathBytes) throws(WireError) {
         try Self.validate(string, maximumBytes: maximumBytes)
         self.string = string
     }

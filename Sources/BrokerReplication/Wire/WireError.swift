@@ -4,7 +4,11 @@ import LZ4
 ///
 /// Any of them closes the connection; a follower then reconnects and resyncs, so a refused
 /// frame loses nothing (the leader still holds the records in its backlog or its files).
-public struct WireError: Error, Hashable, Sendable, CustomStringConvertible {
+///
+/// The module's own: a public API reports it as a ``ReplicationError`` with code
+/// ``ReplicationError/Code/protocolViolation`` (``ReplicationError/Code/invalidPath`` for a
+/// bad path) and this error's description as its message.
+package struct WireError: Error, Hashable, Sendable, CustomStringConvertible {
     package enum Code: Hashable, Sendable {
         case badMagic(received: [UInt8])
         case unsupportedProtocolVersion(received: UInt16, supported: UInt16)
@@ -27,7 +31,7 @@ public struct WireError: Error, Hashable, Sendable, CustomStringConvertible {
 
     package init(_ code: Code) { self.code = code }
 
-    public var description: String {
+    package var description: String {
         switch code {
         case .badMagic(let received):
             let hex = received.map { String($0, radix: 16) }.joined(separator: " ")
