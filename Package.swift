@@ -53,10 +53,14 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        // Broker-like JSON events of about 150 bytes, the same from run to run: the load of
+        // replication-node and leader-saturation, and of tests through BrokerReplicationTesting.
+        .target(name: "BrokerMessageCorpus"),
         .target(
             name: "BrokerReplicationTesting",
             dependencies: [
                 "BrokerReplication",
+                "BrokerMessageCorpus",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -76,7 +80,7 @@ let package = Package(
             name: "ReplicationNode",
             dependencies: [
                 "BrokerReplication",
-                "BrokerReplicationTesting",
+                "BrokerMessageCorpus",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -103,6 +107,7 @@ let package = Package(
             name: "LeaderSaturation",
             dependencies: [
                 "BrokerReplication",
+                "BrokerMessageCorpus",
                 "BrokerReplicationTesting",
                 "LZ4",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

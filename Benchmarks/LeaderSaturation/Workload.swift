@@ -1,5 +1,5 @@
 import BrokerReplication
-import BrokerReplicationTesting
+import BrokerMessageCorpus
 import LZ4
 import NIOCore
 
