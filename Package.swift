@@ -11,7 +11,6 @@ let package = Package(
         .library(name: "BrokerReplication", targets: ["BrokerReplication"]),
         .library(name: "BrokerReplicationTesting", targets: ["BrokerReplicationTesting"]),
         .library(name: "LZ4", targets: ["LZ4"]),
-        .executable(name: "codec-demo", targets: ["CodecDemo"]),
         .executable(name: "replication-node", targets: ["ReplicationNode"]),
         .executable(name: "leader-saturation", targets: ["LeaderSaturation"]),
         .executable(name: "mini-broker", targets: ["MiniBroker"]),
@@ -64,16 +63,6 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
-            ]
-        ),
-        .executableTarget(
-            name: "CodecDemo",
-            dependencies: [
-                "BrokerReplication",
-                "BrokerReplicationTesting",
-                "LZ4",
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .executableTarget(
