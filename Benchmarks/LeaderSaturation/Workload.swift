@@ -1,4 +1,4 @@
-import BrokerReplication
+@_spi(Benchmarks) import BrokerReplication
 import BrokerMessageCorpus
 import LZ4
 import NIOCore

@@ -1,4 +1,4 @@
-import BrokerReplication
+@_spi(Benchmarks) import BrokerReplication
 import Foundation
 import HeavyTestGate
 import Testing

@@ -6,7 +6,7 @@ import NIOCore
 import Synchronization
 import Testing
 
-@testable import BrokerReplication
+@_spi(Benchmarks) @testable import BrokerReplication
 
 #if canImport(Glibc)
 import Glibc

@@ -3,7 +3,7 @@ import HeavyTestGate
 import NIOCore
 import Testing
 
-@testable import BrokerReplication
+@_spi(Benchmarks) @testable import BrokerReplication
 
 /// `append(to:contentsOf:)`: one writer lock, one `pwritev` and one LSN range per run of records.
 @Suite("Batch append", .serialized, .heavy)

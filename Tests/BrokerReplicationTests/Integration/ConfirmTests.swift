@@ -4,7 +4,7 @@ import Foundation
 import Synchronization
 import Testing
 
-@testable import BrokerReplication
+@_spi(Benchmarks) @testable import BrokerReplication
 
 @Suite("Confirms and min-ISR", .serialized, .heavy)
 struct ConfirmTests {

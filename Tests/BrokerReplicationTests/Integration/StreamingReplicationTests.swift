@@ -3,7 +3,7 @@ import Foundation
 import NIOCore
 import Testing
 
-@testable import BrokerReplication
+@_spi(Benchmarks) @testable import BrokerReplication
 
 /// End to end over real loopback TCP with real files and fsync.
 @Suite("Streaming replication", .serialized, .heavy)

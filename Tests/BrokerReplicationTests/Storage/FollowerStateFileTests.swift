@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 
-@testable import BrokerReplication
+@_spi(Benchmarks) @testable import BrokerReplication
 
 /// The follower's position file against a real directory: it round-trips, and any damage
 /// reads as no position at all.

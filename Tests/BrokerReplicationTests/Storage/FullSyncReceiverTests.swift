@@ -3,7 +3,7 @@ import LZ4
 import NIOCore
 import Testing
 
-@testable import BrokerReplication
+@_spi(Benchmarks) @testable import BrokerReplication
 
 /// The follower's side of a full sync against real directories: it converges on the leader's
 /// files, and refuses bad chunks and bad manifests.

@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 
-@testable import BrokerReplication
+@_spi(Benchmarks) @testable import BrokerReplication
 
 /// The follower's record applier against real directories: appends, replaces and deletes,
 /// replays, gaps, and symlinks that would lead outside the data directory.

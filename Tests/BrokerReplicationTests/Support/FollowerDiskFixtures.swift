@@ -1,6 +1,6 @@
 import NIOCore
 
-@testable import BrokerReplication
+@_spi(Benchmarks) @testable import BrokerReplication
 
 // Records and bytes for the follower's disk-side suites (state file, record applier, full-sync
 // receiver): short builders, so that a test reads as the records it applies.

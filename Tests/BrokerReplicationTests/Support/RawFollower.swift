@@ -1,6 +1,6 @@
 import NIOCore
 
-@testable import BrokerReplication
+@_spi(Benchmarks) @testable import BrokerReplication
 
 #if canImport(Glibc)
 import Glibc

@@ -1,6 +1,6 @@
 import Foundation
 
-@testable import BrokerReplication
+@_spi(Benchmarks) @testable import BrokerReplication
 
 /// Runs `body` with a fresh directory that is removed afterwards.
 func withTemporaryRoot(_ body: (URL) throws -> Void) throws {
