@@ -129,7 +129,10 @@ final class ReceiveFixture {
 /// and sealing a full batch puts it in the backlog only.
 final class LeaderFixture {
     /// The messages with the file each goes to, made once.
-    let messages = brokerAppendRecords(count: 8192).map { (path: $0.path.string, bytes: $0.bytes) }
+    let messages = brokerAppendRecords(count: 8192).map { record -> (path: String, bytes: ByteBuffer) in
+        guard case .append(let path, _, let bytes) = record else { preconditionFailure("broker records are appends") }
+        return (path.string, bytes)
+    }
     private var nextMessage = 0
     private var directory: URL?
     private(set) var leader: ReplicationLeader?
