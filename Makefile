@@ -17,7 +17,7 @@ build: deps
 
 # The leader-saturation benchmark's short profile (about 30 s of scenarios after the build):
 # the leader runs in the benchmark, its followers are replication-node processes from the same
-# build directory. codec-demo still builds: swift run -c release codec-demo.
+# build directory. The codec's own rates come from make bench-micro.
 DEMO_OUT := .build/leader-saturation
 demo: deps
 	$(SWIFT) build -c release --product replication-node

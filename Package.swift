@@ -11,7 +11,6 @@ let package = Package(
         .library(name: "BrokerReplication", targets: ["BrokerReplication"]),
         .library(name: "BrokerReplicationTesting", targets: ["BrokerReplicationTesting"]),
         .library(name: "LZ4", targets: ["LZ4"]),
-        .executable(name: "codec-demo", targets: ["CodecDemo"]),
         .executable(name: "replication-node", targets: ["ReplicationNode"]),
         .executable(name: "leader-saturation", targets: ["LeaderSaturation"]),
         .executable(name: "mini-broker", targets: ["MiniBroker"]),
@@ -54,30 +53,24 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        // Broker-like JSON events of about 150 bytes, the same from run to run: the load of
+        // replication-node and leader-saturation, and of tests through BrokerReplicationTesting.
+        .target(name: "BrokerMessageCorpus"),
         .target(
             name: "BrokerReplicationTesting",
             dependencies: [
                 "BrokerReplication",
+                "BrokerMessageCorpus",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .executableTarget(
-            name: "CodecDemo",
-            dependencies: [
-                "BrokerReplication",
-                "BrokerReplicationTesting",
-                "LZ4",
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ]
-        ),
-        .executableTarget(
             name: "ReplicationNode",
             dependencies: [
                 "BrokerReplication",
-                "BrokerReplicationTesting",
+                "BrokerMessageCorpus",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -104,6 +97,7 @@ let package = Package(
             name: "LeaderSaturation",
             dependencies: [
                 "BrokerReplication",
+                "BrokerMessageCorpus",
                 "BrokerReplicationTesting",
                 "LZ4",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

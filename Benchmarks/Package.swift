@@ -23,6 +23,7 @@ let package = Package(
                 .product(name: "Benchmark", package: "benchmark"),
                 .product(name: "BrokerReplication", package: "BrokerReplication"),
                 .product(name: "BrokerReplicationTesting", package: "BrokerReplication"),
+                .product(name: "LZ4", package: "BrokerReplication"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -1,5 +1,5 @@
-import BrokerReplication
-import BrokerReplicationTesting
+@_spi(Benchmarks) import BrokerReplication
+import BrokerMessageCorpus
 import LZ4
 import NIOCore
 
@@ -48,11 +48,10 @@ struct RecordPool: Sendable {
 /// The machine's ceiling for this workload: LZ4 block compression alone of the same records,
 /// encoded into batch payloads exactly as the leader encodes them, on one core.
 ///
-/// This is the approach of `codec-demo`'s "LZ4 compress alone" line: the records are encoded
-/// into payloads first (not timed), then only the compression of each payload, sealed at
-/// `batchBytes`, is timed; the best of `rounds` rounds counts. Everything else the leader does
-/// per byte (the local write, batching, checksums, the network) comes on top of this, so a
-/// leader's payload rate as a fraction of it compares across machines.
+/// The records are encoded into payloads first (not timed), then only the compression of each
+/// payload, sealed at `batchBytes`, is timed; the best of `rounds` rounds counts. Everything
+/// else the leader does per byte (the local write, batching, checksums, the network) comes on
+/// top of this, so a leader's payload rate as a fraction of it compares across machines.
 struct CompressionCeiling {
     var bytesPerSecond: Double
     var compressionRatio: Double

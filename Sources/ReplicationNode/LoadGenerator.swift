@@ -1,6 +1,6 @@
 import ArgumentParser
 import BrokerReplication
-import BrokerReplicationTesting
+import BrokerMessageCorpus
 import Foundation
 import Logging
 import NIOCore

@@ -8,32 +8,6 @@ import Glibc
 import Darwin
 #endif
 
-/// The status-file keys these tests read, for either role.
-private struct LeaderStatusFile: Decodable {
-    struct Follower: Decodable {
-        var nodeID: String
-        var state: String
-        var ackedLSN: UInt64
-    }
-
-    var lastLSN: UInt64
-    var loadFinished: Bool
-    var loadRecords: Int
-    var followers: [Follower]
-    var evictions: [String: Int]
-    var fullSyncs: Int
-    var partialResyncs: Int
-}
-
-private struct FollowerStatusFile: Decodable {
-    var phase: String
-    var lastDurableLSN: UInt64
-    var connects: Int
-    var fullSyncs: Int
-    var resumes: Int
-    var lastError: String?
-}
-
 /// Issue 5, scenario 5 with real `replication-node` processes: a follower process frozen with
 /// SIGSTOP under load, and one killed with SIGKILL and restarted on its data directory. (The
 /// leader killed after a confirm, and a follower promoted, is PromotionProcessTests.)
@@ -80,11 +54,11 @@ struct ChaosProcessTests {
         }
 
         func leader() -> LeaderStatusFile? {
-            FileManager.default.contents(atPath: root + "/leader.json").flatMap { try? JSONDecoder().decode(LeaderStatusFile.self, from: $0) }
+            LeaderStatusFile.read(root + "/leader.json")
         }
 
         func follower(_ name: String) -> FollowerStatusFile? {
-            FileManager.default.contents(atPath: root + "/\(name).json").flatMap { try? JSONDecoder().decode(FollowerStatusFile.self, from: $0) }
+            FollowerStatusFile.read(root + "/\(name).json")
         }
 
         /// Every log, for failure messages.

@@ -1,4 +1,4 @@
-import BrokerReplication
+@_spi(Benchmarks) import BrokerReplication
 import Foundation
 import HeavyTestGate
 import Testing
@@ -13,30 +13,6 @@ import Darwin
 /// applied before it exits, and a leader waits for its followers to ack its last LSN.
 @Suite("replication-node graceful shutdown on SIGTERM", .serialized, .heavy)
 struct GracefulShutdownProcessTests {
-    private struct LeaderStatusFile: Decodable {
-        struct Follower: Decodable {
-            var nodeID: String
-            var state: String
-            var ackedLSN: UInt64
-        }
-
-        var lastLSN: UInt64
-        var loadFinished: Bool
-        var followers: [Follower]
-
-        func follower(_ nodeID: String) -> Follower? { followers.first { $0.nodeID == nodeID } }
-    }
-
-    private struct FollowerStatusFile: Decodable {
-        var lastDurableLSN: UInt64
-        var lastAckedLSN: UInt64
-    }
-
-    private static func read<Status: Decodable>(_ type: Status.Type, _ path: String) -> Status? {
-        guard let data = FileManager.default.contents(atPath: path) else { return nil }
-        return try? JSONDecoder().decode(type, from: data)
-    }
-
     /// Polls `read` every 100 ms until `done` holds or `timeout` passes; the last value read.
     private static func poll<Value>(
         timeout: Duration = .seconds(60), _ read: () -> Value?, until done: (Value) -> Bool
@@ -78,7 +54,7 @@ struct GracefulShutdownProcessTests {
             followers[name] = follower
         }
         let logs = { nodes.map { $0.logTail() }.joined(separator: "\n") }
-        let leaderStatus = { Self.read(LeaderStatusFile.self, root + "/leader.json") }
+        let leaderStatus = { LeaderStatusFile.read(root + "/leader.json") }
 
         // Both followers stream and have acked a few seconds of load.
         let streaming = try await Self.poll(leaderStatus) { status in
@@ -93,7 +69,7 @@ struct GracefulShutdownProcessTests {
         let f1 = followers["f1"]!
         f1.send(signal: SIGTERM)
         #expect(try await f1.waitForExit(timeout: .seconds(30)) == 0, "f1 did not exit with status 0 within 30 s of SIGTERM\n\(f1.logTail())")
-        let f1Final = try #require(Self.read(FollowerStatusFile.self, root + "/f1.json"))
+        let f1Final = try #require(FollowerStatusFile.read(root + "/f1.json"))
         let f1OnDisk = try FollowerStateFile(directory: DataDirectory(path: root + "/f1")).load().lastDurableLSN
         #expect(f1Final.lastDurableLSN == f1OnDisk, "f1's last status file says durable through \(f1Final.lastDurableLSN); its state file says \(f1OnDisk)")
         #expect(f1Final.lastAckedLSN == f1OnDisk, "f1 stopped with LSNs \(f1Final.lastAckedLSN + 1)...\(f1OnDisk) durable but not acked")
@@ -118,11 +94,11 @@ struct GracefulShutdownProcessTests {
 
         // f2 acked all of it before the leader closed, and holds all of it.
         let f2 = followers["f2"]!
-        let f2Status = try await Self.poll(timeout: .seconds(30), { Self.read(FollowerStatusFile.self, root + "/f2.json") }) { $0.lastAckedLSN >= leaderFinal.lastLSN }
+        let f2Status = try await Self.poll(timeout: .seconds(30), { FollowerStatusFile.read(root + "/f2.json") }) { $0.lastAckedLSN >= leaderFinal.lastLSN }
         #expect(f2Status?.lastAckedLSN == leaderFinal.lastLSN, "f2 acked \(String(describing: f2Status?.lastAckedLSN)), the leader's last LSN is \(leaderFinal.lastLSN)")
         f2.send(signal: SIGTERM)
         #expect(try await f2.waitForExit(timeout: .seconds(30)) == 0, "f2 did not exit with status 0 within 30 s of SIGTERM\n\(f2.logTail())")
-        let f2Final = try #require(Self.read(FollowerStatusFile.self, root + "/f2.json"))
+        let f2Final = try #require(FollowerStatusFile.read(root + "/f2.json"))
         #expect(f2Final.lastAckedLSN == leaderFinal.lastLSN && f2Final.lastDurableLSN == leaderFinal.lastLSN, "f2 stopped with \(f2Final)")
         #expect(try dataFiles(under: root + "/f2") == dataFiles(under: root + "/leader"), "f2 is byte-identical to the stopped leader")
         for node in nodes {
@@ -158,7 +134,7 @@ struct GracefulShutdownProcessTests {
             follower.killIfRunning()
             leader.killIfRunning()
         }
-        let streaming = try await Self.poll({ Self.read(LeaderStatusFile.self, root + "/leader.json") }) { status in
+        let streaming = try await Self.poll({ LeaderStatusFile.read(root + "/leader.json") }) { status in
             status.follower("f1").map { $0.state == "live" && $0.ackedLSN >= 2_000 } ?? false
         }
         try #require(streaming?.follower("f1")?.ackedLSN ?? 0 >= 2_000, "f1 not streaming within 60 s\n\(leader.logTail())\n\(follower.logTail())")

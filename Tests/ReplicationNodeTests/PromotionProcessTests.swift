@@ -8,18 +8,6 @@ import Glibc
 import Darwin
 #endif
 
-/// The status-file keys this test reads, for either role.
-private struct NodeStatusFile: Decodable {
-    var role: String
-    var epoch: UInt64?
-    var phase: String?
-    var lastDurableLSN: UInt64?
-    var lastLSN: UInt64?
-    var confirmedLSN: UInt64?
-    var isr: [String]?
-    var loadFinished: Bool?
-}
-
 /// A leader process killed right after its last confirm; a follower process of the in-sync set
 /// is promoted with SIGUSR1 and serves the other follower.
 @Suite("replication-node promotion", .serialized, .heavy)
@@ -46,18 +34,8 @@ struct PromotionProcessTests {
             nodes.append(node)
             return node
         }
-        func status(_ name: String) -> NodeStatusFile? {
-            FileManager.default.contents(atPath: root + "/\(name).json").flatMap { try? JSONDecoder().decode(NodeStatusFile.self, from: $0) }
-        }
-        func eventually(_ what: String, _ condition: () -> Bool) async throws {
-            let deadline = ContinuousClock.now + .seconds(120)
-            while ContinuousClock.now < deadline {
-                if condition() { return }
-                try await Task.sleep(for: .milliseconds(100))
-            }
-            Issue.record("not within 120 s: \(what)\n\(logs())")
-            throw CancellationError()
-        }
+        func leaderStatus(_ name: String) -> LeaderStatusFile? { LeaderStatusFile.read(root + "/\(name).json") }
+        func followerStatus(_ name: String) -> FollowerStatusFile? { FollowerStatusFile.read(root + "/\(name).json") }
 
         let leader = try NodeProcess("leader", arguments: [
             "leader", "--data-dir", root + "/leader", "--listen", "127.0.0.1:\(oldPort)", "--status-file", root + "/leader.json",
@@ -68,9 +46,9 @@ struct PromotionProcessTests {
         var f2 = try follower("f2", leaderPort: oldPort)
 
         // Every record is confirmed once the load has finished and the confirmed LSN is the last.
-        try await eventually("the leader confirms its whole load with f1 and f2 in sync") {
-            guard let leader = status("leader"), let last = leader.lastLSN else { return false }
-            return leader.loadFinished == true && last > 0 && leader.confirmedLSN == last && leader.isr == ["f1", "f2"]
+        try await eventually("the leader confirms its whole load with f1 and f2 in sync", logs: logs) {
+            guard let leader = leaderStatus("leader") else { return false }
+            return leader.loadFinished && leader.lastLSN > 0 && leader.confirmedLSN == leader.lastLSN && leader.isr == ["f1", "f2"]
         }
         leader.send(signal: SIGKILL)
         _ = try await leader.waitForExit(timeout: .seconds(10))
@@ -78,15 +56,15 @@ struct PromotionProcessTests {
         #expect(confirmed.count == 4)
 
         f1.send(signal: SIGUSR1)
-        try await eventually("f1 serves as leader") { status("f1")?.role == "leader" }
+        try await eventually("f1 serves as leader", logs: logs) { leaderStatus("f1")?.role == "leader" }
         #expect(try dataFiles(under: root + "/f1") == confirmed, "the promoted follower lacks confirmed records")
 
         // f2 is pointed at the new leader (a broker would learn it from its own discovery).
         f2.send(signal: SIGTERM)
         #expect(try await f2.waitForExit(timeout: .seconds(10)) == 0)
         f2 = try follower("f2", leaderPort: newPort)
-        try await eventually("f2 joins the new leader's in-sync set") {
-            status("f1")?.isr == ["f2"] && status("f2")?.phase == "streaming" && status("f2")?.epoch == 2
+        try await eventually("f2 joins the new leader's in-sync set", logs: logs) {
+            leaderStatus("f1")?.isr == ["f2"] && followerStatus("f2")?.phase == "streaming" && followerStatus("f2")?.epoch == 2
         }
         #expect(try dataFiles(under: root + "/f2") == confirmed)
         for node in [f1, f2] { node.send(signal: SIGTERM) }

@@ -8,31 +8,6 @@ import Glibc
 import Darwin
 #endif
 
-/// The parts of the status files these tests read.
-private struct LeaderStatusFile: Decodable {
-    struct Follower: Decodable {
-        var nodeID: String
-        var state: String
-        var ackedLSN: UInt64
-    }
-
-    var role: String
-    var lastLSN: UInt64
-    var policy: String
-    var isr: [String]
-    var confirmedLSN: UInt64
-    var notEnoughReplicasErrors: Int
-    var loadFinished: Bool
-    var loadRecords: Int
-    var followers: [Follower]
-}
-
-private struct FollowerStatusFile: Decodable {
-    var role: String
-    var nodeID: String
-    var lastDurableLSN: UInt64
-}
-
 /// Real `replication-node` processes over real loopback TCP.
 @Suite("replication-node processes", .serialized, .heavy)
 struct ReplicationNodeProcessTests {

@@ -9,22 +9,6 @@ import Glibc
 import Darwin
 #endif
 
-private struct LeaderStatusFile: Decodable {
-    struct Follower: Decodable {
-        var nodeID: String
-        var state: String
-    }
-
-    var lastLSN: UInt64
-    var loadFinished: Bool
-    var evictions: [String: Int]
-    var followers: [Follower]
-}
-
-private struct FollowerStatusFile: Decodable {
-    var lastDurableLSN: UInt64
-}
-
 /// Seed 002: a follower capped far below the write rate, under load. The leader process
 /// evicts it instead of waiting, finishes its load, and its memory stays within the queue
 /// and backlog bounds plus a fixed margin.
@@ -71,32 +55,23 @@ struct SlowFollowerProcessTests {
             ] + common, directory: root))
         }
         func leaderStatus() -> LeaderStatusFile? {
-            FileManager.default.contents(atPath: root + "/leader.json").flatMap { try? JSONDecoder().decode(LeaderStatusFile.self, from: $0) }
+            LeaderStatusFile.read(root + "/leader.json")
         }
         func durable(_ name: String) -> UInt64 {
-            FileManager.default.contents(atPath: root + "/\(name).json").flatMap { try? JSONDecoder().decode(FollowerStatusFile.self, from: $0) }?.lastDurableLSN ?? 0
-        }
-        func eventually(_ what: String, _ condition: () -> Bool) async throws {
-            let deadline = ContinuousClock.now + .seconds(120)
-            while ContinuousClock.now < deadline {
-                if condition() { return }
-                try await Task.sleep(for: .milliseconds(100))
-            }
-            Issue.record("not within 120 s: \(what)\n\(logs())")
-            throw NodeTestError(what)
+            FollowerStatusFile.read(root + "/\(name).json")?.lastDurableLSN ?? 0
         }
 
         var peak = 0
-        try await eventually("the slow follower is evicted") {
+        try await eventually("the slow follower is evicted", logs: logs) {
             peak = max(peak, Self.peakRSS(of: leader.process.processIdentifier) ?? 0)
             return leaderStatus()?.evictions.isEmpty == false
         }
-        try await eventually("the load finishes") {
+        try await eventually("the load finishes", logs: logs) {
             peak = max(peak, Self.peakRSS(of: leader.process.processIdentifier) ?? 0)
             return leaderStatus()?.loadFinished == true
         }
         let last = leaderStatus()?.lastLSN ?? 0
-        try await eventually("the healthy follower holds everything") { durable("healthy") >= last }
+        try await eventually("the healthy follower holds everything", logs: logs) { durable("healthy") >= last }
         // Its queue fills first; reconnected behind the same cap, it may also miss an ack deadline.
         let reasons = Set(leaderStatus()?.evictions.keys.map { $0 } ?? [])
         #expect(reasons.isSubset(of: ["queue-full", "ack-timeout", "backlog-exceeded"]) && !reasons.isEmpty, "\(reasons)")
@@ -108,7 +83,7 @@ struct SlowFollowerProcessTests {
 
         // Without the cap the slow follower catches up and holds what the leader holds.
         proxy.set(.none)
-        try await eventually("the slow follower converges once uncapped") { durable("slow") >= last }
+        try await eventually("the slow follower converges once uncapped", logs: logs) { durable("slow") >= last }
         #expect(try dataFiles(under: root + "/slow") == dataFiles(under: root + "/leader"))
         await proxy.stop()
         for node in nodes { node.send(signal: SIGTERM) }

@@ -1,23 +1,17 @@
 @_spi(Benchmarks) import BrokerReplication
 import BrokerReplicationTesting
 import Foundation
+import LZ4
 import Logging
 import NIOCore
 
 /// The leader seals a batch once its records reach this many bytes (its default `batchBytes`).
 let batchBytes = 64 * 1024
 
-/// One append as the leader records it: a corpus message, the file it goes to, and the size
-/// that file had reached before it.
-struct AppendRecord {
-    var path: ReplicatedPath
-    var offset: UInt64
-    var bytes: ByteBuffer
-}
-
-/// `count` broker-like JSON events (about 150 bytes each) spread round-robin over eight
-/// segment files, each at the offset its file had reached: the records a leader makes.
-func brokerAppendRecords(count: Int) -> [AppendRecord] {
+/// `count` append records of broker-like JSON events (about 150 bytes each) spread
+/// round-robin over eight segment files, each at the offset its file had reached: the records
+/// a leader makes.
+func brokerAppendRecords(count: Int) -> [ReplicationRecord] {
     var corpus = BrokerMessageCorpus()
     let paths = (0..<8).map { try! ReplicatedPath("queues/q\($0)/segment.0000000001") }
     var fileSizes = [UInt64](repeating: 0, count: paths.count)
@@ -25,35 +19,63 @@ func brokerAppendRecords(count: Int) -> [AppendRecord] {
         let file = index % paths.count
         let bytes = ByteBuffer(bytes: corpus.nextMessage())
         defer { fileSizes[file] += UInt64(bytes.readableBytes) }
-        return AppendRecord(path: paths[file], offset: fileSizes[file], bytes: bytes)
+        return .append(path: paths[file], offset: fileSizes[file], bytes: bytes)
     }
 }
 
-/// Seals `records` into 64 KiB batches in order, as the leader does.
-func sealedBatches(of records: [AppendRecord]) -> [BenchmarkSealedBatch] {
-    var encoder = BenchmarkBatchEncoder()
-    var batches: [BenchmarkSealedBatch] = []
-    for record in records {
-        encoder.append(to: record.path, offset: record.offset, bytes: record.bytes)
-        if encoder.payloadBytes >= batchBytes { batches.append(encoder.seal()) }
+/// Seals `records` into 64 KiB batches in order, with LSNs from 1, as the leader does.
+func sealedBatches(of records: [ReplicationRecord]) -> [SealedBatch] {
+    var builder = BatchBuilder()
+    let compressor = LZ4BlockCompressor()
+    var batches: [SealedBatch] = []
+    for (index, record) in records.enumerated() {
+        builder.append(record, lsn: UInt64(index + 1))
+        if builder.payloadBytes >= batchBytes { batches.append(builder.seal(using: compressor)) }
     }
     return batches
 }
 
-/// The leader's batch encoder, fed from a fixed set of records in a loop.
+/// The leader's batch builder and compressor (its own defaults, reused from batch to batch),
+/// fed from a fixed set of records in a loop.
 final class EncodeFixture {
     private let records = brokerAppendRecords(count: 4096)
-    private var encoder = BenchmarkBatchEncoder()
+    private var builder = BatchBuilder()
+    private let compressor = LZ4BlockCompressor()
     private var nextRecord = 0
+    private var nextLSN: UInt64 = 1
 
     /// Adds records until the batch is full, then seals it: the leader's work per batch.
-    func sealNextBatch() -> BenchmarkSealedBatch {
-        while encoder.payloadBytes < batchBytes {
-            let record = records[nextRecord]
-            encoder.append(to: record.path, offset: record.offset, bytes: record.bytes)
+    func sealNextBatch() -> SealedBatch {
+        while builder.payloadBytes < batchBytes {
+            builder.append(records[nextRecord], lsn: nextLSN)
+            nextLSN += 1
             nextRecord = (nextRecord + 1) % records.count
         }
-        return encoder.seal()
+        return builder.seal(using: compressor)
+    }
+}
+
+/// One batch payload (the records encoded, uncompressed, at least 64 KiB) and room for its
+/// worst-case compression: LZ4 alone, the one-core ceiling of the leader's batch path.
+final class CompressFixture {
+    let payload: [UInt8]
+    private var compressed: [UInt8]
+    private let compressor = LZ4BlockCompressor()
+
+    init() {
+        var buffer = ByteBuffer()
+        for record in brokerAppendRecords(count: 4096) where buffer.readableBytes < batchBytes {
+            record.write(to: &buffer)
+        }
+        payload = Array(buffer.readableBytesView)
+        compressed = [UInt8](repeating: 0, count: LZ4Block.maximumCompressedBytes(forInputBytes: payload.count))
+    }
+
+    /// Compresses the payload; returns the compressed size in bytes.
+    func compressPayload() throws -> Int {
+        try payload.withUnsafeBytes { source in
+            try compressed.withUnsafeMutableBytes { destination in try compressor.compress(source, into: destination) }
+        }
     }
 }
 
@@ -64,21 +86,34 @@ final class EncodeFixture {
 /// the first batch cuts each of the eight files back once (a replay), once per round.
 final class ReceiveFixture {
     let batches = sealedBatches(of: brokerAppendRecords(count: 64 * 340))
-    let decoder = BenchmarkBatchDecoder()
+    let decoder = BatchDecoder()
     private var nextBatch = 0
     private var directory: URL?
-    private(set) var applier: BenchmarkRecordApplier?
+    private(set) var applier: RecordApplier?
 
     /// The next batch in LSN order, from the first again after the last.
-    func takeNextBatch() -> BenchmarkSealedBatch {
+    func takeNextBatch() -> SealedBatch {
         defer { nextBatch = (nextBatch + 1) % batches.count }
         return batches[nextBatch]
+    }
+
+    /// What a follower does with each data frame before applying it: checks the frame's
+    /// header and CRC32C, reads its data header, decompresses it and decodes its records.
+    func decode(_ batch: SealedBatch) throws -> [ReplicationRecord] {
+        var parser = FrameParser(preamble: .none)
+        var bytes = batch.frame
+        guard let frame = try parser.next(from: &bytes) else {
+            preconditionFailure("a sealed batch is always one complete data frame")
+        }
+        return try decoder.records(of: DataFrame(decoding: frame))
     }
 
     func setUp() throws {
         let directory = try makeTemporaryDirectory("follower")
         self.directory = directory
-        applier = try BenchmarkRecordApplier(dataDirectory: directory.path)
+        // durable: false, nothing is fsynced: the benchmark measures the applier and the
+        // writes, not the disk's flush latency.
+        applier = RecordApplier(directory: try DataDirectory(path: directory.path), durable: false)
         nextBatch = 0
     }
 
@@ -94,7 +129,10 @@ final class ReceiveFixture {
 /// and sealing a full batch puts it in the backlog only.
 final class LeaderFixture {
     /// The messages with the file each goes to, made once.
-    let messages = brokerAppendRecords(count: 8192).map { (path: $0.path.string, bytes: $0.bytes) }
+    let messages = brokerAppendRecords(count: 8192).map { record -> (path: String, bytes: ByteBuffer) in
+        guard case .append(let path, _, let bytes) = record else { preconditionFailure("broker records are appends") }
+        return (path.string, bytes)
+    }
     private var nextMessage = 0
     private var directory: URL?
     private(set) var leader: ReplicationLeader?

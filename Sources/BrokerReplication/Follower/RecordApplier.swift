@@ -9,13 +9,13 @@ import Darwin
 
 /// Why the follower could not apply what it received. Either way the connection closes and the
 /// follower resyncs; nothing is acked that was not applied.
-package enum ApplyError: Error, CustomStringConvertible, Sendable {
+@_spi(Benchmarks) public enum ApplyError: Error, CustomStringConvertible, Sendable {
     /// The disk refused (full, read-only, I/O error), or a path crossed a symlink.
     case storage(StorageError)
     /// The stream does not fit the local files (needs a resync).
     case inconsistent(String)
 
-    package var description: String {
+    @_spi(Benchmarks) public var description: String {
         switch self {
         case .storage(let error): "follower could not write its data directory: \(error)"
         case .inconsistent(let reason): "the replication stream does not fit the follower's files: \(reason)"
@@ -48,7 +48,7 @@ package enum ApplyError: Error, CustomStringConvertible, Sendable {
 /// Used strictly sequentially by one follower session: `apply` and `closeAll` are never
 /// called concurrently (each call may run on a different thread, one after the other). That
 /// is why it is `@unchecked Sendable` and has no lock.
-package final class RecordApplier: @unchecked Sendable {
+@_spi(Benchmarks) public final class RecordApplier: @unchecked Sendable {
     /// An open file, its size on disk, and the appends collected for it but not yet written.
     private struct OpenFile {
         var handle: FileHandle
@@ -80,7 +80,7 @@ package final class RecordApplier: @unchecked Sendable {
     /// - Parameters:
     ///   - directory: The follower's data directory.
     ///   - durable: Whether a replace's temporary file is fsynced before its rename.
-    package init(directory: DataDirectory, durable: Bool) {
+    @_spi(Benchmarks) public init(directory: DataDirectory, durable: Bool) {
         self.directory = directory
         self.durable = durable
     }
@@ -88,7 +88,7 @@ package final class RecordApplier: @unchecked Sendable {
     /// Applies `records` in order and writes them all before returning. On an error, the
     /// records before the failing one may stay applied; the session must end (and resync)
     /// since nothing more can be acked.
-    package func apply(_ records: [ReplicationRecord]) throws(ApplyError) {
+    @_spi(Benchmarks) public func apply(_ records: [ReplicationRecord]) throws(ApplyError) {
         do {
             for record in records {
                 switch record {
@@ -109,7 +109,7 @@ package final class RecordApplier: @unchecked Sendable {
     }
 
     /// Drops cached handles (after a full sync replaced files, or when the session ends).
-    package func closeAll() {
+    @_spi(Benchmarks) public func closeAll() {
         appending = [:]
         pendingPaths = []
         replacing = [:]

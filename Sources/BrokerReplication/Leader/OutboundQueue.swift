@@ -4,13 +4,13 @@ import DequeModule
 ///
 /// `trySend` never waits: when a frame does not fit, it says so and the caller evicts the
 /// follower. Frames are shared, immutable buffers: queueing one costs a reference, not a copy.
-package struct OutboundQueue {
+@_spi(Benchmarks) public struct OutboundQueue: Sendable {
     package let maximumBytes: Int
     package let maximumFrames: Int
     private var frames: Deque<SealedBatch> = []
     package private(set) var queuedBytes = 0
 
-    package init(maximumBytes: Int, maximumFrames: Int) {
+    @_spi(Benchmarks) public init(maximumBytes: Int, maximumFrames: Int) {
         self.maximumBytes = maximumBytes
         self.maximumFrames = maximumFrames
     }
@@ -20,13 +20,13 @@ package struct OutboundQueue {
     package var oldestSealedAt: ContinuousClock.Instant? { frames.first?.sealedAt }
     package var isEmpty: Bool { frames.isEmpty }
 
-    package enum TrySendResult: Equatable {
+    @_spi(Benchmarks) public enum TrySendResult: Equatable, Sendable {
         case enqueued
         /// The frame would take the queue past a bound: the follower is too far behind.
         case full(queuedBytes: Int, queuedFrames: Int)
     }
 
-    package mutating func trySend(_ batch: SealedBatch) -> TrySendResult {
+    @_spi(Benchmarks) public mutating func trySend(_ batch: SealedBatch) -> TrySendResult {
         guard frames.count < maximumFrames, queuedBytes + batch.wireBytes <= maximumBytes else {
             return .full(queuedBytes: queuedBytes, queuedFrames: frames.count)
         }
@@ -36,7 +36,7 @@ package struct OutboundQueue {
     }
 
     /// Takes frames from the front, at least one and about `maximumBytes` in all.
-    package mutating func take(upToBytes maximumBytes: Int) -> [SealedBatch] {
+    @_spi(Benchmarks) public mutating func take(upToBytes maximumBytes: Int) -> [SealedBatch] {
         var taken: [SealedBatch] = []
         var bytes = 0
         while let first = frames.first, taken.isEmpty || bytes + first.wireBytes <= maximumBytes {

@@ -12,14 +12,14 @@ import Darwin
 ///
 /// The top-level `.brpl` directory holds the module's own state and temporary files and is
 /// never replicated (``ReplicatedPath`` refuses it).
-package final class DataDirectory: Sendable {
+@_spi(Benchmarks) public final class DataDirectory: Sendable {
     package let path: String
     private let rootDescriptor: Int32
     /// Failures tests inject into ``syncFileSystem()``.
     package let injectedFaults = InjectedFaults()
 
     /// Opens (and creates, when missing) the data directory.
-    package init(path: String) throws(StorageError) {
+    @_spi(Benchmarks) public init(path: String) throws(StorageError) {
         self.path = path
         if mkdir(path, 0o755) != 0 && errno != EEXIST {
             throw StorageError(operation: "create data directory \(path)", errno: errno)

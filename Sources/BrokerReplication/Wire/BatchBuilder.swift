@@ -2,9 +2,9 @@ import LZ4
 import NIOCore
 
 /// A batch sealed into one complete data frame: compressed once, then shared by every follower.
-package struct SealedBatch: Hashable, Sendable {
+@_spi(Benchmarks) public struct SealedBatch: Hashable, Sendable {
     /// The whole frame, header included, ready to write to any number of channels.
-    package var frame: ByteBuffer
+    @_spi(Benchmarks) public package(set) var frame: ByteBuffer
     package var firstLSN: UInt64
     package var recordCount: UInt32
     /// Uncompressed payload bytes (the records as encoded).
@@ -25,7 +25,7 @@ package struct SealedBatch: Hashable, Sendable {
 ///
 /// The payload and compression buffers are reused from batch to batch, so steady-state
 /// encoding allocates only the sealed frame: one allocation per batch, not per record.
-package struct BatchBuilder {
+@_spi(Benchmarks) public struct BatchBuilder: Sendable {
     private var payload: ByteBuffer
     /// Compression writes here first: it needs room for the worst case, and a frame that kept
     /// that room would pin about three times its size in every queue and the backlog.
@@ -34,7 +34,7 @@ package struct BatchBuilder {
     package private(set) var firstLSN: UInt64 = 0
     package private(set) var recordCount: UInt32 = 0
 
-    package init(allocator: ByteBufferAllocator = ByteBufferAllocator(), initialCapacity: Int = 64 * 1024) {
+    @_spi(Benchmarks) public init(allocator: ByteBufferAllocator = ByteBufferAllocator(), initialCapacity: Int = 64 * 1024) {
         self.allocator = allocator
         self.payload = allocator.buffer(capacity: initialCapacity)
         self.compressed = allocator.buffer(capacity: LZ4Block.maximumCompressedBytes(forInputBytes: initialCapacity))
@@ -42,12 +42,12 @@ package struct BatchBuilder {
 
     package var isEmpty: Bool { recordCount == 0 }
     /// Uncompressed bytes collected so far.
-    package var payloadBytes: Int { payload.readableBytes }
+    @_spi(Benchmarks) public var payloadBytes: Int { payload.readableBytes }
     /// The LSN the next record must have.
     package var nextLSN: UInt64 { firstLSN + UInt64(recordCount) }
 
     /// Adds a record with LSN `lsn`, which must follow the batch's last one.
-    package mutating func append(_ record: ReplicationRecord, lsn: UInt64) {
+    @_spi(Benchmarks) public mutating func append(_ record: ReplicationRecord, lsn: UInt64) {
         if isEmpty {
             precondition(lsn > 0, "LSNs start at 1")
             firstLSN = lsn
@@ -59,7 +59,7 @@ package struct BatchBuilder {
     }
 
     /// Compresses the collected records into one data frame and starts an empty batch.
-    package mutating func seal(using compressor: LZ4BlockCompressor) -> SealedBatch {
+    @_spi(Benchmarks) public mutating func seal(using compressor: LZ4BlockCompressor) -> SealedBatch {
         precondition(!isEmpty, "sealing an empty batch")
         let payloadBytes = payload.readableBytes
         let bound = LZ4Block.maximumCompressedBytes(forInputBytes: payloadBytes)

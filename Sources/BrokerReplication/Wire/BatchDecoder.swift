@@ -2,11 +2,11 @@ import LZ4
 import NIOCore
 
 /// Turns a data frame back into records, checking every size before allocating for it.
-package struct BatchDecoder: Sendable {
+@_spi(Benchmarks) public struct BatchDecoder: Sendable {
     package let limits: WireLimits
     private let allocator: ByteBufferAllocator
 
-    package init(limits: WireLimits = .default, allocator: ByteBufferAllocator = ByteBufferAllocator()) {
+    @_spi(Benchmarks) public init(limits: WireLimits = .default, allocator: ByteBufferAllocator = ByteBufferAllocator()) {
         self.limits = limits
         self.allocator = allocator
     }
@@ -39,7 +39,7 @@ package struct BatchDecoder: Sendable {
     /// Decompresses and parses `frame`'s records, in LSN order.
     ///
     /// The records' byte buffers are slices of one decompressed buffer: no copy per record.
-    package func records(of frame: DataFrame) throws(WireError) -> [ReplicationRecord] {
+    @_spi(Benchmarks) public func records(of frame: DataFrame) throws(WireError) -> [ReplicationRecord] {
         var paths = PathCache()
         return try records(of: frame, paths: &paths)
     }

@@ -87,7 +87,7 @@ package struct HeartbeatReply: Hashable, Sendable {
 }
 
 /// Leader to follower: one compressed batch of records, still compressed.
-package struct DataFrame: Hashable, Sendable {
+@_spi(Benchmarks) public struct DataFrame: Hashable, Sendable {
     package static let codecLZ4Block: UInt8 = 1
     /// Bytes before the compressed payload: first LSN 8, record count 4, size 4, codec 1.
     package static let headerBytes = 17
@@ -100,6 +100,33 @@ package struct DataFrame: Hashable, Sendable {
 
     /// The LSN of the batch's last record.
     package var lastLSN: UInt64 { firstLSN + UInt64(recordCount) - 1 }
+}
+
+extension DataFrame {
+    /// Decodes a data frame's body: its header, each field checked, and the compressed
+    /// payload, which ``BatchDecoder`` decompresses.
+    @_spi(Benchmarks) public init(decoding frame: Frame) throws(WireError) {
+        guard frame.type == .data else { throw WireError(.unexpectedFrame(type: frame.type, state: "decoding a data frame")) }
+        var reader = WireReader(frame.body, type: frame.type)
+        try self.init(reading: &reader)
+        try reader.finish()
+    }
+
+    /// Reads a data frame's fields from its body; ``WireMessage/init(decoding:limits:)`` and
+    /// ``init(decoding:)`` share it.
+    init(reading reader: inout WireReader) throws(WireError) {
+        let firstLSN = try reader.integer("first LSN", as: UInt64.self)
+        let count = try reader.integer("record count", as: UInt32.self)
+        let size = try reader.integer("uncompressed size", as: UInt32.self)
+        let codec = try reader.integer("codec", as: UInt8.self)
+        if firstLSN == 0 { throw reader.malformed("first LSN is 0; LSNs start at 1") }
+        if count == 0 { throw reader.malformed("record count is 0") }
+        if firstLSN > UInt64.max - UInt64(count) { throw reader.malformed("LSN range overflows") }
+        guard codec == DataFrame.codecLZ4Block else { throw WireError(.unknownCodec(codec)) }
+        let compressed = reader.remainder()
+        if compressed.readableBytes == 0 { throw reader.malformed("no compressed payload") }
+        self.init(firstLSN: firstLSN, recordCount: count, uncompressedBytes: size, codec: codec, compressed: compressed)
+    }
 }
 
 /// Every message of protocol version 1, one per frame type.
@@ -158,19 +185,7 @@ package enum WireMessage: Hashable, Sendable {
             let reason = try reader.longString("reason", maximumBytes: Refusal.maximumReasonBytes)
             self = .refusal(Refusal(code: code, reason: reason))
         case .data:
-            let firstLSN = try reader.integer("first LSN", as: UInt64.self)
-            let count = try reader.integer("record count", as: UInt32.self)
-            let size = try reader.integer("uncompressed size", as: UInt32.self)
-            let codec = try reader.integer("codec", as: UInt8.self)
-            if firstLSN == 0 { throw reader.malformed("first LSN is 0; LSNs start at 1") }
-            if count == 0 { throw reader.malformed("record count is 0") }
-            if firstLSN > UInt64.max - UInt64(count) { throw reader.malformed("LSN range overflows") }
-            guard codec == DataFrame.codecLZ4Block else { throw WireError(.unknownCodec(codec)) }
-            let compressed = reader.remainder()
-            if compressed.readableBytes == 0 { throw reader.malformed("no compressed payload") }
-            self = .data(
-                DataFrame(firstLSN: firstLSN, recordCount: count, uncompressedBytes: size, codec: codec, compressed: compressed)
-            )
+            self = .data(try DataFrame(reading: &reader))
         case .heartbeat:
             let lsn = try reader.integer("leader LSN", as: UInt64.self)
             let sentAt = try reader.integer("sent-at time", as: UInt64.self)

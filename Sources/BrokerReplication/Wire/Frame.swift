@@ -67,7 +67,7 @@ package enum FrameType: UInt8, Hashable, Sendable, CaseIterable, CustomStringCon
 }
 
 /// One checksummed frame: its type and its body (the checksum is verified on the way in).
-package struct Frame: Hashable, Sendable {
+@_spi(Benchmarks) public struct Frame: Hashable, Sendable {
     package var type: FrameType
     package var body: ByteBuffer
 
@@ -113,8 +113,8 @@ package struct Frame: Hashable, Sendable {
 ///
 /// Lengths and types are checked from the header alone, before the body is awaited or
 /// allocated; the checksum is checked before the frame is handed on.
-package struct FrameParser: Sendable {
-    package enum Preamble: Sendable {
+@_spi(Benchmarks) public struct FrameParser: Sendable {
+    @_spi(Benchmarks) public enum Preamble: Sendable {
         /// The leader's side: the stream starts with "BRPL" and a version.
         case expected
         /// The follower's side: the leader sends frames straight away.
@@ -128,7 +128,7 @@ package struct FrameParser: Sendable {
     /// make the leader hold a 9 MiB data frame before it has authenticated).
     private let isLeaderSide: Bool
 
-    package init(limits: WireLimits = .default, preamble: Preamble) {
+    @_spi(Benchmarks) public init(limits: WireLimits = .default, preamble: Preamble) {
         self.limits = limits
         self.awaitingPreamble = preamble == .expected
         self.isLeaderSide = preamble == .expected
@@ -144,7 +144,7 @@ package struct FrameParser: Sendable {
 
     /// Reads the next frame from `buffer`, or returns nil (consuming nothing) when it holds
     /// only part of one.
-    package mutating func next(from buffer: inout ByteBuffer) throws(WireError) -> Frame? {
+    @_spi(Benchmarks) public mutating func next(from buffer: inout ByteBuffer) throws(WireError) -> Frame? {
         if awaitingPreamble {
             guard buffer.readableBytes >= Self.preambleBytes else {
                 // Refuse a wrong magic as soon as its bytes arrive, not after six.

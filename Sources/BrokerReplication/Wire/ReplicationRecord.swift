@@ -4,7 +4,7 @@ import NIOCore
 ///
 /// A record's LSN is not stored in it: the batch carries its first LSN, and record i of
 /// the batch has LSN `firstLSN + i`.
-package enum ReplicationRecord: Hashable, Sendable {
+@_spi(Benchmarks) public enum ReplicationRecord: Hashable, Sendable {
     /// Append `bytes` to the file at `path`, creating it when missing. `offset` is the
     /// file's size before the append on the leader: the follower writes there, so applying
     /// a record twice (a replay after a crash before the ack) leaves the same bytes.
@@ -23,9 +23,9 @@ package enum ReplicationRecord: Hashable, Sendable {
         case delete = 3
     }
 
-    package struct ReplaceFlags: OptionSet, Hashable, Sendable {
-        package let rawValue: UInt8
-        package init(rawValue: UInt8) { self.rawValue = rawValue }
+    @_spi(Benchmarks) public struct ReplaceFlags: OptionSet, Hashable, Sendable {
+        @_spi(Benchmarks) public let rawValue: UInt8
+        @_spi(Benchmarks) public init(rawValue: UInt8) { self.rawValue = rawValue }
 
         /// Start a new temporary file for this path (dropping any half-received one).
         package static let firstChunk = ReplaceFlags(rawValue: 1 << 0)
@@ -63,7 +63,7 @@ package enum ReplicationRecord: Hashable, Sendable {
     package static let minimumEncodedBytes = 4
 
     /// Appends this record to an uncompressed batch payload.
-    package func write(to payload: inout ByteBuffer) {
+    @_spi(Benchmarks) public func write(to payload: inout ByteBuffer) {
         switch self {
         case .append(let path, let offset, let bytes):
             payload.writeInteger(Kind.append.rawValue)

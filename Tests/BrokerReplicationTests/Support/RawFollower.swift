@@ -1,6 +1,6 @@
 import NIOCore
 
-@testable import BrokerReplication
+@_spi(Benchmarks) @testable import BrokerReplication
 
 #if canImport(Glibc)
 import Glibc
@@ -17,7 +17,13 @@ final class RawFollower {
 
     /// Connects to the leader on loopback; a small receive buffer makes a stalled reader fill up fast.
     init(port: Int, receiveBufferBytes: Int32? = nil) throws {
-        descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        descriptor = try Self.connectToLoopback(port: port, receiveBufferBytes: receiveBufferBytes)
+    }
+
+    /// A blocking TCP socket connected to 127.0.0.1:`port`, with `receiveBufferBytes` set
+    /// before the connect when given. The socket is closed when the connect fails.
+    static func connectToLoopback(port: Int, receiveBufferBytes: Int32? = nil) throws -> Int32 {
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard descriptor >= 0 else { throw Failure(description: "socket: errno \(errno)") }
         if var bytes = receiveBufferBytes {
             setsockopt(descriptor, SOL_SOCKET, SO_RCVBUF, &bytes, socklen_t(MemoryLayout<Int32>.size))
@@ -30,9 +36,11 @@ final class RawFollower {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
         guard connected == 0 else {
+            let failure = Failure(description: "connect: errno \(errno)")
             close(descriptor)
-            throw Failure(description: "connect: errno \(errno)")
+            throw failure
         }
+        return descriptor
     }
 
     deinit {

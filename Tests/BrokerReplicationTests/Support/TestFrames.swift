@@ -1,7 +1,7 @@
 import LZ4
 import NIOCore
 
-@testable import BrokerReplication
+@_spi(Benchmarks) @testable import BrokerReplication
 
 /// Builders for frames, valid and deliberately broken, shared by the wire tests.
 enum TestFrames {

@@ -64,7 +64,9 @@ final class NodeProcess {
                 directory = directory.deletingLastPathComponent()
             }
         }
-        let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        // This file is Tests/ReplicationNodeTests/Support/NodeProcess.swift in the package.
+        var packageRoot = URL(fileURLWithPath: #filePath)
+        for _ in 0..<4 { packageRoot = packageRoot.deletingLastPathComponent() }
         candidates.append(packageRoot.appendingPathComponent(".build/debug/replication-node"))
         for candidate in candidates where FileManager.default.isExecutableFile(atPath: candidate.path) && !candidate.hasDirectoryPath {
             return candidate

@@ -2,7 +2,7 @@ import HeavyTestGate
 import NIOCore
 import Testing
 
-@testable import BrokerReplication
+@_spi(Benchmarks) @testable import BrokerReplication
 
 /// Random and mutated bytes through the whole receive path: frame parser, message decoder,
 /// LSN sequence and batch decoder. Nothing may crash, hang or allocate past the limits; every

@@ -3,7 +3,7 @@ import Foundation
 import NIOCore
 import Testing
 
-@testable import BrokerReplication
+@_spi(Benchmarks) @testable import BrokerReplication
 
 /// End to end over real loopback TCP with real files and fsync.
 @Suite("Streaming replication", .serialized, .heavy)
@@ -65,53 +65,6 @@ struct StreamingReplicationTests {
             }
             group.cancelAll()
         }
-    }
-}
-
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
-/// Runs `body` with a serving leader and cancels everything afterwards.
-func withLeader(
-    _ cluster: TestCluster,
-    configure: (inout ReplicationLeaderConfiguration) -> Void = { _ in },
-    _ body: (ReplicationLeader, Int) async throws -> Void
-) async throws {
-    var configuration = cluster.leaderConfiguration()
-    configure(&configuration)
-    let leader = try ReplicationLeader(configuration: configuration, secret: cluster.secret, logger: TestCluster.quietLogger)
-    try await withThrowingTaskGroup(of: Void.self) { group in
-        group.addTask { try await leader.run() }
-        let port = try await leader.listeningPort()
-        defer { group.cancelAll() }
-        try await body(leader, port)
-    }
-}
-
-/// Runs a follower in its own task until `body` returns.
-func withFollower(
-    _ cluster: TestCluster,
-    _ name: String,
-    port: Int,
-    configure: (inout ReplicationFollowerConfiguration) -> Void = { _ in },
-    _ body: (ReplicationFollower) async throws -> Void
-) async throws {
-    var configuration = cluster.followerConfiguration(name, port: port)
-    configure(&configuration)
-    let follower = try ReplicationFollower(configuration: configuration, secret: cluster.secret, logger: TestCluster.quietLogger)
-    try await withThrowingTaskGroup(of: Void.self) { group in
-        group.addTask { try await follower.run() }
-        defer { group.cancelAll() }
-        try await body(follower)
     }
 }
 

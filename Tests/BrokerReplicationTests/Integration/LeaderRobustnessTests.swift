@@ -4,7 +4,7 @@ import NIOCore
 import Synchronization
 import Testing
 
-@testable import BrokerReplication
+@_spi(Benchmarks) @testable import BrokerReplication
 
 @Suite("Leader robustness", .serialized, .heavy)
 struct LeaderRobustnessTests {

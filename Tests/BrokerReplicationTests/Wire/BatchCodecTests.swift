@@ -2,7 +2,7 @@ import LZ4
 import NIOCore
 import Testing
 
-@testable import BrokerReplication
+@_spi(Benchmarks) @testable import BrokerReplication
 
 @Suite("Batch codec")
 struct BatchCodecTests {

@@ -5,23 +5,6 @@ import Testing
 
 @testable import BrokerReplication
 
-@Suite("Promotion (state machine)")
-struct PromotionCheckTests {
-    let cluster = CoordinatorState(epoch: 3, inSyncReplicas: ["a", "b"])
-
-    @Test func onlyAMemberOfThePersistedSetOfItsOwnEpochIsPromoted() {
-        #expect(PromotionCheck.refusal(nodeID: "a", position: .init(epoch: 3, lastDurableLSN: 9), cluster: cluster) == nil)
-        let outsider = PromotionCheck.refusal(nodeID: "c", position: .init(epoch: 3, lastDurableLSN: 9), cluster: cluster)
-        #expect(outsider?.contains("not in the last persisted in-sync set of epoch 3 (a, b)") == true)
-        let stale = PromotionCheck.refusal(nodeID: "a", position: .init(epoch: 2, lastDurableLSN: 9), cluster: cluster)
-        #expect(stale?.contains("another leader has taken over") == true)
-        let foreign = PromotionCheck.refusal(nodeID: "a", position: .init(epoch: 4, lastDurableLSN: 9), cluster: cluster)
-        #expect(foreign?.contains("not the coordinator the leader used") == true)
-        let empty = PromotionCheck.refusal(nodeID: "a", position: .none, cluster: cluster)
-        #expect(empty?.contains("no complete copy") == true)
-    }
-}
-
 @Suite("Promotion", .serialized, .heavy)
 struct PromotionTests {
     /// Runs `follower` until the returned task is cancelled (or the follower is promoted).
@@ -33,6 +16,16 @@ struct PromotionTests {
         try ReplicationFollower(configuration: cluster.followerConfiguration(name, port: port), secret: cluster.secret, logger: TestCluster.quietLogger)
     }
 
+    /// A leader on `name`'s data with generous timeouts: on a loaded machine a follower must
+    /// not drop out of the in-sync set.
+    func patientLeaderConfiguration(_ cluster: TestCluster, _ name: String = "leader") -> ReplicationLeaderConfiguration {
+        var configuration = cluster.leaderConfiguration(name)
+        configuration.maxLagTime = .seconds(120)
+        configuration.ackTimeout = .seconds(120)
+        configuration.heartbeatTimeout = .seconds(120)
+        return configuration
+    }
+
     /// The leader stops right after confirming; a follower of the persisted in-sync set is
     /// promoted, holds every confirmed write, and serves the other follower, which converges.
     /// A follower that left the set earlier is refused, before and after the takeover.
@@ -42,12 +35,7 @@ struct PromotionTests {
         let coordinator = LocalCoordinator(path: coordinatorPath)
         var lastConfirmed: UInt64 = 0
 
-        // Generous timeouts: on a loaded machine a follower must not drop out of the set.
-        var leaderConfiguration = cluster.leaderConfiguration()
-        leaderConfiguration.maxLagTime = .seconds(120)
-        leaderConfiguration.ackTimeout = .seconds(120)
-        leaderConfiguration.heartbeatTimeout = .seconds(120)
-        let oldLeader = try ReplicationLeader(configuration: leaderConfiguration, secret: cluster.secret, logger: TestCluster.quietLogger)
+        let oldLeader = try ReplicationLeader(configuration: patientLeaderConfiguration(cluster), secret: cluster.secret, logger: TestCluster.quietLogger)
         let serving = Task { try await oldLeader.run() }
         let oldPort = try await oldLeader.listeningPort()
         let f1 = try follower(cluster, "f1", port: oldPort)
@@ -91,11 +79,8 @@ struct PromotionTests {
         await #expect(throws: ReplicationError.self) { try await f1.run() }
 
         // The new leader runs on f1's data with the shared coordinator.
-        var configuration = cluster.leaderConfiguration("f1")
+        var configuration = patientLeaderConfiguration(cluster, "f1")
         configuration.coordinator = coordinator
-        configuration.maxLagTime = .seconds(120)
-        configuration.ackTimeout = .seconds(120)
-        configuration.heartbeatTimeout = .seconds(120)
         let newLeader = try ReplicationLeader(configuration: configuration, secret: cluster.secret, logger: TestCluster.quietLogger)
         #expect(newLeader.epoch == promotion.epoch)
         let newServing = Task { try await newLeader.run() }
@@ -131,11 +116,7 @@ struct PromotionTests {
     @Test func aFollowerPromotedDuringABurstReportsEverythingItApplied() async throws {
         let cluster = try TestCluster()
         let coordinator = LocalCoordinator(path: cluster.root + "/leader/.brpl/coordinator.json")
-        var leaderConfiguration = cluster.leaderConfiguration()
-        leaderConfiguration.maxLagTime = .seconds(120)
-        leaderConfiguration.ackTimeout = .seconds(120)
-        leaderConfiguration.heartbeatTimeout = .seconds(120)
-        let leader = try ReplicationLeader(configuration: leaderConfiguration, secret: cluster.secret, logger: TestCluster.quietLogger)
+        let leader = try ReplicationLeader(configuration: patientLeaderConfiguration(cluster), secret: cluster.secret, logger: TestCluster.quietLogger)
         let serving = Task { try await leader.run() }
         let f1 = try follower(cluster, "f1", port: try await leader.listeningPort())
         let following = start(f1)

@@ -6,7 +6,7 @@ import NIOCore
 import Synchronization
 import Testing
 
-@testable import BrokerReplication
+@_spi(Benchmarks) @testable import BrokerReplication
 
 #if canImport(Glibc)
 import Glibc
@@ -206,7 +206,7 @@ struct ChaosDiskTests {
     /// Every LSN the leader saw acked, and every LSN the follower reported or stored as durable,
     /// is in the follower's files. Returns the LSN through which the files hold every record.
     @discardableResult
-    private func expectNoAckBeyondWhatIsPersisted(_ directory: String, _ workload: Workload, _ seen: Watch.Seen, ackedSomething: Bool = true) throws -> UInt64 {
+    private func expectNoAckBeyondWhatIsPersisted(_ directory: String, _ workload: Workload, _ seen: FollowerWatch.Seen, ackedSomething: Bool = true) throws -> UInt64 {
         let persisted = workload.persistedThrough(in: directory)
         let stored = try FollowerStateFile(directory: DataDirectory(path: directory)).load()
         #expect(seen.highestAck <= persisted, "the leader saw LSN \(seen.highestAck) acked; the follower's files hold records through LSN \(persisted)")
@@ -252,11 +252,11 @@ struct ChaosDiskTests {
     /// that samples what the leader saw it ack and what it reported; stops it, then `cleanup`.
     private func withDiskFollower(
         _ cluster: ReplicationTestCluster, _ name: String, log: LogRecorder, cleanup: () -> Void,
-        _ body: (ReplicationFollower, Watch) async throws -> Void
+        _ body: (ReplicationFollower, FollowerWatch) async throws -> Void
     ) async throws {
         let follower = try ReplicationFollower(configuration: diskFollowerConfiguration(cluster, name), secret: cluster.secret, logger: log.logger)
         let running = Task { try await follower.run() }
-        let watch = Watch(name: name, leader: cluster.leader, follower: follower)
+        let watch = FollowerWatch(name: name, leader: cluster.leader, follower: follower)
         let watching = Task { await watch.run() }
         do {
             try await body(follower, watch)
@@ -271,250 +271,5 @@ struct ChaosDiskTests {
         running.cancel()
         _ = await running.result
         cleanup()
-    }
-}
-
-/// Samples, every 2 ms, the highest LSN the leader saw a follower ack, the highest LSN the
-/// follower reported durable, and every distinct error it reported.
-private final class Watch: Sendable {
-    struct Seen: Sendable {
-        var highestAck: UInt64 = 0
-        var highestDurable: UInt64 = 0
-        var errors: [String] = []
-    }
-
-    let name: String
-    let leader: ReplicationLeader
-    let follower: ReplicationFollower
-    private let seen = Mutex(Seen())
-
-    init(name: String, leader: ReplicationLeader, follower: ReplicationFollower) {
-        self.name = name
-        self.leader = leader
-        self.follower = follower
-    }
-
-    func run() async {
-        while !Task.isCancelled {
-            sample()
-            try? await Task.sleep(for: .milliseconds(2))
-        }
-    }
-
-    private func sample() {
-        let acked = leader.status().followers.filter { $0.nodeID == name }.map(\.ackedLSN).max() ?? 0
-        let status = follower.status()
-        seen.withLock { seen in
-            seen.highestAck = max(seen.highestAck, acked)
-            seen.highestDurable = max(seen.highestDurable, status.lastDurableLSN)
-            if let error = status.lastError, !seen.errors.contains(error) { seen.errors.append(error) }
-        }
-    }
-
-    func snapshot() -> Seen {
-        sample()
-        return seen.withLock { $0 }
-    }
-}
-
-/// Producers appending records `"<producer>:<sequence>:<padding>\n"`, each to files of its
-/// own, remembering every record's LSN, file and offset: so a test can tell exactly which
-/// bytes a follower must hold through any LSN.
-private struct Workload: Sendable {
-    struct Written: Sendable {
-        var lsn: UInt64
-        var path: String
-        var offset: Int
-        var bytes: [UInt8]
-    }
-
-    /// In LSN order.
-    var written: [Written]
-    var records: Int { written.count }
-    var totalBytes: Int { written.reduce(0) { $0 + $1.bytes.count } }
-    var lastLSN: UInt64 { written.last?.lsn ?? 0 }
-
-    /// Runs `producers` tasks of `records` appends each to `<prefix(producer)>/segment-<n>`,
-    /// pausing 5 ms every 500 records, then flushes. `after`: an earlier workload whose files
-    /// this one continues.
-    static func run(
-        _ leader: ReplicationLeader, producers: Int, records: Int, prefix: @escaping @Sendable (Int) -> String, after earlier: Workload? = nil
-    ) async throws -> Workload {
-        var sizes: [String: Int] = [:]
-        for record in earlier?.written ?? [] { sizes[record.path] = record.offset + record.bytes.count }
-        let startSizes = sizes
-        let all = try await withThrowingTaskGroup(of: [Written].self) { group in
-            for producer in 0..<producers {
-                group.addTask {
-                    var written: [Written] = []
-                    var sizes = startSizes
-                    for sequence in 0..<records {
-                        let path = "\(prefix(producer))/segment-\(sequence / 5_000)"
-                        let bytes = Array("\(producer):\(sequence):\(String(repeating: "x", count: sequence % 97))\n".utf8)
-                        let lsn = try await leader.append(to: path, bytes: ByteBuffer(bytes: bytes))
-                        written.append(Written(lsn: lsn, path: path, offset: sizes[path, default: 0], bytes: bytes))
-                        sizes[path, default: 0] += bytes.count
-                        if sequence % 500 == 499 { try await Task.sleep(for: .milliseconds(5)) }
-                    }
-                    return written
-                }
-            }
-            return try await group.reduce(into: []) { $0 += $1 }
-        }
-        leader.flush()
-        return Workload(written: ((earlier?.written ?? []) + all).sorted { $0.lsn < $1.lsn })
-    }
-
-    /// The files as the leader had them right after LSN `lsn` (only the paths written so far).
-    func files(through lsn: UInt64) -> [String: [UInt8]] {
-        var files: [String: [UInt8]] = [:]
-        for record in written where record.lsn <= lsn {
-            files[record.path, default: []] += record.bytes
-        }
-        return files
-    }
-
-    /// The highest LSN through which `directory` holds every record (its files may hold more
-    /// bytes beyond it: applied, not yet durable).
-    func persistedThrough(in directory: String) -> UInt64 {
-        var contents: [String: [UInt8]] = [:]
-        var persisted: UInt64 = 0
-        for record in written {
-            if contents[record.path] == nil {
-                contents[record.path] = (try? [UInt8](Data(contentsOf: URL(fileURLWithPath: directory + "/" + record.path)))) ?? []
-            }
-            let file = contents[record.path]!
-            let end = record.offset + record.bytes.count
-            guard file.count >= end, file[record.offset..<end].elementsEqual(record.bytes) else { return persisted }
-            persisted = record.lsn
-        }
-        return persisted
-    }
-
-    /// `directory` holds exactly these records and nothing else.
-    func expectExactly(in directory: String) throws {
-        let expected = files(through: .max).mapValues { Data($0) }
-        let actual = try ReplicationTestCluster.files(under: directory)
-        #expect(actual.keys.sorted() == expected.keys.sorted(), "\(directory) holds other files")
-        for (path, bytes) in expected where actual[path] != bytes {
-            Issue.record("\(directory)/\(path): \(actual[path]?.count ?? -1) bytes, expected \(bytes.count)")
-        }
-    }
-}
-
-/// A file system mounted for a test (with the `mount` command, so it needs root).
-private final class ScratchMount: Sendable, CustomStringConvertible {
-    let path: String
-    let options: String
-
-    private init(path: String, options: String) {
-        self.path = path
-        self.options = options
-    }
-
-    /// Mounts a tmpfs with `options` (e.g. `size=2m`, `ro`) at `path`, creating the directory.
-    static func tmpfs(at path: String, options: String) throws -> ScratchMount {
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        try run("/usr/bin/mount", ["-t", "tmpfs", "-o", options, "tmpfs", path])
-        return ScratchMount(path: path, options: options)
-    }
-
-    /// `mount -o remount,<options>`: e.g. `size=64m`, `ro`, `rw`.
-    func remount(options: String) throws {
-        try Self.run("/usr/bin/mount", ["-o", "remount," + options, path])
-    }
-
-    /// Unmounts; lazily (detached now, freed once the last file is closed) if it is busy.
-    func unmount() {
-        if (try? Self.run("/usr/bin/umount", [path])) == nil { _ = try? Self.run("/usr/bin/umount", ["-l", path]) }
-    }
-
-    var description: String { "a tmpfs (\(options)) mounted at \(path)" }
-
-    @discardableResult
-    static func run(_ command: String, _ arguments: [String]) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: command)
-        process.arguments = arguments
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        process.waitUntilExit()
-        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        guard process.terminationStatus == 0 else {
-            throw DiskTestFailure("\(command) \(arguments.joined(separator: " ")) failed (\(process.terminationStatus)): \(text)")
-        }
-        return text
-    }
-}
-
-/// A directory made read-only: a read-only tmpfs mounted over it (root), or `chmod 0555`
-/// (anyone else; root ignores file modes, so this fallback only works without root).
-private final class ReadOnlyDirectory: Sendable, CustomStringConvertible {
-    let path: String
-    private let mount: ScratchMount?
-    var isMount: Bool { mount != nil }
-
-    init(_ path: String) throws {
-        self.path = path
-        if ChaosDiskTests.isRoot {
-            mount = try ScratchMount.tmpfs(at: path, options: "ro,size=1m")
-        } else {
-            mount = nil
-            guard chmod(path, 0o555) == 0 else { throw DiskTestFailure("chmod 0555 \(path): errno \(errno)") }
-        }
-    }
-
-    /// Writable again: unmounted, or back to mode 0755.
-    func restore() {
-        if let mount { mount.unmount() } else { _ = chmod(path, 0o755) }
-    }
-
-    var description: String {
-        isMount ? "a read-only tmpfs mounted over \(path)" : "\(path) made read-only with chmod 0555 (not root)"
-    }
-}
-
-private struct DiskTestFailure: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
-}
-
-/// Keeps every log line of the nodes that log through it (and prints them with BRPL_TEST_LOG).
-private final class LogRecorder: Sendable {
-    private let recorded = Mutex<[String]>([])
-    private let echo = ProcessInfo.processInfo.environment["BRPL_TEST_LOG"] != nil
-
-    var logger: Logger {
-        Logger(label: "chaos") { [self] label in Handler(label: label, recorder: self) }
-    }
-
-    /// The lines that contain `text`, oldest first.
-    func lines(containing text: String) -> [String] {
-        recorded.withLock { $0.filter { $0.contains(text) } }
-    }
-
-    fileprivate func record(_ line: String) {
-        recorded.withLock { $0.append(line) }
-        if echo { FileHandle.standardError.write(Data((line + "\n").utf8)) }
-    }
-
-    private struct Handler: LogHandler {
-        let label: String
-        let recorder: LogRecorder
-        var metadata: Logger.Metadata = [:]
-        var logLevel: Logger.Level = .info
-
-        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-            get { metadata[key] }
-            set { metadata[key] = newValue }
-        }
-
-        func log(event: LogEvent) {
-            let all = metadata.merging(event.metadata ?? [:]) { $1 }
-            let fields = all.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
-            recorder.record("\(event.level) \(event.message) \(fields)")
-        }
     }
 }

@@ -5,7 +5,7 @@ import NIOCore
 import Synchronization
 import Testing
 
-@testable import BrokerReplication
+@_spi(Benchmarks) @testable import BrokerReplication
 
 /// What unauthenticated peers and long uptimes can make the leader hold stays bounded:
 /// connections in their handshake, open file descriptors, and the rate-limited log's keys.

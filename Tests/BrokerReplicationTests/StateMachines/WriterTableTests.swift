@@ -2,7 +2,7 @@ import Foundation
 import Synchronization
 import Testing
 
-@testable import BrokerReplication
+@_spi(Benchmarks) @testable import BrokerReplication
 
 /// The leader's writer table closes idle handles beyond its bound, never one a write is using.
 @Suite("Writer table")

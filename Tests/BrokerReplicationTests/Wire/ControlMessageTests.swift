@@ -1,7 +1,7 @@
 import NIOCore
 import Testing
 
-@testable import BrokerReplication
+@_spi(Benchmarks) @testable import BrokerReplication
 
 @Suite("Control messages")
 struct ControlMessageTests {
