@@ -8,13 +8,15 @@ import Darwin
 ///
 /// The module's own: a public API reports it as a ``ReplicationError`` with code
 /// ``ReplicationError/Code/storage`` and this error's description as its message.
-package struct StorageError: Error, Hashable, Sendable, CustomStringConvertible {
+// `@_spi(Benchmarks)`: the micro-benchmarks call decoders and storage that throw it; brokers
+// never see it (public APIs wrap it in ReplicationError).
+@_spi(Benchmarks) public struct StorageError: Error, Hashable, Sendable, CustomStringConvertible {
     /// What was being done, e.g. "open queues/q1/segment for writing".
     package let operation: String
     /// The errno value.
     package let errno: Int32
 
-    package var description: String {
+    public var description: String {
         "\(operation): \(String(cString: strerror(errno))) (errno \(errno))"
     }
 

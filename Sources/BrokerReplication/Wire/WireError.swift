@@ -8,7 +8,9 @@ import LZ4
 /// The module's own: a public API reports it as a ``ReplicationError`` with code
 /// ``ReplicationError/Code/protocolViolation`` (``ReplicationError/Code/invalidPath`` for a
 /// bad path) and this error's description as its message.
-package struct WireError: Error, Hashable, Sendable, CustomStringConvertible {
+// `@_spi(Benchmarks)`: the micro-benchmarks call decoders and storage that throw it; brokers
+// never see it (public APIs wrap it in ReplicationError).
+@_spi(Benchmarks) public struct WireError: Error, Hashable, Sendable, CustomStringConvertible {
     package enum Code: Hashable, Sendable {
         case badMagic(received: [UInt8])
         case unsupportedProtocolVersion(received: UInt16, supported: UInt16)
@@ -31,7 +33,7 @@ package struct WireError: Error, Hashable, Sendable, CustomStringConvertible {
 
     package init(_ code: Code) { self.code = code }
 
-    package var description: String {
+    public var description: String {
         switch code {
         case .badMagic(let received):
             let hex = received.map { String($0, radix: 16) }.joined(separator: " ")

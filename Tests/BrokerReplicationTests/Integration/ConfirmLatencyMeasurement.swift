@@ -2,7 +2,7 @@ import HeavyTestGate
 import Foundation
 import Testing
 
-@testable import BrokerReplication
+@_spi(Benchmarks) @testable import BrokerReplication
 
 /// Not a test of speed: prints confirm latencies for Docs/Performance.md when asked to
 /// (`BRPL_MEASURE=1`). Timing claims live in measurements, never in assertions.

@@ -4,7 +4,7 @@ import Foundation
 import NIOCore
 import Testing
 
-@testable import BrokerReplication
+@_spi(Benchmarks) @testable import BrokerReplication
 
 /// Two followers configured with one node id: the live one keeps its place and the newcomer
 /// is refused, instead of the two replacing each other forever.

@@ -3,7 +3,7 @@ import Foundation
 import NIOCore
 import Testing
 
-@testable import BrokerReplication
+@_spi(Benchmarks) @testable import BrokerReplication
 
 /// A full sync that takes far longer than `heartbeatTimeout` completes, because liveness during
 /// a sync rests on progress in both directions, not on heartbeats (Docs/Semantics.md, "Liveness").

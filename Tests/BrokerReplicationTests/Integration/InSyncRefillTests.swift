@@ -5,7 +5,7 @@ import NIOCore
 import Synchronization
 import Testing
 
-@testable import BrokerReplication
+@_spi(Benchmarks) @testable import BrokerReplication
 
 /// The in-sync set refills while confirms keep coming: with it empty, evict-mode confirms
 /// resolve at once, and a returning follower must still be able to hold the highest one.

@@ -4,7 +4,7 @@ import Foundation
 import NIOCore
 import Testing
 
-@testable import BrokerReplication
+@_spi(Benchmarks) @testable import BrokerReplication
 
 /// A write above `chunkBytes` is all or nothing for the broker: admitted once, before anything
 /// is written, so no later chunk can be refused after earlier ones were replicated.

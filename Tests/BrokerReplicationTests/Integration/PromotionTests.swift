@@ -3,7 +3,7 @@ import Foundation
 import NIOCore
 import Testing
 
-@testable import BrokerReplication
+@_spi(Benchmarks) @testable import BrokerReplication
 
 @Suite("Promotion", .serialized, .heavy)
 struct PromotionTests {

@@ -3,7 +3,7 @@ import BrokerReplicationTesting
 import Foundation
 import Testing
 
-@testable import BrokerReplication
+@_spi(Benchmarks) @testable import BrokerReplication
 
 #if canImport(Glibc)
 import Glibc

@@ -4,7 +4,7 @@ import NIOCore
 import Synchronization
 import Testing
 
-@testable import BrokerReplication
+@_spi(Benchmarks) @testable import BrokerReplication
 
 /// Producers queued behind one another on one file: each one's wait is bounded by its own
 /// `producerTimeout`, and a cancelled one leaves the queue at once.

@@ -1,6 +1,6 @@
 import Testing
 
-@testable import BrokerReplication
+@_spi(Benchmarks) @testable import BrokerReplication
 
 /// Both sides of the handshake driven message by message, with no socket: each side's
 /// answer is fed to the other, as the handlers do.

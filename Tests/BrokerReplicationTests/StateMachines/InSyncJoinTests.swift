@@ -1,6 +1,6 @@
 import Testing
 
-@testable import BrokerReplication
+@_spi(Benchmarks) @testable import BrokerReplication
 
 /// The join rule on its own: confirms that always run a little ahead of a returning follower.
 @Suite("In-sync set refills (state machine)")

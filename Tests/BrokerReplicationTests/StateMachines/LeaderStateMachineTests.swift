@@ -1,7 +1,7 @@
 import NIOCore
 import Testing
 
-@testable import BrokerReplication
+@_spi(Benchmarks) @testable import BrokerReplication
 
 /// A follower connection as the state machine sees it in tests: a name, no socket.
 struct TestLink: Identifiable, Equatable, Sendable {

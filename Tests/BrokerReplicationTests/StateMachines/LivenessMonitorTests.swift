@@ -1,6 +1,6 @@
 import Testing
 
-@testable import BrokerReplication
+@_spi(Benchmarks) @testable import BrokerReplication
 
 /// The liveness decisions on their own, with made-up instants.
 @Suite("Liveness monitor")

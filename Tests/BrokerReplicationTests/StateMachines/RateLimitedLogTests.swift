@@ -2,7 +2,7 @@ import Logging
 import Synchronization
 import Testing
 
-@testable import BrokerReplication
+@_spi(Benchmarks) @testable import BrokerReplication
 
 @Suite("Rate-limited warnings")
 struct RateLimitedLogTests {

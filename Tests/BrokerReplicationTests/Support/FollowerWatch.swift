@@ -1,6 +1,6 @@
 import Synchronization
 
-@testable import BrokerReplication
+@_spi(Benchmarks) @testable import BrokerReplication
 
 /// Samples, every 2 ms, the highest LSN the leader saw a follower ack, the highest LSN the
 /// follower reported durable, and every distinct error it reported.

@@ -3,7 +3,7 @@ import Logging
 import NIOCore
 import Testing
 
-@testable import BrokerReplication
+@_spi(Benchmarks) @testable import BrokerReplication
 
 /// A leader and followers in temporary directories on loopback, for end-to-end tests.
 final class TestCluster: Sendable {

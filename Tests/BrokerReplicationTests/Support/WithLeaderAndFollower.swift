@@ -1,4 +1,4 @@
-@testable import BrokerReplication
+@_spi(Benchmarks) @testable import BrokerReplication
 
 /// Runs `body` with a serving leader and cancels everything afterwards.
 func withLeader(

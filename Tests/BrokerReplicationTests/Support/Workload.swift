@@ -3,7 +3,7 @@ import Foundation
 import NIOCore
 import Testing
 
-@testable import BrokerReplication
+@_spi(Benchmarks) @testable import BrokerReplication
 
 /// Producers appending records `"<producer>:<sequence>:<padding>\n"`, each to files of its
 /// own, remembering every record's LSN, file and offset: so a test can tell exactly which

@@ -1,6 +1,6 @@
 import Testing
 
-@testable import BrokerReplication
+@_spi(Benchmarks) @testable import BrokerReplication
 
 @Suite("CRC32C")
 struct CRC32CTests {

@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 
-@testable import BrokerReplication
+@_spi(Benchmarks) @testable import BrokerReplication
 
 @Suite("Handshake proofs")
 struct HandshakeProofTests {

@@ -1,6 +1,6 @@
 import Testing
 
-@testable import BrokerReplication
+@_spi(Benchmarks) @testable import BrokerReplication
 
 @Suite("Replicated paths")
 struct ReplicatedPathTests {
