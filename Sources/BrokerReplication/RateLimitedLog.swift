@@ -9,23 +9,23 @@ import Synchronization
 /// id), so the table is bounded: a key not logged for longer than the interval may be
 /// dropped when room is needed, and while `maximumKeys` keys are all recent, every new key
 /// shares one line per interval, marked `rateLimitedKeysFull`, instead of getting an entry.
-package final class RateLimitedLog: Sendable {
-    package static let defaultMaximumKeys = 256
+final class RateLimitedLog: Sendable {
+    static let defaultMaximumKeys = 256
 
     private let maximumKeys: Int
     private let table: Mutex<Table>
 
-    package init(interval: Duration = .seconds(10), maximumKeys: Int = RateLimitedLog.defaultMaximumKeys) {
+    init(interval: Duration = .seconds(10), maximumKeys: Int = RateLimitedLog.defaultMaximumKeys) {
         precondition(maximumKeys >= 1, "a rate-limited log keeps at least one key")
         self.maximumKeys = maximumKeys
         self.table = Mutex(Table(interval: interval, maximumKeys: maximumKeys))
     }
 
     /// Keys kept now (at most `maximumKeys`).
-    package var keyCount: Int { table.withLock { $0.entries.count } }
+    var keyCount: Int { table.withLock { $0.entries.count } }
 
     /// Logs `message` now, or counts it when `key` was logged within the interval.
-    package func log(
+    func log(
         _ logger: Logger, _ level: Logger.Level, _ message: Logger.Message, key: String, metadata: Logger.Metadata = [:]
     ) {
         let now = ContinuousClock.now

@@ -85,7 +85,7 @@ public struct ReplicationError: Error, Hashable, Sendable, CustomStringConvertib
     }
 
     /// The module's own error that this one reports, kept for the module's tests and logs.
-    package enum Underlying: Hashable, Sendable {
+    enum Underlying: Hashable, Sendable {
         case storage(StorageError)
         case wire(WireError)
     }
@@ -95,22 +95,22 @@ public struct ReplicationError: Error, Hashable, Sendable, CustomStringConvertib
     /// What went wrong and, where it helps, what to do about it.
     public let message: String
     /// The internal error this one was made from, if any.
-    package let underlying: Underlying?
+    let underlying: Underlying?
 
-    package init(code: Code, message: String, underlying: Underlying? = nil) {
+    init(code: Code, message: String, underlying: Underlying? = nil) {
         self.code = code
         self.message = message
         self.underlying = underlying
     }
 
     /// A file-system failure, with the storage error's text as the message.
-    package init(_ error: StorageError) {
+    init(_ error: StorageError) {
         self.init(code: .storage, message: error.description, underlying: .storage(error))
     }
 
     /// Bytes or a path refused by a decoder, with the wire error's text as the message: a
     /// bad path is ``Code/invalidPath``, anything else ``Code/protocolViolation``.
-    package init(_ error: WireError) {
+    init(_ error: WireError) {
         let code: Code = if case .invalidPath = error.code { .invalidPath } else { .protocolViolation }
         self.init(code: code, message: error.description, underlying: .wire(error))
     }
@@ -118,7 +118,7 @@ public struct ReplicationError: Error, Hashable, Sendable, CustomStringConvertib
     /// What a public API throws for `error`: the module's internal ``StorageError`` and
     /// ``WireError`` become a `ReplicationError` with the same message; anything else (a
     /// `ReplicationError`, `CancellationError`, a broker's coordinator's error) is unchanged.
-    package static func publicError(for error: any Error) -> any Error {
+    static func publicError(for error: any Error) -> any Error {
         switch error {
         case let error as StorageError: ReplicationError(error)
         case let error as WireError: ReplicationError(error)
@@ -179,12 +179,12 @@ public struct ReplicationError: Error, Hashable, Sendable, CustomStringConvertib
     public var description: String { message }
 
     /// A configuration error that names the key and the rule, e.g. "queueBytes: must be …".
-    package static func invalidSetting(_ key: String, _ rule: String) -> ReplicationError {
+    static func invalidSetting(_ key: String, _ rule: String) -> ReplicationError {
         .invalidConfiguration("\(key): \(rule)")
     }
 
     /// Cluster and node ids travel as short strings in the handshake: 1...255 bytes.
-    package static func checkIdentifiers(clusterID: String, nodeID: String) throws(ReplicationError) {
+    static func checkIdentifiers(clusterID: String, nodeID: String) throws(ReplicationError) {
         if !(1...255).contains(clusterID.utf8.count) { throw invalidSetting("clusterID", "must be 1...255 bytes of UTF-8") }
         if !(1...255).contains(nodeID.utf8.count) { throw invalidSetting("nodeID", "must be 1...255 bytes of UTF-8") }
     }

@@ -1,4 +1,4 @@
-@_spi(Benchmarks) import BrokerReplication
+@_spi(Benchmarks) @testable import BrokerReplication
 import Foundation
 import HeavyTestGate
 import Testing

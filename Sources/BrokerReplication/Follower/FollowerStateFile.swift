@@ -5,19 +5,19 @@ import Darwin
 #endif
 
 /// Where a follower's data stands, persisted in `.brpl/follower-state`.
-package struct FollowerPosition: Hashable, Sendable {
+struct FollowerPosition: Hashable, Sendable {
     /// The leader epoch the data belongs to.
-    package var epoch: UInt64
+    var epoch: UInt64
     /// Every record up to and including this LSN is applied and durable.
-    package var lastDurableLSN: UInt64
+    var lastDurableLSN: UInt64
 
-    package init(epoch: UInt64, lastDurableLSN: UInt64) {
+    init(epoch: UInt64, lastDurableLSN: UInt64) {
         self.epoch = epoch
         self.lastDurableLSN = lastDurableLSN
     }
 
     /// No usable data: forces a full sync (epoch 0, LSN 0).
-    package static let none = FollowerPosition(epoch: 0, lastDurableLSN: 0)
+    static let none = FollowerPosition(epoch: 0, lastDurableLSN: 0)
 }
 
 /// The follower's position on disk: one fixed 24-byte record, overwritten in place.
@@ -27,11 +27,11 @@ package struct FollowerPosition: Hashable, Sendable {
 /// `pwrite` at offset 0 and fits in one sector; a torn or otherwise damaged record fails its
 /// checksum and reads as ``FollowerPosition/none``, which costs a full sync and never a
 /// wrong resume.
-package final class FollowerStateFile: Sendable {
+final class FollowerStateFile: Sendable {
     /// The file's path below the data directory.
-    package static let rawPath = DataDirectory.reservedDirectory + "/follower-state"
+    static let rawPath = DataDirectory.reservedDirectory + "/follower-state"
     /// Bytes of one stored record.
-    package static let recordBytes = 24
+    static let recordBytes = 24
 
     private let handle: FileHandle
 
@@ -39,7 +39,7 @@ package final class FollowerStateFile: Sendable {
     ///
     /// A newly created file has its directory entries made durable at once, so a later
     /// durable ``store(_:durable:)`` cannot be lost with the file's name.
-    package init(directory: DataDirectory) throws(StorageError) {
+    init(directory: DataDirectory) throws(StorageError) {
         handle = try directory.openFile(rawPath: Self.rawPath, create: true, truncate: false)
         if try handle.size() == 0 {
             try directory.syncDirectory(containing: ReplicatedPath(alreadyValidated: Self.rawPath))
@@ -49,7 +49,7 @@ package final class FollowerStateFile: Sendable {
 
     /// The stored position, or `.none` when the file is new, short, unreadable, or its
     /// CRC32C does not match.
-    package func load() -> FollowerPosition {
+    func load() -> FollowerPosition {
         var record = [UInt8](repeating: 0, count: Self.recordBytes)
         let read = record.withUnsafeMutableBytes { buffer in (try? handle.read(into: buffer, at: 0)) ?? 0 }
         guard read == Self.recordBytes else { return .none }
@@ -65,7 +65,7 @@ package final class FollowerStateFile: Sendable {
 
     /// Overwrites the position in place with one 24-byte `pwrite` at offset 0, then makes it
     /// durable (`fdatasync` on Linux, `fsync` elsewhere) when asked.
-    package func store(_ position: FollowerPosition, durable: Bool) throws(StorageError) {
+    func store(_ position: FollowerPosition, durable: Bool) throws(StorageError) {
         var record = [UInt8](repeating: 0, count: Self.recordBytes)
         record.withUnsafeMutableBytes { bytes in
             bytes.storeBytes(of: position.epoch.bigEndian, toByteOffset: 0, as: UInt64.self)

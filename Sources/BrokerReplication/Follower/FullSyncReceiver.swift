@@ -19,7 +19,7 @@ import Darwin
 /// Every length from the network is checked before it is trusted: manifest indices, chunk
 /// offsets, and chunk sizes (against ``WireLimits/maximumBatchBytes`` before allocating,
 /// and against the manifest size before writing).
-package struct FullSyncReceiver: Sendable {
+struct FullSyncReceiver: Sendable {
     /// A requested file being staged.
     private struct StagedFile: Sendable {
         /// Bytes written so far; the next chunk's offset.
@@ -51,7 +51,7 @@ package struct FullSyncReceiver: Sendable {
     /// The staging directory, below the reserved directory.
     static let stagingDirectory = "sync"
 
-    package init(directory: DataDirectory, begin: SyncBegin, limits: WireLimits, durable: Bool) {
+    init(directory: DataDirectory, begin: SyncBegin, limits: WireLimits, durable: Bool) {
         self.directory = directory
         self.begin = begin
         self.limits = limits
@@ -59,13 +59,13 @@ package struct FullSyncReceiver: Sendable {
     }
 
     /// The LSN the files are a cut at; streaming resumes after it.
-    package var cutLSN: UInt64 { begin.cutLSN }
+    var cutLSN: UInt64 { begin.cutLSN }
 
     /// True once all `begin.fileCount` manifest entries have arrived.
-    package var manifestComplete: Bool { manifest.count == Int(begin.fileCount) }
+    var manifestComplete: Bool { manifest.count == Int(begin.fileCount) }
 
     /// Adds manifest entries, which must arrive in order and add up to `begin.fileCount`.
-    package mutating func addManifest(firstIndex: UInt32, entries: [SyncManifestEntry]) throws(ApplyError) {
+    mutating func addManifest(firstIndex: UInt32, entries: [SyncManifestEntry]) throws(ApplyError) {
         guard staged == nil else { throw .inconsistent("manifest entries after the files were requested") }
         guard Int(firstIndex) == manifest.count else {
             throw .inconsistent("manifest entries start at index \(firstIndex), expected \(manifest.count)")
@@ -91,7 +91,7 @@ package struct FullSyncReceiver: Sendable {
     /// locally, different size, or different CRC32C. Call once, after the manifest is complete.
     ///
     /// - Parameter checked: called with the bytes of each 1 MiB block checksummed.
-    package mutating func planRequests(checked: (Int) -> Void = { _ in }) throws(ApplyError) -> [UInt32] {
+    mutating func planRequests(checked: (Int) -> Void = { _ in }) throws(ApplyError) -> [UInt32] {
         guard manifestComplete else {
             throw .inconsistent("files requested with \(manifest.count) of \(begin.fileCount) manifest entries")
         }
@@ -147,7 +147,7 @@ package struct FullSyncReceiver: Sendable {
     /// for that index; the index must be one that was requested; the declared uncompressed
     /// size is checked against the limit before anything is allocated, and the chunk must
     /// not run past the file's manifest size.
-    package mutating func receive(_ chunk: SyncChunk) throws(ApplyError) {
+    mutating func receive(_ chunk: SyncChunk) throws(ApplyError) {
         guard !finished, var file = staged?[chunk.fileIndex] else {
             throw .inconsistent("chunk for file \(chunk.fileIndex), which was not requested")
         }
@@ -210,7 +210,7 @@ package struct FullSyncReceiver: Sendable {
     /// flushed as they arrived (every 8 MiB and when complete). Nothing is renamed unless
     /// every file checks out. Pending replace temporaries in `.brpl/replace` are removed too: they belong to the stream
     /// before the sync, and a stream that resumes after the cut must not continue one.
-    package mutating func finish() throws(ApplyError) {
+    mutating func finish() throws(ApplyError) {
         guard let staged, !finished else {
             throw .inconsistent(finished ? "full sync finished twice" : "full sync ended before the files were requested")
         }

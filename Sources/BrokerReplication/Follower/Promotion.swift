@@ -17,8 +17,8 @@ public struct Promotion: Sendable, Equatable, Codable {
 /// In evict mode every member of the persisted in-sync set holds every confirmed write (see
 /// ``InSyncReplicas``), so a member is safe to promote. Anything else may lack confirmed
 /// writes and is refused with the reason.
-package enum PromotionCheck {
-    package static func refusal(nodeID: String, position: FollowerPosition, cluster: CoordinatorState) -> String? {
+enum PromotionCheck {
+    static func refusal(nodeID: String, position: FollowerPosition, cluster: CoordinatorState) -> String? {
         if position.epoch == 0 {
             return "follower \"\(nodeID)\" holds no complete copy of the leader's data (it never finished a full sync, or one was interrupted)"
         }

@@ -75,7 +75,7 @@ import Darwin
     private var replacing: [ReplicatedPath: OpenFile] = [:]
 
     /// Write system calls made for appends so far (tests check that appends coalesce).
-    package private(set) var appendWrites = 0
+    private(set) var appendWrites = 0
 
     /// - Parameters:
     ///   - directory: The follower's data directory.

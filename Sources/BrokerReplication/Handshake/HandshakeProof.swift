@@ -5,19 +5,19 @@ import Crypto
 /// Each side proves it knows the secret by MACing both nonces and both identities under a
 /// label of its own role, so a proof cannot be replayed on another connection (fresh
 /// nonces) or reflected back to its sender (different labels). See Docs/Protocol.md.
-package enum HandshakeProof {
-    package enum Role: String, Sendable {
+enum HandshakeProof {
+    enum Role: String, Sendable {
         case leader = "BRPL/1 leader proof"
         case follower = "BRPL/1 follower proof"
     }
 
     /// A fresh random nonce for one handshake.
-    package static func makeNonce() -> [UInt8] {
+    static func makeNonce() -> [UInt8] {
         var generator = SystemRandomNumberGenerator()
         return (0..<handshakeTokenBytes).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
     }
 
-    package static func proof(
+    static func proof(
         role: Role,
         secret: SharedSecret,
         clusterID: String,
@@ -31,7 +31,7 @@ package enum HandshakeProof {
     }
 
     /// Checks a peer's proof in constant time.
-    package static func isValid(
+    static func isValid(
         _ proof: [UInt8],
         role: Role,
         secret: SharedSecret,

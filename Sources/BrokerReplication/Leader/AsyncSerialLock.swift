@@ -8,7 +8,7 @@ import Synchronization
 /// A waiter gives up at its deadline or when its task is cancelled, and leaves the queue:
 /// a producer's wait for earlier writes to the same file is part of its own `producerTimeout`,
 /// not added to it.
-package final class AsyncSerialLock: Sendable {
+final class AsyncSerialLock: Sendable {
     private struct Waiter {
         let id: UInt64
         let continuation: CheckedContinuation<Bool, any Error>
@@ -22,12 +22,12 @@ package final class AsyncSerialLock: Sendable {
 
     private let state = Mutex(State())
 
-    package init() {}
+    init() {}
 
     /// Waits for the lock until `deadline`.
     /// - Returns: true once held; false at the deadline (not held).
     /// - Throws: `CancellationError` when the task is cancelled while waiting (not held).
-    package func acquire(before deadline: ContinuousClock.Instant) async throws -> Bool {
+    func acquire(before deadline: ContinuousClock.Instant) async throws -> Bool {
         // Uncontended (the usual case: one producer per file): no continuation, no allocation.
         let id = state.withLock { state -> UInt64? in
             if state.isHeld {
@@ -73,7 +73,7 @@ package final class AsyncSerialLock: Sendable {
         waiter?.continuation.resume(with: outcome)
     }
 
-    package func release() {
+    func release() {
         let next = state.withLock { state -> Waiter? in
             if let next = state.waiters.popFirst() { return next }  // ownership passes to the next waiter
             state.isHeld = false
@@ -83,7 +83,7 @@ package final class AsyncSerialLock: Sendable {
     }
 
     /// Runs `body` holding the lock; nil when the lock was not free before `deadline`.
-    package func withLock<T>(before deadline: ContinuousClock.Instant, _ body: () async throws -> T) async throws -> T? {
+    func withLock<T>(before deadline: ContinuousClock.Instant, _ body: () async throws -> T) async throws -> T? {
         guard try await acquire(before: deadline) else { return nil }
         defer { release() }
         return try await body()

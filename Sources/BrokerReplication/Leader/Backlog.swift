@@ -2,25 +2,25 @@ import DequeModule
 
 /// The most recent sealed frames, bounded by the memory they hold, for followers that resume (partial
 /// resync, like Redis's PSYNC) or catch up after a full sync.
-package struct Backlog {
-    package let maximumBytes: Int
+struct Backlog {
+    let maximumBytes: Int
     private var batches: Deque<SealedBatch> = []
     /// Memory held by the frames (their buffers' capacity, not just their wire bytes), so that
     /// `backlogBytes` bounds the leader's memory.
-    package private(set) var bytes = 0
+    private(set) var bytes = 0
 
-    package init(maximumBytes: Int) {
+    init(maximumBytes: Int) {
         self.maximumBytes = maximumBytes
     }
 
     /// The first LSN still held, or nil when empty.
-    package var firstLSN: UInt64? { batches.first?.firstLSN }
+    var firstLSN: UInt64? { batches.first?.firstLSN }
     /// The last LSN held, or nil when empty.
-    package var lastLSN: UInt64? { batches.last?.lastLSN }
-    package var batchCount: Int { batches.count }
+    var lastLSN: UInt64? { batches.last?.lastLSN }
+    var batchCount: Int { batches.count }
 
     /// Adds the newest batch and drops the oldest ones past the bound (always keeping the newest).
-    package mutating func append(_ batch: SealedBatch) {
+    mutating func append(_ batch: SealedBatch) {
         precondition(batches.last.map { $0.lastLSN + 1 == batch.firstLSN } ?? true, "backlog batches are consecutive")
         batches.append(batch)
         bytes += batch.memoryBytes
@@ -30,7 +30,7 @@ package struct Backlog {
     }
 
     /// The held batch that starts at `lsn`, if any.
-    package func batch(startingAt lsn: UInt64) -> SealedBatch? {
+    func batch(startingAt lsn: UInt64) -> SealedBatch? {
         guard let first = batches.first, let last = batches.last, lsn >= first.firstLSN, lsn <= last.lastLSN else { return nil }
         var low = 0
         var high = batches.count - 1
@@ -41,7 +41,7 @@ package struct Backlog {
         return batches[low].firstLSN == lsn ? batches[low] : nil
     }
 
-    package enum Lookup: Equatable {
+    enum Lookup: Equatable {
         /// Batches starting exactly at the requested LSN (empty when nothing newer is held).
         case batches([SealedBatch])
         /// The requested LSN is older than the backlog, or not at a batch boundary.
@@ -51,7 +51,7 @@ package struct Backlog {
     /// Batches from `lsn` on, about `maximumBytes` in all (at least one when any is held).
     ///
     /// - Parameter nextLSN: the leader's next sealed LSN: asking for it means "up to date".
-    package func batches(from lsn: UInt64, nextLSN: UInt64, upToBytes maximumBytes: Int) -> Lookup {
+    func batches(from lsn: UInt64, nextLSN: UInt64, upToBytes maximumBytes: Int) -> Lookup {
         if lsn == nextLSN { return .batches([]) }
         guard let first = batches.first, lsn >= first.firstLSN, lsn < nextLSN else { return .unavailable }
         // Binary search for the batch that starts at lsn.

@@ -10,7 +10,7 @@ import Synchronization
 /// offering it to each follower's queue): no await and no I/O. Waking a follower's writer,
 /// resuming producers and closing an evicted follower's channel happen after the lock is
 /// released, and only in ``perform(_:)``.
-package final class LeaderCore: Sendable {
+final class LeaderCore: Sendable {
     typealias Settings = LeaderSettings
     typealias Counters = LeaderCounters
     typealias Machine = LeaderStateMachine<FollowerSession, CheckedContinuation<Void, any Error>>

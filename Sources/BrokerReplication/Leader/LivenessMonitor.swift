@@ -3,23 +3,23 @@ import Synchronization
 
 /// Decides when a follower has gone silent: a pure state machine, fed with what was sent and
 /// heard and asked what to do at a given time (Docs/Semantics.md, "Liveness").
-package struct LivenessMonitor: Sendable {
-    package struct Timeouts: Hashable, Sendable {
+struct LivenessMonitor: Sendable {
+    struct Timeouts: Hashable, Sendable {
         /// Outstanding data with no ack progress for this long evicts the follower.
-        package var ackTimeout: Duration
+        var ackTimeout: Duration
         /// An idle link gets a heartbeat this often.
-        package var heartbeatInterval: Duration
+        var heartbeatInterval: Duration
         /// Nothing heard from the follower (no ack, no heartbeat reply) for this long evicts it.
-        package var heartbeatTimeout: Duration
+        var heartbeatTimeout: Duration
     }
 
-    package enum Action: Equatable, Sendable {
+    enum Action: Equatable, Sendable {
         case none
         case sendHeartbeat
         case evict(EvictionReason)
     }
 
-    package let timeouts: Timeouts
+    let timeouts: Timeouts
     private var lastSentLSN: UInt64 = 0
     private var lastAckedLSN: UInt64 = 0
     private var outstandingSince: ContinuousClock.Instant?
@@ -27,12 +27,12 @@ package struct LivenessMonitor: Sendable {
     private var lastHeardAt: ContinuousClock.Instant
     /// During a full sync no acks are due, and hearing from the follower is not enough: it is
     /// alive while bytes move (see ``progressed(at:)``).
-    package private(set) var isSyncing = false
+    private(set) var isSyncing = false
     private var lastProgressAt: ContinuousClock.Instant
     /// The highest bytes-checked plus bytes-received total the follower has reported.
     private var reportedBytes: UInt64 = 0
 
-    package init(timeouts: Timeouts, now: ContinuousClock.Instant) {
+    init(timeouts: Timeouts, now: ContinuousClock.Instant) {
         self.timeouts = timeouts
         self.lastSentAt = now
         self.lastHeardAt = now
@@ -40,25 +40,25 @@ package struct LivenessMonitor: Sendable {
     }
 
     /// A full sync starts: from now on until ``finishSync(throughLSN:at:)`` only progress counts.
-    package mutating func startSync(at now: ContinuousClock.Instant) {
+    mutating func startSync(at now: ContinuousClock.Instant) {
         isSyncing = true
         lastProgressAt = now
     }
 
     /// The sync's files are sent: the follower now owes an ack of the cut, as for any data.
-    package mutating func finishSync(throughLSN cutLSN: UInt64, at now: ContinuousClock.Instant) {
+    mutating func finishSync(throughLSN cutLSN: UInt64, at now: ContinuousClock.Instant) {
         isSyncing = false
         lastHeardAt = max(lastHeardAt, lastProgressAt)
         sent(throughLSN: cutLSN, at: now)
     }
 
     /// The sync moved: the leader read its own files for it, or the follower consumed a chunk.
-    package mutating func progressed(at now: ContinuousClock.Instant) {
+    mutating func progressed(at now: ContinuousClock.Instant) {
         lastProgressAt = now
     }
 
     /// The follower reported how far it got; it counts as progress only if the total grew.
-    package mutating func followerReported(bytes: UInt64, at now: ContinuousClock.Instant) {
+    mutating func followerReported(bytes: UInt64, at now: ContinuousClock.Instant) {
         lastHeardAt = now
         if bytes > reportedBytes {
             reportedBytes = bytes
@@ -66,7 +66,7 @@ package struct LivenessMonitor: Sendable {
         }
     }
 
-    package mutating func sent(throughLSN lsn: UInt64, at now: ContinuousClock.Instant) {
+    mutating func sent(throughLSN lsn: UInt64, at now: ContinuousClock.Instant) {
         lastSentAt = now
         if lsn > lastSentLSN {
             lastSentLSN = lsn
@@ -74,15 +74,15 @@ package struct LivenessMonitor: Sendable {
         }
     }
 
-    package mutating func sentHeartbeat(at now: ContinuousClock.Instant) {
+    mutating func sentHeartbeat(at now: ContinuousClock.Instant) {
         lastSentAt = now
     }
 
-    package mutating func heard(at now: ContinuousClock.Instant) {
+    mutating func heard(at now: ContinuousClock.Instant) {
         lastHeardAt = now
     }
 
-    package mutating func acked(_ lsn: UInt64, at now: ContinuousClock.Instant) {
+    mutating func acked(_ lsn: UInt64, at now: ContinuousClock.Instant) {
         lastHeardAt = now
         guard lsn > lastAckedLSN else { return }
         lastAckedLSN = lsn
@@ -90,7 +90,7 @@ package struct LivenessMonitor: Sendable {
     }
 
     /// Marks everything through `lsn` as sent and acked (the follower resumed from there).
-    package mutating func start(atLSN lsn: UInt64, at now: ContinuousClock.Instant) {
+    mutating func start(atLSN lsn: UInt64, at now: ContinuousClock.Instant) {
         lastSentLSN = max(lastSentLSN, lsn)
         lastAckedLSN = max(lastAckedLSN, lsn)
         outstandingSince = lastAckedLSN >= lastSentLSN ? nil : now
@@ -98,19 +98,19 @@ package struct LivenessMonitor: Sendable {
     }
 
     /// False once ``check(at:)`` would evict.
-    package func isAlive(at now: ContinuousClock.Instant) -> Bool {
+    func isAlive(at now: ContinuousClock.Instant) -> Bool {
         now < evictionDeadline
     }
 
     /// When ``check(at:)`` starts to evict, unless something is heard, acked or moves first.
-    package var evictionDeadline: ContinuousClock.Instant {
+    var evictionDeadline: ContinuousClock.Instant {
         if isSyncing { return lastProgressAt + timeouts.heartbeatTimeout }
         let silence = lastHeardAt + timeouts.heartbeatTimeout
         guard let since = outstandingSince else { return silence }
         return min(silence, since + timeouts.ackTimeout)
     }
 
-    package func check(at now: ContinuousClock.Instant) -> Action {
+    func check(at now: ContinuousClock.Instant) -> Action {
         if isSyncing {
             // A follower that talks but consumes nothing is as stuck as a silent one.
             if now - lastProgressAt >= timeouts.heartbeatTimeout { return .evict(.heartbeatTimeout) }

@@ -5,20 +5,20 @@ import DequeModule
 /// `trySend` never waits: when a frame does not fit, it says so and the caller evicts the
 /// follower. Frames are shared, immutable buffers: queueing one costs a reference, not a copy.
 @_spi(Benchmarks) public struct OutboundQueue: Sendable {
-    package let maximumBytes: Int
-    package let maximumFrames: Int
+    let maximumBytes: Int
+    let maximumFrames: Int
     private var frames: Deque<SealedBatch> = []
-    package private(set) var queuedBytes = 0
+    private(set) var queuedBytes = 0
 
     @_spi(Benchmarks) public init(maximumBytes: Int, maximumFrames: Int) {
         self.maximumBytes = maximumBytes
         self.maximumFrames = maximumFrames
     }
 
-    package var queuedFrames: Int { frames.count }
+    var queuedFrames: Int { frames.count }
     /// When the oldest queued frame was sealed.
-    package var oldestSealedAt: ContinuousClock.Instant? { frames.first?.sealedAt }
-    package var isEmpty: Bool { frames.isEmpty }
+    var oldestSealedAt: ContinuousClock.Instant? { frames.first?.sealedAt }
+    var isEmpty: Bool { frames.isEmpty }
 
     @_spi(Benchmarks) public enum TrySendResult: Equatable, Sendable {
         case enqueued
@@ -47,7 +47,7 @@ import DequeModule
         return taken
     }
 
-    package mutating func removeAll() {
+    mutating func removeAll() {
         frames.removeAll()
         queuedBytes = 0
     }

@@ -142,8 +142,8 @@ public final class ReplicationLeader: Service, Sendable {
     }
 
     /// Connections accepted and not yet closed (handshaking or streaming).
-    package var openConnectionCount: Int { lifecycle.openConnectionCount }
+    var openConnectionCount: Int { lifecycle.openConnectionCount }
 
     /// Connections accepted and not yet authenticated (at most `maximumHandshakingConnections`).
-    package var handshakingConnectionCount: Int { lifecycle.handshakingConnectionCount }
+    var handshakingConnectionCount: Int { lifecycle.handshakingConnectionCount }
 }

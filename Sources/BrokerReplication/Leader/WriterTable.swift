@@ -10,8 +10,8 @@ import Synchronization
 ///
 /// A lock of its own: every append looks its writer up, and doing that under the leader's
 /// state lock doubled the producers' contention on it.
-package final class WriterTable: Sendable {
-    package let maximumOpenFiles: Int
+final class WriterTable: Sendable {
+    let maximumOpenFiles: Int
     private let state = Mutex(State())
 
     private struct Entry {
@@ -27,13 +27,13 @@ package final class WriterTable: Sendable {
         var clock: UInt64 = 0
     }
 
-    package init(maximumOpenFiles: Int) {
+    init(maximumOpenFiles: Int) {
         precondition(maximumOpenFiles >= 1, "at least one file may be open")
         self.maximumOpenFiles = maximumOpenFiles
     }
 
     /// The writer that serialises local writes to `path`.
-    package func writer(for path: ReplicatedPath) -> FileWriter {
+    func writer(for path: ReplicatedPath) -> FileWriter {
         state.withLock { state in
             state.clock += 1
             if let index = state.entries.index(forKey: path) {
@@ -47,7 +47,7 @@ package final class WriterTable: Sendable {
     }
 
     /// Writers counted as holding a descriptor (at most `maximumOpenFiles`, plus writes in progress).
-    package var openFileCount: Int { state.withLock { $0.open.count } }
+    var openFileCount: Int { state.withLock { $0.open.count } }
 
     /// A writer opened a descriptor: count it, and close others when it is one too many.
     private func opened(_ path: ReplicatedPath) {

@@ -13,10 +13,10 @@ import Darwin
 /// The top-level `.brpl` directory holds the module's own state and temporary files and is
 /// never replicated (``ReplicatedPath`` refuses it).
 @_spi(Benchmarks) public final class DataDirectory: Sendable {
-    package let path: String
+    let path: String
     private let rootDescriptor: Int32
     /// Failures tests inject into ``syncFileSystem()``.
-    package let injectedFaults = InjectedFaults()
+    let injectedFaults = InjectedFaults()
 
     /// Opens (and creates, when missing) the data directory.
     @_spi(Benchmarks) public init(path: String) throws(StorageError) {
@@ -34,7 +34,7 @@ import Darwin
     }
 
     /// The reserved directory for the module's own files.
-    package static let reservedDirectory = ".brpl"
+    static let reservedDirectory = ".brpl"
 
     // MARK: Opening
 
@@ -70,12 +70,12 @@ import Darwin
     }
 
     /// Opens a file for reading and writing; creates it (and its directories) when asked.
-    package func openFile(_ path: ReplicatedPath, create: Bool) throws(StorageError) -> FileHandle {
+    func openFile(_ path: ReplicatedPath, create: Bool) throws(StorageError) -> FileHandle {
         try openFile(rawPath: path.string, create: create, truncate: false)
     }
 
     /// Opens a file by a path the module built itself (under `.brpl`).
-    package func openFile(rawPath: String, create: Bool, truncate: Bool) throws(StorageError) -> FileHandle {
+    func openFile(rawPath: String, create: Bool, truncate: Bool) throws(StorageError) -> FileHandle {
         let parts = components(rawPath)
         let operation = "open \(rawPath)"
         let parent = try openParent(of: parts, create: create, for: operation)
@@ -92,7 +92,7 @@ import Darwin
     }
 
     /// Opens a file for reading only, or returns nil when it does not exist.
-    package func openForReading(_ path: ReplicatedPath) throws(StorageError) -> FileHandle? {
+    func openForReading(_ path: ReplicatedPath) throws(StorageError) -> FileHandle? {
         let parts = components(path.string)
         let operation = "open \(path) for reading"
         let parent: Int32
@@ -111,7 +111,7 @@ import Darwin
     // MARK: Changing the tree
 
     /// Renames a file the module built (under `.brpl`) over `path`, then makes the rename durable.
-    package func rename(rawPath source: String, over path: ReplicatedPath, durable: Bool) throws(StorageError) {
+    func rename(rawPath source: String, over path: ReplicatedPath, durable: Bool) throws(StorageError) {
         let sourceParts = components(source)
         let targetParts = components(path.string)
         let operation = "rename \(source) over \(path)"
@@ -126,7 +126,7 @@ import Darwin
     }
 
     /// Deletes a file (a missing one is fine) and then any directories the delete left empty.
-    package func delete(_ path: ReplicatedPath, durable: Bool) throws(StorageError) {
+    func delete(_ path: ReplicatedPath, durable: Bool) throws(StorageError) {
         var parts = components(path.string)
         let operation = "delete \(path)"
         let parent: Int32
@@ -159,7 +159,7 @@ import Darwin
     }
 
     /// Removes a file the module built (under `.brpl`); a missing one is fine.
-    package func removeFile(rawPath: String) throws(StorageError) {
+    func removeFile(rawPath: String) throws(StorageError) {
         let parts = components(rawPath)
         let parent: Int32
         do {
@@ -174,7 +174,7 @@ import Darwin
     }
 
     /// Makes a directory's entries durable (after creates, renames and deletes).
-    package func syncDirectory(containing path: ReplicatedPath) throws(StorageError) {
+    func syncDirectory(containing path: ReplicatedPath) throws(StorageError) {
         let parent = try openParent(of: components(path.string), create: false, for: "fsync the directory of \(path)")
         defer { close(parent) }
         if fsync(parent) != 0 { throw StorageError(operation: "fsync the directory of \(path)", errno: errno) }
@@ -185,7 +185,7 @@ import Darwin
     ///
     /// It also flushes dirty data of other programs on the same file system: the price of one
     /// flush per group commit instead of one per touched file (see Docs/Semantics.md).
-    package func syncFileSystem() throws(StorageError) {
+    func syncFileSystem() throws(StorageError) {
         if injectedFaults.takeFlushFailure() {
             throw StorageError(operation: "syncfs the file system of data directory \(path) (injected failure)", errno: EIO)
         }
@@ -198,7 +198,7 @@ import Darwin
 
     /// Every regular file below the data directory, except the reserved `.brpl`, with its size.
     /// Symlinks and other special files are skipped.
-    package func listFiles() throws(StorageError) -> [(path: ReplicatedPath, size: Int)] {
+    func listFiles() throws(StorageError) -> [(path: ReplicatedPath, size: Int)] {
         var files: [(path: ReplicatedPath, size: Int)] = []
         // A fresh descriptor, not dup(): a duplicate shares the read position, so a second
         // listing through the same root would start at the end and find nothing.

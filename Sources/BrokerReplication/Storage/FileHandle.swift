@@ -8,11 +8,11 @@ import Darwin
 ///
 /// Shared between a writer and a full sync that reads a consistent cut: after a replace or
 /// delete, a sync still holding the old handle keeps reading the old contents.
-package final class FileHandle: Sendable {
-    package let descriptor: Int32
-    package let path: String
+final class FileHandle: Sendable {
+    let descriptor: Int32
+    let path: String
 
-    package init(descriptor: Int32, path: String) {
+    init(descriptor: Int32, path: String) {
         self.descriptor = descriptor
         self.path = path
     }
@@ -22,7 +22,7 @@ package final class FileHandle: Sendable {
     }
 
     /// Writes all of `bytes` at `offset`.
-    package func write(_ bytes: UnsafeRawBufferPointer, at offset: Int) throws(StorageError) {
+    func write(_ bytes: UnsafeRawBufferPointer, at offset: Int) throws(StorageError) {
         var written = 0
         while written < bytes.count {
             let result = pwrite(descriptor, bytes.baseAddress! + written, bytes.count - written, off_t(offset + written))
@@ -37,7 +37,7 @@ package final class FileHandle: Sendable {
     /// Writes `buffers` one after another, starting at `offset`, with one `pwritev` when the
     /// kernel takes them all at once (more calls only after a short write, or for more than
     /// `maximumVectorsPerWrite` buffers).
-    package func write(_ buffers: [UnsafeRawBufferPointer], at offset: Int) throws(StorageError) {
+    func write(_ buffers: [UnsafeRawBufferPointer], at offset: Int) throws(StorageError) {
         let totalBytes = buffers.reduce(0) { $0 + $1.count }
         var vectors = buffers.map { iovec(iov_base: UnsafeMutableRawPointer(mutating: $0.baseAddress), iov_len: $0.count) }
         var first = 0
@@ -72,7 +72,7 @@ package final class FileHandle: Sendable {
     private static let maximumVectorsPerWrite = 1024
 
     /// Reads up to `count` bytes at `offset` into `buffer`; returns how many were read.
-    package func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int) throws(StorageError) -> Int {
+    func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int) throws(StorageError) -> Int {
         var total = 0
         while total < buffer.count {
             let result = pread(descriptor, buffer.baseAddress! + total, buffer.count - total, off_t(offset + total))
@@ -86,15 +86,15 @@ package final class FileHandle: Sendable {
         return total
     }
 
-    package func truncate(to size: Int) throws(StorageError) {
+    func truncate(to size: Int) throws(StorageError) {
         if ftruncate(descriptor, off_t(size)) != 0 { throw StorageError(operation: "truncate \(path) to \(size) bytes", errno: errno) }
     }
 
-    package func sync() throws(StorageError) {
+    func sync() throws(StorageError) {
         if fsync(descriptor) != 0 { throw StorageError(operation: "fsync \(path)", errno: errno) }
     }
 
-    package func size() throws(StorageError) -> Int {
+    func size() throws(StorageError) -> Int {
         var info = stat()
         guard fstat(descriptor, &info) == 0 else { throw StorageError(operation: "stat \(path)", errno: errno) }
         return Int(info.st_size)
@@ -102,7 +102,7 @@ package final class FileHandle: Sendable {
 
     /// The CRC32C of the first `length` bytes, read in 1 MiB pieces.
     /// - Parameter progress: called with the bytes read so far after every block of 1 MiB.
-    package func checksum(length: Int, progress: (Int) -> Void = { _ in }) throws(StorageError) -> UInt32 {
+    func checksum(length: Int, progress: (Int) -> Void = { _ in }) throws(StorageError) -> UInt32 {
         var running = CRC32C.start
         var offset = 0
         let chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)

@@ -6,13 +6,13 @@ import Synchronization
 /// test machine usually cannot make; everything around the flush (what the follower does
 /// when it fails) is real. Nothing outside the tests sets it, and an unset one costs one
 /// atomic load per flush.
-package final class InjectedFaults: Sendable {
+final class InjectedFaults: Sendable {
     private let failingFlushes = Atomic<Int>(0)
 
-    package init() {}
+    init() {}
 
     /// The next `count` flushes of the file system fail with EIO.
-    package func failNextFlushes(_ count: Int) {
+    func failNextFlushes(_ count: Int) {
         failingFlushes.store(count, ordering: .sequentiallyConsistent)
     }
 

@@ -12,14 +12,14 @@ import Darwin
 // never see it (public APIs wrap it in ReplicationError).
 @_spi(Benchmarks) public struct StorageError: Error, Hashable, Sendable, CustomStringConvertible {
     /// What was being done, e.g. "open queues/q1/segment for writing".
-    package let operation: String
+    let operation: String
     /// The errno value.
-    package let errno: Int32
+    let errno: Int32
 
     public var description: String {
         "\(operation): \(String(cString: strerror(errno))) (errno \(errno))"
     }
 
     /// True when retrying later may succeed because space may be freed (ENOSPC, EDQUOT).
-    package var isDiskFull: Bool { errno == ENOSPC || errno == EDQUOT }
+    var isDiskFull: Bool { errno == ENOSPC || errno == EDQUOT }
 }

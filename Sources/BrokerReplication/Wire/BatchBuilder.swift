@@ -4,20 +4,20 @@ import NIOCore
 /// A batch sealed into one complete data frame: compressed once, then shared by every follower.
 @_spi(Benchmarks) public struct SealedBatch: Hashable, Sendable {
     /// The whole frame, header included, ready to write to any number of channels.
-    @_spi(Benchmarks) public package(set) var frame: ByteBuffer
-    package var firstLSN: UInt64
-    package var recordCount: UInt32
+    @_spi(Benchmarks) public var frame: ByteBuffer
+    var firstLSN: UInt64
+    var recordCount: UInt32
     /// Uncompressed payload bytes (the records as encoded).
-    package var payloadBytes: Int
+    var payloadBytes: Int
     /// When the batch was sealed: a follower that has acked everything before it was caught
     /// up at this time (for the in-sync decision).
-    package var sealedAt: ContinuousClock.Instant = .now
+    var sealedAt: ContinuousClock.Instant = .now
 
-    package var lastLSN: UInt64 { firstLSN + UInt64(recordCount) - 1 }
+    var lastLSN: UInt64 { firstLSN + UInt64(recordCount) - 1 }
     /// Bytes on the wire for this batch, frame header included.
-    package var wireBytes: Int { frame.readableBytes }
+    var wireBytes: Int { frame.readableBytes }
     /// Bytes of memory the frame holds: NIO rounds a buffer's capacity up to a power of two.
-    package var memoryBytes: Int { frame.capacity }
+    var memoryBytes: Int { frame.capacity }
 }
 
 /// Collects records with consecutive LSNs into one uncompressed payload, then seals them
@@ -31,8 +31,8 @@ import NIOCore
     /// that room would pin about three times its size in every queue and the backlog.
     private var compressed: ByteBuffer
     private let allocator: ByteBufferAllocator
-    package private(set) var firstLSN: UInt64 = 0
-    package private(set) var recordCount: UInt32 = 0
+    private(set) var firstLSN: UInt64 = 0
+    private(set) var recordCount: UInt32 = 0
 
     @_spi(Benchmarks) public init(allocator: ByteBufferAllocator = ByteBufferAllocator(), initialCapacity: Int = 64 * 1024) {
         self.allocator = allocator
@@ -40,11 +40,11 @@ import NIOCore
         self.compressed = allocator.buffer(capacity: LZ4Block.maximumCompressedBytes(forInputBytes: initialCapacity))
     }
 
-    package var isEmpty: Bool { recordCount == 0 }
+    var isEmpty: Bool { recordCount == 0 }
     /// Uncompressed bytes collected so far.
     @_spi(Benchmarks) public var payloadBytes: Int { payload.readableBytes }
     /// The LSN the next record must have.
-    package var nextLSN: UInt64 { firstLSN + UInt64(recordCount) }
+    var nextLSN: UInt64 { firstLSN + UInt64(recordCount) }
 
     /// Adds a record with LSN `lsn`, which must follow the batch's last one.
     @_spi(Benchmarks) public mutating func append(_ record: ReplicationRecord, lsn: UInt64) {

@@ -3,7 +3,7 @@ import NIOCore
 
 /// Turns a data frame back into records, checking every size before allocating for it.
 @_spi(Benchmarks) public struct BatchDecoder: Sendable {
-    package let limits: WireLimits
+    let limits: WireLimits
     private let allocator: ByteBufferAllocator
 
     @_spi(Benchmarks) public init(limits: WireLimits = .default, allocator: ByteBufferAllocator = ByteBufferAllocator()) {
@@ -14,11 +14,11 @@ import NIOCore
     /// Paths decoded before, so that a stream of records to the same few files validates and
     /// allocates each path once, not once per record. Direct-mapped by a hash of the path's
     /// bytes; a collision only costs a decode.
-    package struct PathCache: Sendable {
+    struct PathCache: Sendable {
         private static let slots = 64
         private var paths: [ReplicatedPath?] = Array(repeating: nil, count: slots)
 
-        package init() {}
+        init() {}
 
         /// The cached path with exactly these bytes, or the result of `decode` (then cached).
         mutating func path(
@@ -46,7 +46,7 @@ import NIOCore
 
     /// Decompresses and parses `frame`'s records, reusing the paths of earlier frames: with a
     /// cache kept across a stream's frames, decoding allocates nothing per record.
-    package func records(of frame: DataFrame, paths: inout PathCache) throws(WireError) -> [ReplicationRecord] {
+    func records(of frame: DataFrame, paths: inout PathCache) throws(WireError) -> [ReplicationRecord] {
         let declaredBytes = Int(frame.uncompressedBytes)
         let declaredCount = Int(frame.recordCount)
         guard declaredBytes <= limits.maximumBatchBytes else {
@@ -132,15 +132,15 @@ import NIOCore
 }
 
 /// Checks that data frames arrive with no gap and no repeat: each starts right after the last.
-package struct LSNSequence: Hashable, Sendable {
+struct LSNSequence: Hashable, Sendable {
     /// The LSN the next data frame must start with.
-    package private(set) var nextLSN: UInt64
+    private(set) var nextLSN: UInt64
 
-    package init(nextLSN: UInt64) {
+    init(nextLSN: UInt64) {
         self.nextLSN = nextLSN
     }
 
-    package mutating func accept(_ frame: DataFrame) throws(WireError) {
+    mutating func accept(_ frame: DataFrame) throws(WireError) {
         guard frame.firstLSN == nextLSN else {
             throw WireError(.lsnGap(expected: nextLSN, received: frame.firstLSN))
         }

@@ -5,9 +5,9 @@ import CCRC32C
 /// Reflected polynomial 0x82F63B78, initial value and final XOR 0xFFFFFFFF, the variant
 /// used by iSCSI, ext4 and Kafka's record batches. The SSE4.2 `crc32` instruction where the
 /// processor has it (x86-64), slicing-by-8 in software elsewhere; both give the same values.
-package enum CRC32C {
+enum CRC32C {
     /// Whether ``update(_:with:)`` uses the processor's CRC-32C instruction.
-    package static let usesHardware = brpl_crc32c_hardware_available() != 0
+    static let usesHardware = brpl_crc32c_hardware_available() != 0
 
     /// Eight 256-entry tables; table k folds a byte that is k positions further ahead.
     private static let tables: [UInt32] = {
@@ -27,24 +27,24 @@ package enum CRC32C {
     }()
 
     /// The checksum of `bytes`.
-    package static func checksum(_ bytes: UnsafeRawBufferPointer) -> UInt32 {
+    static func checksum(_ bytes: UnsafeRawBufferPointer) -> UInt32 {
         finish(update(start, with: bytes))
     }
 
     /// The running value before any byte is folded in.
-    package static let start: UInt32 = 0xFFFF_FFFF
+    static let start: UInt32 = 0xFFFF_FFFF
 
     /// The final checksum of a running value.
-    package static func finish(_ running: UInt32) -> UInt32 { running ^ 0xFFFF_FFFF }
+    static func finish(_ running: UInt32) -> UInt32 { running ^ 0xFFFF_FFFF }
 
     /// Folds `bytes` into a running value (start with ``start``, end with ``finish(_:)``).
-    package static func update(_ running: UInt32, with bytes: UnsafeRawBufferPointer) -> UInt32 {
+    static func update(_ running: UInt32, with bytes: UnsafeRawBufferPointer) -> UInt32 {
         guard usesHardware, let base = bytes.baseAddress else { return softwareUpdate(running, with: bytes) }
         return brpl_crc32c_hardware_update(running, base, bytes.count)
     }
 
     /// Slicing-by-8 over eight 256-entry tables.
-    package static func softwareUpdate(_ running: UInt32, with bytes: UnsafeRawBufferPointer) -> UInt32 {
+    static func softwareUpdate(_ running: UInt32, with bytes: UnsafeRawBufferPointer) -> UInt32 {
         var crc = running
         var index = 0
         let count = bytes.count

@@ -1,59 +1,59 @@
 import NIOCore
 
 /// Bytes in every nonce and HMAC-SHA256 proof of the handshake.
-package let handshakeTokenBytes = 32
+let handshakeTokenBytes = 32
 
 /// Follower to leader, first frame after the preamble: who is asking to follow.
-package struct Hello: Hashable, Sendable {
-    package var clusterID: String
-    package var nodeID: String
-    package var followerNonce: [UInt8]
+struct Hello: Hashable, Sendable {
+    var clusterID: String
+    var nodeID: String
+    var followerNonce: [UInt8]
 }
 
 /// Leader to follower: the leader's nonce, and its proof that it knows the secret.
-package struct Challenge: Hashable, Sendable {
-    package var leaderNodeID: String
-    package var leaderNonce: [UInt8]
-    package var leaderProof: [UInt8]
+struct Challenge: Hashable, Sendable {
+    var leaderNodeID: String
+    var leaderNonce: [UInt8]
+    var leaderProof: [UInt8]
 }
 
 /// Follower to leader: proof of the secret, and where the follower's data stands.
-package struct Authenticate: Hashable, Sendable {
-    package var followerProof: [UInt8]
-    package var epoch: UInt64
-    package var lastDurableLSN: UInt64
+struct Authenticate: Hashable, Sendable {
+    var followerProof: [UInt8]
+    var epoch: UInt64
+    var lastDurableLSN: UInt64
 }
 
 /// Leader to follower: accepted, and how the stream resumes.
-package struct Welcome: Hashable, Sendable {
-    package enum Resync: UInt8, Hashable, Sendable {
+struct Welcome: Hashable, Sendable {
+    enum Resync: UInt8, Hashable, Sendable {
         /// The leader streams from `nextLSN`, which follows the follower's last durable LSN.
         case resume = 1
         /// The follower's data cannot be resumed; a full sync runs before streaming.
         case fullSync = 2
     }
 
-    package var epoch: UInt64
-    package var resync: Resync
-    package var nextLSN: UInt64
+    var epoch: UInt64
+    var resync: Resync
+    var nextLSN: UInt64
 }
 
 /// Either side: the connection is refused, with a reason a person can act on.
-package struct Refusal: Hashable, Sendable {
-    package struct Code: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
-        package var rawValue: UInt8
-        package init(rawValue: UInt8) { self.rawValue = rawValue }
+struct Refusal: Hashable, Sendable {
+    struct Code: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
+        var rawValue: UInt8
+        init(rawValue: UInt8) { self.rawValue = rawValue }
 
-        package static let unsupportedVersion = Code(rawValue: 1)
-        package static let wrongCluster = Code(rawValue: 2)
-        package static let authenticationFailed = Code(rawValue: 3)
-        package static let protocolViolation = Code(rawValue: 4)
-        package static let duplicateNode = Code(rawValue: 5)
-        package static let shuttingDown = Code(rawValue: 6)
+        static let unsupportedVersion = Code(rawValue: 1)
+        static let wrongCluster = Code(rawValue: 2)
+        static let authenticationFailed = Code(rawValue: 3)
+        static let protocolViolation = Code(rawValue: 4)
+        static let duplicateNode = Code(rawValue: 5)
+        static let shuttingDown = Code(rawValue: 6)
         /// A follower could not write what it received; it will resync once fixed.
-        package static let diskError = Code(rawValue: 7)
+        static let diskError = Code(rawValue: 7)
 
-        package var description: String {
+        var description: String {
             switch self {
             case .unsupportedVersion: "unsupported-version"
             case .wrongCluster: "wrong-cluster"
@@ -68,38 +68,38 @@ package struct Refusal: Hashable, Sendable {
     }
 
     /// The longest reason text, in UTF-8 bytes.
-    package static let maximumReasonBytes = 1024
+    static let maximumReasonBytes = 1024
 
-    package var code: Code
-    package var reason: String
+    var code: Code
+    var reason: String
 }
 
 /// Leader to follower on an idle link: the leader's newest LSN and a timestamp to echo.
-package struct Heartbeat: Hashable, Sendable {
-    package var leaderLSN: UInt64
-    package var sentAtNanoseconds: UInt64
+struct Heartbeat: Hashable, Sendable {
+    var leaderLSN: UInt64
+    var sentAtNanoseconds: UInt64
 }
 
 /// Follower to leader: the echoed heartbeat timestamp and the follower's durable LSN.
-package struct HeartbeatReply: Hashable, Sendable {
-    package var echoedSentAtNanoseconds: UInt64
-    package var durableLSN: UInt64
+struct HeartbeatReply: Hashable, Sendable {
+    var echoedSentAtNanoseconds: UInt64
+    var durableLSN: UInt64
 }
 
 /// Leader to follower: one compressed batch of records, still compressed.
 @_spi(Benchmarks) public struct DataFrame: Hashable, Sendable {
-    package static let codecLZ4Block: UInt8 = 1
+    static let codecLZ4Block: UInt8 = 1
     /// Bytes before the compressed payload: first LSN 8, record count 4, size 4, codec 1.
-    package static let headerBytes = 17
+    static let headerBytes = 17
 
-    package var firstLSN: UInt64
-    package var recordCount: UInt32
-    package var uncompressedBytes: UInt32
-    package var codec: UInt8
-    package var compressed: ByteBuffer
+    var firstLSN: UInt64
+    var recordCount: UInt32
+    var uncompressedBytes: UInt32
+    var codec: UInt8
+    var compressed: ByteBuffer
 
     /// The LSN of the batch's last record.
-    package var lastLSN: UInt64 { firstLSN + UInt64(recordCount) - 1 }
+    var lastLSN: UInt64 { firstLSN + UInt64(recordCount) - 1 }
 }
 
 extension DataFrame {
@@ -130,7 +130,7 @@ extension DataFrame {
 }
 
 /// Every message of protocol version 1, one per frame type.
-package enum WireMessage: Hashable, Sendable {
+enum WireMessage: Hashable, Sendable {
     case hello(Hello)
     case challenge(Challenge)
     case authenticate(Authenticate)
@@ -154,7 +154,7 @@ package enum WireMessage: Hashable, Sendable {
     case syncProgress(SyncProgressReport)
 
     /// Decodes a checksummed frame's body, refusing any field that is out of bounds.
-    package init(decoding frame: Frame, limits: WireLimits = .default) throws(WireError) {
+    init(decoding frame: Frame, limits: WireLimits = .default) throws(WireError) {
         var reader = WireReader(frame.body, type: frame.type)
         switch frame.type {
         case .hello:
@@ -245,7 +245,7 @@ package enum WireMessage: Hashable, Sendable {
         try reader.finish()
     }
 
-    package var frameType: FrameType {
+    var frameType: FrameType {
         switch self {
         case .hello: .hello
         case .challenge: .challenge
@@ -266,7 +266,7 @@ package enum WireMessage: Hashable, Sendable {
     }
 
     /// Appends this message as one complete frame to `buffer`.
-    package func write(to buffer: inout ByteBuffer) {
+    func write(to buffer: inout ByteBuffer) {
         let headerIndex = buffer.writerIndex
         buffer.writeRepeatingByte(0, count: Frame.headerBytes)
         switch self {

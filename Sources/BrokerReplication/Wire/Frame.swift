@@ -1,13 +1,13 @@
 import NIOCore
 
 /// The protocol version this build speaks; it is sent in the stream preamble.
-package let replicationProtocolVersion: UInt16 = 1
+let replicationProtocolVersion: UInt16 = 1
 
 /// The first four bytes a follower sends on a new connection: ASCII "BRPL".
-package let replicationMagic: [UInt8] = Array("BRPL".utf8)
+let replicationMagic: [UInt8] = Array("BRPL".utf8)
 
 /// The type byte of a frame. Control frames are small and fixed-shape; data frames carry batches.
-package enum FrameType: UInt8, Hashable, Sendable, CaseIterable, CustomStringConvertible {
+enum FrameType: UInt8, Hashable, Sendable, CaseIterable, CustomStringConvertible {
     case hello = 0x01
     case challenge = 0x02
     case authenticate = 0x03
@@ -25,7 +25,7 @@ package enum FrameType: UInt8, Hashable, Sendable, CaseIterable, CustomStringCon
     case syncProgress = 0x35
 
     /// Whether followers send this type (the rest only leaders send).
-    package var isSentByFollower: Bool {
+    var isSentByFollower: Bool {
         switch self {
         case .hello, .authenticate, .ack, .heartbeatReply, .syncRequest, .syncProgress, .refusal: true
         default: false
@@ -33,19 +33,19 @@ package enum FrameType: UInt8, Hashable, Sendable, CaseIterable, CustomStringCon
     }
 
     /// Whether leaders send this type.
-    package var isSentByLeader: Bool {
+    var isSentByLeader: Bool {
         self == .refusal || !isSentByFollower
     }
 
     /// The largest body this type may have, checked before the body is read.
-    package func maximumBodyBytes(_ limits: WireLimits) -> Int {
+    func maximumBodyBytes(_ limits: WireLimits) -> Int {
         switch self {
         case .data, .syncManifest, .syncChunk: limits.maximumDataFrameBodyBytes
         default: WireLimits.maximumControlFrameBodyBytes
         }
     }
 
-    package var description: String {
+    var description: String {
         switch self {
         case .hello: "hello"
         case .challenge: "challenge"
@@ -68,19 +68,19 @@ package enum FrameType: UInt8, Hashable, Sendable, CaseIterable, CustomStringCon
 
 /// One checksummed frame: its type and its body (the checksum is verified on the way in).
 @_spi(Benchmarks) public struct Frame: Hashable, Sendable {
-    package var type: FrameType
-    package var body: ByteBuffer
+    var type: FrameType
+    var body: ByteBuffer
 
-    package init(type: FrameType, body: ByteBuffer) {
+    init(type: FrameType, body: ByteBuffer) {
         self.type = type
         self.body = body
     }
 
     /// Bytes before the body: length (4), type (1), CRC32C (4).
-    package static let headerBytes = 9
+    static let headerBytes = 9
 
     /// The CRC32C of the type byte followed by the body.
-    package static func checksum(type: UInt8, body: ByteBufferView) -> UInt32 {
+    static func checksum(type: UInt8, body: ByteBufferView) -> UInt32 {
         var running = withUnsafeBytes(of: type) { CRC32C.update(CRC32C.start, with: $0) }
         running = body.withContiguousStorageIfAvailable { CRC32C.update(running, with: UnsafeRawBufferPointer($0)) }
             ?? Array(body).withUnsafeBytes { CRC32C.update(running, with: $0) }
@@ -88,7 +88,7 @@ package enum FrameType: UInt8, Hashable, Sendable, CaseIterable, CustomStringCon
     }
 
     /// Appends this frame, header and body, to `buffer`.
-    package func write(to buffer: inout ByteBuffer) {
+    func write(to buffer: inout ByteBuffer) {
         buffer.writeInteger(UInt32(body.readableBytes))
         buffer.writeInteger(type.rawValue)
         buffer.writeInteger(Self.checksum(type: type.rawValue, body: body.readableBytesView))
@@ -97,7 +97,7 @@ package enum FrameType: UInt8, Hashable, Sendable, CaseIterable, CustomStringCon
 
     /// Writes the header for a body that already sits in `buffer` after a 9-byte gap at
     /// `headerIndex`, so a data frame is built in place with no copy.
-    package static func fillHeader(in buffer: inout ByteBuffer, at headerIndex: Int, type: FrameType) {
+    static func fillHeader(in buffer: inout ByteBuffer, at headerIndex: Int, type: FrameType) {
         let bodyIndex = headerIndex + headerBytes
         let bodyLength = buffer.writerIndex - bodyIndex
         // The checksum is computed (and the slice released) before the header is written: a
@@ -121,7 +121,7 @@ package enum FrameType: UInt8, Hashable, Sendable, CaseIterable, CustomStringCon
         case none
     }
 
-    package let limits: WireLimits
+    let limits: WireLimits
     private var awaitingPreamble: Bool
     /// The leader's side expects only follower frames and the follower's side only leader
     /// frames, so nothing a peer may not send is ever buffered (a would-be follower cannot
@@ -135,12 +135,12 @@ package enum FrameType: UInt8, Hashable, Sendable, CaseIterable, CustomStringCon
     }
 
     /// The preamble a follower writes first: magic "BRPL" and the protocol version.
-    package static func writePreamble(to buffer: inout ByteBuffer, version: UInt16 = replicationProtocolVersion) {
+    static func writePreamble(to buffer: inout ByteBuffer, version: UInt16 = replicationProtocolVersion) {
         buffer.writeBytes(replicationMagic)
         buffer.writeInteger(version)
     }
 
-    package static let preambleBytes = 6
+    static let preambleBytes = 6
 
     /// Reads the next frame from `buffer`, or returns nil (consuming nothing) when it holds
     /// only part of one.
@@ -185,22 +185,22 @@ package enum FrameType: UInt8, Hashable, Sendable, CaseIterable, CustomStringCon
 }
 
 /// The channel handler that turns bytes into ``Frame``s; every decision is ``FrameParser``'s.
-package struct FrameDecoder: ByteToMessageDecoder {
-    package typealias InboundOut = Frame
+struct FrameDecoder: ByteToMessageDecoder {
+    typealias InboundOut = Frame
 
     private var parser: FrameParser
 
-    package init(limits: WireLimits = .default, preamble: FrameParser.Preamble) {
+    init(limits: WireLimits = .default, preamble: FrameParser.Preamble) {
         self.parser = FrameParser(limits: limits, preamble: preamble)
     }
 
-    package mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
+    mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
         guard let frame = try parser.next(from: &buffer) else { return .needMoreData }
         context.fireChannelRead(Self.wrapInboundOut(frame))
         return .continue
     }
 
-    package mutating func decodeLast(
+    mutating func decodeLast(
         context: ChannelHandlerContext,
         buffer: inout ByteBuffer,
         seenEOF: Bool

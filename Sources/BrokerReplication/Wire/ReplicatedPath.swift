@@ -31,14 +31,14 @@ public struct ReplicatedPath: Hashable, Sendable, CustomStringConvertible {
     }
 
     /// Checks a path that came from a peer, as a decoder does: a bad one is a ``WireError``.
-    package init(validating string: String, maximumBytes: Int = WireLimits.default.maximumPathBytes) throws(WireError) {
+    init(validating string: String, maximumBytes: Int = WireLimits.default.maximumPathBytes) throws(WireError) {
         try Self.validate(string, maximumBytes: maximumBytes)
         self.string = string
     }
 
     /// Wraps a path that came out of ``init(_:maximumBytes:)`` before: only for paths this
     /// process produced itself.
-    package init(alreadyValidated string: String) {
+    init(alreadyValidated string: String) {
         self.string = string
     }
 

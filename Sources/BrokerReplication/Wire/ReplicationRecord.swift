@@ -17,7 +17,7 @@ import NIOCore
     /// Delete the file at `path`; deleting a missing file is not an error.
     case delete(path: ReplicatedPath)
 
-    package enum Kind: UInt8, Sendable {
+    enum Kind: UInt8, Sendable {
         case append = 1
         case replace = 2
         case delete = 3
@@ -28,20 +28,20 @@ import NIOCore
         @_spi(Benchmarks) public init(rawValue: UInt8) { self.rawValue = rawValue }
 
         /// Start a new temporary file for this path (dropping any half-received one).
-        package static let firstChunk = ReplaceFlags(rawValue: 1 << 0)
+        static let firstChunk = ReplaceFlags(rawValue: 1 << 0)
         /// Make the temporary file durable and rename it over the path.
-        package static let lastChunk = ReplaceFlags(rawValue: 1 << 1)
-        package static let whole: ReplaceFlags = [.firstChunk, .lastChunk]
+        static let lastChunk = ReplaceFlags(rawValue: 1 << 1)
+        static let whole: ReplaceFlags = [.firstChunk, .lastChunk]
     }
 
-    package var path: ReplicatedPath {
+    var path: ReplicatedPath {
         switch self {
         case .append(let path, _, _), .replace(let path, _, _, _), .delete(let path): path
         }
     }
 
     /// Bytes this record takes in an uncompressed batch.
-    package var encodedBytes: Int {
+    var encodedBytes: Int {
         switch self {
         case .append(let path, _, let bytes): Self.encodedBytes(kind: .append, pathBytes: path.string.utf8.count, dataBytes: bytes.readableBytes)
         case .replace(let path, _, let chunk, _): Self.encodedBytes(kind: .replace, pathBytes: path.string.utf8.count, dataBytes: chunk.readableBytes)
@@ -51,7 +51,7 @@ import NIOCore
 
     /// Bytes a record of this shape takes: kind 1, [flags 1], path length 2, path,
     /// [offset 8, data length 4, data].
-    package static func encodedBytes(kind: Kind, pathBytes: Int, dataBytes: Int) -> Int {
+    static func encodedBytes(kind: Kind, pathBytes: Int, dataBytes: Int) -> Int {
         switch kind {
         case .append: 1 + 2 + pathBytes + 8 + 4 + dataBytes
         case .replace: 1 + 1 + 2 + pathBytes + 8 + 4 + dataBytes
@@ -60,7 +60,7 @@ import NIOCore
     }
 
     /// The smallest record (a delete of a one-byte path), to bound a batch's record count by its size.
-    package static let minimumEncodedBytes = 4
+    static let minimumEncodedBytes = 4
 
     /// Appends this record to an uncompressed batch payload.
     @_spi(Benchmarks) public func write(to payload: inout ByteBuffer) {

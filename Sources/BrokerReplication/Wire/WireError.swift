@@ -11,7 +11,7 @@ import LZ4
 // `@_spi(Benchmarks)`: the micro-benchmarks call decoders and storage that throw it; brokers
 // never see it (public APIs wrap it in ReplicationError).
 @_spi(Benchmarks) public struct WireError: Error, Hashable, Sendable, CustomStringConvertible {
-    package enum Code: Hashable, Sendable {
+    enum Code: Hashable, Sendable {
         case badMagic(received: [UInt8])
         case unsupportedProtocolVersion(received: UInt16, supported: UInt16)
         case unknownFrameType(UInt8)
@@ -29,9 +29,9 @@ import LZ4
         case unexpectedFrame(type: FrameType, state: String)
     }
 
-    package let code: Code
+    let code: Code
 
-    package init(_ code: Code) { self.code = code }
+    init(_ code: Code) { self.code = code }
 
     public var description: String {
         switch code {

@@ -2,27 +2,27 @@ import NIOCore
 
 /// Reads the fields of one frame body, turning every short or bad field into a
 /// ``WireError`` that names the frame type and the field.
-package struct WireReader {
+struct WireReader {
     private var buffer: ByteBuffer
     private let type: FrameType
 
-    package init(_ body: ByteBuffer, type: FrameType) {
+    init(_ body: ByteBuffer, type: FrameType) {
         self.buffer = body
         self.type = type
     }
 
-    package func malformed(_ reason: String) -> WireError {
+    func malformed(_ reason: String) -> WireError {
         WireError(.malformedFrame(type: type, reason: reason))
     }
 
-    package mutating func integer<Value: FixedWidthInteger>(_ field: String, as: Value.Type = Value.self) throws(WireError) -> Value {
+    mutating func integer<Value: FixedWidthInteger>(_ field: String, as: Value.Type = Value.self) throws(WireError) -> Value {
         guard let value = buffer.readInteger(as: Value.self) else {
             throw malformed("\(field) needs \(MemoryLayout<Value>.size) bytes, \(buffer.readableBytes) left")
         }
         return value
     }
 
-    package mutating func bytes(_ field: String, count: Int) throws(WireError) -> [UInt8] {
+    mutating func bytes(_ field: String, count: Int) throws(WireError) -> [UInt8] {
         guard let bytes = buffer.readBytes(length: count) else {
             throw malformed("\(field) needs \(count) bytes, \(buffer.readableBytes) left")
         }
@@ -30,14 +30,14 @@ package struct WireReader {
     }
 
     /// A UTF-8 string behind a one-byte length, 1...255 bytes.
-    package mutating func shortString(_ field: String) throws(WireError) -> String {
+    mutating func shortString(_ field: String) throws(WireError) -> String {
         let length = Int(try integer(field + " length", as: UInt8.self))
         if length == 0 { throw malformed("\(field) is empty") }
         return try utf8(field, length: length)
     }
 
     /// A UTF-8 string behind a two-byte length, at most `maximumBytes`.
-    package mutating func longString(_ field: String, maximumBytes: Int) throws(WireError) -> String {
+    mutating func longString(_ field: String, maximumBytes: Int) throws(WireError) -> String {
         let length = Int(try integer(field + " length", as: UInt16.self))
         if length > maximumBytes { throw malformed("\(field) of \(length) bytes is above the limit of \(maximumBytes) bytes") }
         return try utf8(field, length: length)
@@ -54,26 +54,26 @@ package struct WireReader {
     }
 
     /// The rest of the body, without a copy.
-    package mutating func remainder() -> ByteBuffer {
+    mutating func remainder() -> ByteBuffer {
         buffer.readSlice(length: buffer.readableBytes)!
     }
 
     /// Refuses bytes after the last field, so every accepted frame has exactly one meaning.
-    package func finish() throws(WireError) {
+    func finish() throws(WireError) {
         if buffer.readableBytes > 0 { throw malformed("\(buffer.readableBytes) unexpected bytes after the last field") }
     }
 }
 
 extension ByteBuffer {
     /// Writes a string behind a one-byte length; callers keep it within 1...255 bytes.
-    package mutating func writeShortString(_ string: String) {
+    mutating func writeShortString(_ string: String) {
         precondition((1...255).contains(string.utf8.count), "short strings are 1...255 bytes")
         writeInteger(UInt8(string.utf8.count))
         writeString(string)
     }
 
     /// Writes a string behind a two-byte length; callers keep it within 65535 bytes.
-    package mutating func writeLongString(_ string: String) {
+    mutating func writeLongString(_ string: String) {
         precondition(string.utf8.count <= Int(UInt16.max), "long strings are at most 65535 bytes")
         writeInteger(UInt16(string.utf8.count))
         writeString(string)

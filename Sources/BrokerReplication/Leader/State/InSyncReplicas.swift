@@ -17,39 +17,39 @@
 /// ack. So a follower that qualifies in every other way is *joining*: confirms wait for it as
 /// for a member (evict mode), the highest confirmed LSN stops running ahead of it, and it
 /// joins at the next tick. A joiner that falls behind for `maxLagTime` stops being one.
-package struct InSyncReplicas: Sendable {
-    package struct Follower: Sendable, Equatable {
-        package var ackedLSN: UInt64
-        package var caughtUpAt: ContinuousClock.Instant
-        package var isLive: Bool
+struct InSyncReplicas: Sendable {
+    struct Follower: Sendable, Equatable {
+        var ackedLSN: UInt64
+        var caughtUpAt: ContinuousClock.Instant
+        var isLive: Bool
     }
 
-    package let maxLagTime: Duration
-    package private(set) var followers: [String: Follower] = [:]
+    let maxLagTime: Duration
+    private(set) var followers: [String: Follower] = [:]
     /// What the coordinator holds; confirms rely on this set only.
-    package private(set) var persisted: Set<String> = []
+    private(set) var persisted: Set<String> = []
     /// A change handed to the coordinator and not yet stored.
-    package private(set) var pending: Set<String>?
+    private(set) var pending: Set<String>?
     /// Caught up and live, but lacking the highest confirmed LSN: confirms wait for them.
-    package private(set) var joining: Set<String> = []
+    private(set) var joining: Set<String> = []
     /// The highest LSN a confirm has resolved for: a joiner must hold it.
-    package private(set) var highestConfirmed: UInt64 = 0
+    private(set) var highestConfirmed: UInt64 = 0
 
-    package init(maxLagTime: Duration) {
+    init(maxLagTime: Duration) {
         self.maxLagTime = maxLagTime
     }
 
-    package mutating func update(_ nodeID: String, _ follower: Follower) {
+    mutating func update(_ nodeID: String, _ follower: Follower) {
         followers[nodeID] = follower
     }
 
-    package mutating func remove(_ nodeID: String) {
+    mutating func remove(_ nodeID: String) {
         followers[nodeID] = nil
         joining.remove(nodeID)
     }
 
     /// The set that should be in sync now.
-    package func desired(at now: ContinuousClock.Instant) -> Set<String> {
+    func desired(at now: ContinuousClock.Instant) -> Set<String> {
         candidates(at: now).filter { id in
             // A joiner that lacks a confirmed write would break "every member holds every confirm".
             persisted.contains(id) || (followers[id]?.ackedLSN ?? 0) >= highestConfirmed
@@ -64,12 +64,12 @@ package struct InSyncReplicas: Sendable {
     }
 
     /// Records that a confirm for `lsn` resolved.
-    package mutating func didConfirm(_ lsn: UInt64) {
+    mutating func didConfirm(_ lsn: UInt64) {
         highestConfirmed = max(highestConfirmed, lsn)
     }
 
     /// The next set to persist, when it differs and no other change is being persisted.
-    package mutating func nextChange(at now: ContinuousClock.Instant) -> Set<String>? {
+    mutating func nextChange(at now: ContinuousClock.Instant) -> Set<String>? {
         let wanted = desired(at: now)
         joining = candidates(at: now).subtracting(wanted).subtracting(persisted)
         guard pending == nil else { return nil }
@@ -78,17 +78,17 @@ package struct InSyncReplicas: Sendable {
         return wanted
     }
 
-    package mutating func didPersist(_ members: Set<String>) {
+    mutating func didPersist(_ members: Set<String>) {
         persisted = members
         pending = nil
     }
 
-    package mutating func failedToPersist() {
+    mutating func failedToPersist() {
         pending = nil
     }
 
     /// In-sync members that hold `lsn`.
-    package func membersHolding(_ lsn: UInt64) -> Int {
+    func membersHolding(_ lsn: UInt64) -> Int {
         persisted.reduce(0) { count, id in count + (holds(id, lsn) ? 1 : 0) }
     }
 
@@ -97,7 +97,7 @@ package struct InSyncReplicas: Sendable {
     }
 
     /// Whether a confirm for `lsn` holds under `policy`.
-    package func confirms(_ lsn: UInt64, policy: ReplicationPolicy) -> Bool {
+    func confirms(_ lsn: UInt64, policy: ReplicationPolicy) -> Bool {
         switch policy {
         case .evictSlowFollowers:
             // A member whose join is being stored counts already; one whose removal is being
