@@ -8,7 +8,7 @@ import Glibc
 import Darwin
 #endif
 
-/// Issue 5, scenario 5 with real `replication-node` processes: a follower process frozen with
+/// With real `replication-node` processes: a follower process frozen with
 /// SIGSTOP under load, and one killed with SIGKILL and restarted on its data directory. (The
 /// leader killed after a confirm, and a follower promoted, is PromotionProcessTests.)
 @Suite("Chaos: follower processes", .serialized, .heavy)

@@ -9,7 +9,7 @@ import Glibc
 import Darwin
 #endif
 
-/// Seed 002: a follower capped far below the write rate, under load. The leader process
+/// A follower capped far below the write rate, under load. The leader process
 /// evicts it instead of waiting, finishes its load, and its memory stays within the queue
 /// and backlog bounds plus a fixed margin.
 @Suite("Slow follower process", .serialized, .heavy)

@@ -6,7 +6,7 @@ import NIOCore
 import Synchronization
 import Testing
 
-/// The seed incidents, replayed through ``FaultInjectingProxy`` with real sockets and files:
+/// The network failures replication must survive, replayed through ``FaultInjectingProxy`` with real sockets and files:
 /// each test asserts the outcome and that no acknowledged record is lost.
 @Suite("Chaos", .serialized, .heavy)
 struct ChaosTests {
@@ -41,7 +41,7 @@ struct ChaosTests {
         }
     }
 
-    /// Seed 001: one of two followers is black-holed (no FIN, no RST) under load. Producers
+    /// One of two followers is black-holed (no FIN, no RST) under load. Producers
     /// finish, the other follower keeps acking, the black-holed one is evicted within
     /// ackTimeout plus one second, and once healed it resyncs and converges.
     @Test func aBlackHoledFollowerIsEvictedWithoutStallingTheLeader() async throws {
@@ -76,7 +76,7 @@ struct ChaosTests {
         }
     }
 
-    /// Seed 000: the follower's connection is reset, or half-closed, right after a frame
+    /// The follower's connection is reset, or half-closed, right after a frame
     /// while the leader is still writing. Each loss is detected (the follower resumes from its
     /// durable LSN), and no record is lost or repeated.
     @Test func connectionsCutMidStreamLoseAndRepeatNothing() async throws {

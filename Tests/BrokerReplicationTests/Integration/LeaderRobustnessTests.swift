@@ -22,7 +22,7 @@ struct LeaderRobustnessTests {
         }.count
     }
 
-    /// Seeds 001 and 002: 1,000 followers that read but never ack are evicted by the ack
+    /// 1,000 followers that read but never ack are evicted by the ack
     /// timeout while producers write; nothing deadlocks, and no connection or task is left.
     @Test func aThousandEvictionsUnderConcurrentProducersLeaveNothingBehind() async throws {
         let cluster = try TestCluster()

@@ -11,11 +11,11 @@ import Glibc
 import Darwin
 #endif
 
-/// Seed 003: a reconnect storm. Eight followers whose leader cannot be reached retry with
+/// A reconnect storm. Eight followers whose leader cannot be reached retry with
 /// capped exponential backoff and full jitter; the number of attempts stays within what the
-/// backoff allows, and they never stop retrying. Plus contract point 12's other half: every
+/// backoff allows, and they never stop retrying. And the other half of the rule on retries: every
 /// retry budget is shorter than the deadline it serves.
-@Suite("Reconnect storm (seed 003)", .serialized, .heavy)
+@Suite("Reconnect storm", .serialized, .heavy)
 struct ReconnectStormTests {
     /// How the leader is unreachable.
     enum Unreachable: String, CaseIterable, Sendable, CustomStringConvertible {
@@ -182,7 +182,7 @@ struct ReconnectStormTests {
 
     // MARK: Retry budgets and their deadlines
 
-    /// Contract point 12 for the defaults: each budget that bounds a retry (or the detection
+    /// The rule on retries, for the defaults: each budget that bounds a retry (or the detection
     /// that starts one) is shorter than the deadline it serves.
     @Test func everyDefaultRetryBudgetIsShorterThanTheDeadlineItServes() throws {
         let leader = ReplicationLeaderConfiguration(dataDirectory: "/tmp/unused", clusterID: "c", nodeID: "leader")

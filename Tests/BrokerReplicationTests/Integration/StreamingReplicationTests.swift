@@ -213,7 +213,7 @@ struct ResyncAndEvictionTests {
         }
     }
 
-    /// Seed 002: a follower that stops reading must not stall producers or the other follower.
+    /// A follower that stops reading must not stall producers or the other follower.
     @Test func aFollowerThatStopsReadingIsEvictedWhileProducersFinish() async throws {
         let cluster = try TestCluster()
         try await withLeader(cluster, configure: { $0.queueFrames = 256 }) { leader, port in
