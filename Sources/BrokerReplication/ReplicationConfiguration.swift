@@ -74,6 +74,7 @@ public struct ReplicationConfiguration: Codable, Sendable, Equatable {
     /// Follower: the largest reconnect delay ceiling; delays are drawn below it (default 5).
     public var reconnectCapSeconds: Double = 5
 
+    /// A configuration with every value at its default.
     public init() {}
 
     /// Every key, for error messages and environment overrides.
@@ -90,6 +91,16 @@ public struct ReplicationConfiguration: Codable, Sendable, Equatable {
         case connectTimeoutSeconds, reconnectBaseSeconds, reconnectCapSeconds
     }
 
+    /// Decodes the keys a file sets; every key missing keeps its default.
+    ///
+    /// Values are not checked against each other here: ``load(file:environment:)`` calls
+    /// ``validate()`` after applying the environment.
+    ///
+    /// - Parameter decoder: a decoder holding one JSON object of settings.
+    /// - Throws: ``ReplicationError`` with code ``ReplicationError/Code/invalidConfiguration``
+    ///   for an unknown key (the message lists the known ones) or a value of the wrong type or
+    ///   spelling (the message names the key and what it must be); the decoder's own error
+    ///   when the value is not an object.
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: AnyKey.self)
         for key in container.allKeys where CodingKeys(rawValue: key.stringValue) == nil {
@@ -121,6 +132,16 @@ public struct ReplicationConfiguration: Codable, Sendable, Equatable {
     }
 
     /// Reads a JSON file, then applies `BRPL_*` overrides from `environment`, then validates.
+    ///
+    /// - Parameters:
+    ///   - path: the JSON file; nil: start from the defaults and apply only the environment.
+    ///   - environment: the variables to read `BRPL_*` overrides from (default: this process's
+    ///     environment); see ``environmentName(for:)``.
+    /// - Returns: the validated configuration.
+    /// - Throws: ``ReplicationError`` with code ``ReplicationError/Code/invalidConfiguration``
+    ///   when the file cannot be read or is not a JSON object of known settings (the message
+    ///   names the file), when a `BRPL_*` value does not parse, or when ``validate()`` refuses a
+    ///   value; the message names the key.
     public static func load(
         file path: String?,
         environment: [String: String] = ProcessInfo.processInfo.environment
@@ -159,7 +180,10 @@ public struct ReplicationConfiguration: Codable, Sendable, Equatable {
         return durability
     }
 
-    /// `BRPL_QUEUE_BYTES` for `queueBytes`.
+    /// The environment variable that overrides `key`: `BRPL_` and the key in upper snake
+    /// case, e.g. `BRPL_QUEUE_BYTES` for `queueBytes`.
+    ///
+    /// - Parameter key: a key as the file spells it, one of ``keys``.
     public static func environmentName(for key: String) -> String {
         "BRPL_" + key.reduce(into: "") { name, character in
             if character.isUppercase { name += "_" }
@@ -199,6 +223,10 @@ public struct ReplicationConfiguration: Codable, Sendable, Equatable {
     /// Checks each value, and that every retry budget is shorter than the deadline it serves
     /// (the table above); the leader and follower configurations check the rest when these are
     /// applied to them.
+    ///
+    /// - Throws: ``ReplicationError`` with code ``ReplicationError/Code/invalidConfiguration``
+    ///   naming the first key out of range and the rule it breaks, e.g. `ackTimeoutSeconds`
+    ///   not shorter than `producerTimeoutSeconds`.
     public func validate() throws(ReplicationError) {
         let invalid = ReplicationError.invalidSetting
         if minInSyncReplicas < 1 { throw invalid("minInSyncReplicas", "must be at least 1, got \(minInSyncReplicas)") }
@@ -256,6 +284,12 @@ public struct ReplicationConfiguration: Codable, Sendable, Equatable {
     }
 
     /// The leader's settings with these values applied.
+    ///
+    /// Sets `policy`, `queueBytes`, `queueFrames`, `backlogBytes`, `ackTimeout`,
+    /// `heartbeatInterval`, `heartbeatTimeout`, `maxLagTime`, `producerTimeout`, `batchBytes`
+    /// and `flushInterval`; the follower-only values are ignored.
+    ///
+    /// - Parameter leader: the configuration to change; its other values are left as they are.
     public func apply(to leader: inout ReplicationLeaderConfiguration) {
         leader.policy = replicationPolicy
         leader.queueBytes = queueBytes
@@ -271,6 +305,11 @@ public struct ReplicationConfiguration: Codable, Sendable, Equatable {
     }
 
     /// The follower's settings with these values applied.
+    ///
+    /// Sets `durability`, `leaderSilenceTimeout` (from `heartbeatTimeoutSeconds`),
+    /// `connectTimeout`, `reconnectBase` and `reconnectCap`; the leader-only values are ignored.
+    ///
+    /// - Parameter follower: the configuration to change; its other values are left as they are.
     public func apply(to follower: inout ReplicationFollowerConfiguration) {
         follower.durability = durability
         follower.leaderSilenceTimeout = .seconds(heartbeatTimeoutSeconds)

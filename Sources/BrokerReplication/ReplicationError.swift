@@ -127,32 +127,46 @@ public struct ReplicationError: Error, Hashable, Sendable, CustomStringConvertib
     }
 
     /// The shared secret is missing, unreadable or too short.
+    ///
+    /// - Parameter message: what is wrong with the secret, e.g. how many bytes it has.
     public static func invalidSecret(_ message: String) -> ReplicationError {
         ReplicationError(code: .invalidSecret, message: message)
     }
 
     /// A configuration value is out of range.
+    ///
+    /// - Parameter message: the key and the rule it breaks, e.g. "queueBytes: must be …".
     public static func invalidConfiguration(_ message: String) -> ReplicationError {
         ReplicationError(code: .invalidConfiguration, message: message)
     }
 
     /// The coordinator could not load or store the cluster state.
+    ///
+    /// A broker's own ``Coordinator`` can throw it too.
+    ///
+    /// - Parameter message: what failed, e.g. the epoch another leader claimed or the file and errno.
     public static func coordination(_ message: String) -> ReplicationError {
         ReplicationError(code: .coordination, message: message)
     }
 
     /// Fewer in-sync followers than the policy requires held the write within `producerTimeout`.
+    ///
+    /// - Parameter message: which write or confirm, and how many followers held it.
     public static func notEnoughReplicas(_ message: String) -> ReplicationError {
         ReplicationError(code: .notEnoughReplicas, message: message)
     }
 
     /// The follower cannot be promoted safely (it may lack confirmed writes), or it already was.
+    ///
+    /// - Parameter message: why the promotion is refused.
     public static func promotionRefused(_ message: String) -> ReplicationError {
         ReplicationError(code: .promotionRefused, message: message)
     }
 
     /// The write waited `producerTimeout` for earlier writes to the same file and was not made:
     /// nothing of it is written or replicated, so retrying it is safe.
+    ///
+    /// - Parameter message: the write, the file and how long it waited.
     public static func writeTimedOut(_ message: String) -> ReplicationError {
         ReplicationError(code: .writeTimedOut, message: message)
     }
@@ -160,6 +174,9 @@ public struct ReplicationError: Error, Hashable, Sendable, CustomStringConvertib
     /// A write above `chunkBytes` failed locally after its first chunks were written and
     /// replicated; the message says exactly which bytes (offsets and LSNs). Retrying the whole
     /// write would duplicate them: continue from the first byte not written instead.
+    ///
+    /// - Parameter message: the file, the offsets and LSNs written and replicated, and the
+    ///   offset from which nothing was written.
     public static func partialWrite(_ message: String) -> ReplicationError {
         ReplicationError(code: .partialWrite, message: message)
     }
@@ -176,6 +193,7 @@ public struct ReplicationError: Error, Hashable, Sendable, CustomStringConvertib
     /// True for ``notEnoughReplicas(_:)``: the write is on the leader, but not replicated enough.
     public var isNotEnoughReplicas: Bool { code == .notEnoughReplicas }
 
+    /// The ``message``, so that `"\(error)"` reads as the message alone.
     public var description: String { message }
 
     /// A configuration error that names the key and the rule, e.g. "queueBytes: must be …".

@@ -29,6 +29,7 @@ public final class FaultInjectingProxy: Sendable {
         /// From the upstream (the leader) to the side that connected (a follower).
         case serverToClient
 
+        /// The case's name, `clientToServer` or `serverToClient`.
         public var description: String { rawValue }
     }
 
@@ -42,6 +43,12 @@ public final class FaultInjectingProxy: Sendable {
         /// reading, so the sender's socket buffers fill and its writes stall.
         public var blackHole: Bool
 
+        /// Faults with the given values; the defaults are no fault at all (``none``).
+        ///
+        /// - Parameters:
+        ///   - latency: how much later each chunk is delivered than it was read (default zero).
+        ///   - bytesPerSecond: the most bytes per second to pass; nil (the default): no cap.
+        ///   - blackHole: when true, nothing passes and nothing is closed (default false).
         public init(latency: Duration = .zero, bytesPerSecond: Int? = nil, blackHole: Bool = false) {
             self.latency = latency
             self.bytesPerSecond = bytesPerSecond
@@ -64,8 +71,11 @@ public final class FaultInjectingProxy: Sendable {
         public var bytesServerToClient = 0
     }
 
+    /// The host of the real server the proxy connects each accepted connection to.
     public let upstreamHost: String
+    /// The port of the real server the proxy connects each accepted connection to.
     public let upstreamPort: Int
+    /// The address the proxy listens on.
     public let listenHost: String
     private let state = Mutex(State())
 
@@ -78,8 +88,12 @@ public final class FaultInjectingProxy: Sendable {
         var port: Int?
     }
 
+    /// A proxy to the server at `upstreamHost`:`upstreamPort`, not listening yet: call ``start()``.
+    ///
     /// - Parameters:
     ///   - upstreamHost: where the real server listens (loopback by default).
+    ///   - upstreamPort: the real server's port, e.g. the leader's
+    ///     `ReplicationLeader.listeningPort()`.
     ///   - listenHost: where the proxy listens; keep it on 127.0.0.0/8.
     public init(upstreamHost: String = "127.0.0.1", upstreamPort: Int, listenHost: String = "127.0.0.1") {
         self.upstreamHost = upstreamHost
@@ -88,6 +102,11 @@ public final class FaultInjectingProxy: Sendable {
     }
 
     /// Starts listening on an ephemeral port and returns it.
+    ///
+    /// Each connection accepted from then on gets its own connection to the upstream.
+    ///
+    /// - Returns: the port the proxy listens on, also in ``port``.
+    /// - Throws: SwiftNIO's error when `listenHost` cannot be bound; no `ReplicationError`.
     @discardableResult
     public func start() async throws -> Int {
         let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
@@ -124,6 +143,12 @@ public final class FaultInjectingProxy: Sendable {
     }
 
     /// Sets the standing faults of one direction.
+    ///
+    /// They replace the direction's previous faults on every connection, open or future.
+    ///
+    /// - Parameters:
+    ///   - faults: the faults to apply; ``Faults/none`` lifts them.
+    ///   - direction: the direction they apply to.
     public func set(_ faults: Faults, for direction: Direction) {
         let connections = state.withLock { state in
             state.faults[direction] = faults
@@ -134,19 +159,29 @@ public final class FaultInjectingProxy: Sendable {
     }
 
     /// Sets the same standing faults in both directions.
+    ///
+    /// - Parameter faults: the faults to apply; ``Faults/none`` lifts them.
     public func set(_ faults: Faults) {
         for direction in Direction.allCases { set(faults, for: direction) }
     }
 
     /// The standing faults of one direction.
+    ///
+    /// - Parameter direction: the direction to read.
     public func faults(for direction: Direction) -> Faults {
         state.withLock { $0.faults[direction] ?? .none }
     }
 
+    /// A snapshot of what the proxy has seen since it was created.
     public var statistics: Statistics { state.withLock { $0.statistics } }
 
     /// On every open connection: forwards `bytes` more bytes in `direction`, then resets both
     /// sockets (RST, not FIN), so the receiver sees a frame cut short and the sender an error.
+    ///
+    /// - Parameters:
+    ///   - bytes: how many more bytes to forward before the reset (default 0: at once).
+    ///   - direction: the direction whose bytes are counted.
+    /// - Returns: the number of open connections it applied to.
     @discardableResult
     public func reset(afterForwarding bytes: Int = 0, in direction: Direction) async -> Int {
         await forEachConnection { client, server in (direction == .clientToServer ? client : server).armReset(afterBytes: bytes) }
@@ -154,6 +189,11 @@ public final class FaultInjectingProxy: Sendable {
 
     /// On every open connection: flips every bit of the byte `offset` bytes ahead in the
     /// stream flowing in `direction`.
+    ///
+    /// - Parameters:
+    ///   - offset: how many bytes ahead the corrupted byte is (default 0: the next byte).
+    ///   - direction: the stream to corrupt.
+    /// - Returns: the number of open connections it applied to.
     @discardableResult
     public func corruptByte(at offset: Int = 0, in direction: Direction) async -> Int {
         await forEachConnection { client, server in (direction == .clientToServer ? client : server).armCorruption(atOffset: offset) }
@@ -161,6 +201,9 @@ public final class FaultInjectingProxy: Sendable {
 
     /// On every open connection: ends `direction` with a FIN to its receiver while the other
     /// direction keeps flowing.
+    ///
+    /// - Parameter direction: the direction to end.
+    /// - Returns: the number of open connections it applied to.
     @discardableResult
     public func halfClose(_ direction: Direction) async -> Int {
         await forEachConnection { client, server in (direction == .clientToServer ? client : server).halfCloseForwarding() }

@@ -21,9 +21,13 @@ import Synchronization
 public final class ReplicationTestCluster: Sendable {
     /// The temporary directory: `<root>/leader` and `<root>/<follower name>`.
     public let root: String
+    /// The cluster id the leader and every follower use.
     public let clusterID = "test-cluster"
+    /// The shared secret of the leader and every follower.
     public let secret: SharedSecret
+    /// The running leader, with node id `leader` and its data directory at `<root>/leader`.
     public let leader: ReplicationLeader
+    /// The port the leader listens on; each follower reaches it through its own proxy.
     public let leaderPort: Int
     private let logger: Logger
     private let configureFollower: @Sendable (inout ReplicationFollowerConfiguration) -> Void
@@ -37,6 +41,7 @@ public final class ReplicationTestCluster: Sendable {
 
     /// Why a wait ended without its condition.
     public struct Timeout: Error, CustomStringConvertible {
+        /// What was awaited, for how long, and the leader's status when the wait gave up.
         public let description: String
     }
 
@@ -57,9 +62,19 @@ public final class ReplicationTestCluster: Sendable {
     /// then stops everything and removes the directory.
     ///
     /// - Parameters:
+    ///   - names: the followers' names: each is a node id and the name of its data directory
+    ///     under ``root``.
+    ///   - secret: the cluster's shared secret; nil (the default): a fixed test secret.
     ///   - configureLeader: adjusts the leader's configuration (data directory, host and port
     ///     are set already).
     ///   - configureFollower: adjusts every follower's configuration.
+    ///   - logger: where the leader and the followers log (default: nowhere).
+    ///   - body: the test, given the running cluster.
+    /// - Throws: what `body` throws; `ReplicationError` from the leader's or a follower's
+    ///   initializer (code `ReplicationError.Code.invalidConfiguration` or
+    ///   `ReplicationError.Code.storage`); what `ReplicationLeader.listeningPort()` throws
+    ///   when the leader cannot listen; SwiftNIO's error when a proxy cannot listen;
+    ///   Foundation's error when the temporary directory cannot be created.
     public static func run(
         followers names: [String],
         secret: SharedSecret? = nil,
@@ -129,6 +144,13 @@ public final class ReplicationTestCluster: Sendable {
     }
 
     /// Starts (or restarts) follower `name` on its data directory, behind its proxy.
+    ///
+    /// Followers reconnect faster than by default (first delay 20 ms, at most 500 ms), then
+    /// the cluster's `configureFollower` adjusts the configuration.
+    ///
+    /// - Parameter name: one of the names the cluster was started with.
+    /// - Throws: `ReplicationError` from `ReplicationFollower.init(configuration:secret:logger:)`:
+    ///   code `ReplicationError.Code.invalidConfiguration` or `ReplicationError.Code.storage`.
     public func startFollower(_ name: String) throws {
         guard let port = proxy(name).port else { preconditionFailure("the proxy of \(name) is not started") }
         var configuration = ReplicationFollowerConfiguration(
@@ -152,6 +174,13 @@ public final class ReplicationTestCluster: Sendable {
 
     /// Polls `condition` every 20 ms; throws ``Timeout`` naming `what` if it does not hold
     /// within `timeout`.
+    ///
+    /// - Parameters:
+    ///   - what: the condition in words, for the ``Timeout``'s message.
+    ///   - timeout: how long to poll (default 120 s).
+    ///   - condition: true once the wait is over; checked once more at the deadline.
+    /// - Throws: ``Timeout``; what `condition` throws; `CancellationError` when the task is
+    ///   cancelled. No `ReplicationError` of its own.
     public func waitUntil(_ what: String, timeout: Duration = .seconds(120), _ condition: () throws -> Bool) async throws {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
@@ -164,6 +193,13 @@ public final class ReplicationTestCluster: Sendable {
 
     /// Waits until every running follower has made durable everything the leader wrote and
     /// holds exactly the leader's files.
+    ///
+    /// It flushes the leader first, so the last open batch reaches the followers.
+    ///
+    /// - Parameter timeout: how long to wait for the followers' durable LSNs (default 120 s).
+    /// - Throws: ``Timeout`` when a follower does not reach the leader's last LSN in time, or
+    ///   reaches it with files that differ; Foundation's error when a file cannot be read;
+    ///   `CancellationError` when the task is cancelled. No `ReplicationError` of its own.
     public func waitForConvergence(timeout: Duration = .seconds(120)) async throws {
         leader.flush()
         let last = leader.lastLSN
@@ -180,6 +216,10 @@ public final class ReplicationTestCluster: Sendable {
     }
 
     /// Paths whose bytes differ between the leader and follower `name` (or exist on one only).
+    ///
+    /// - Parameter name: the follower to compare with the leader.
+    /// - Returns: the differing paths relative to the data directories, sorted.
+    /// - Throws: Foundation's error when a file cannot be read; no `ReplicationError`.
     public func differingFiles(_ name: String) throws -> [String] {
         let expected = try Self.files(under: dataDirectory("leader"))
         let actual = try Self.files(under: dataDirectory(name))
@@ -187,6 +227,10 @@ public final class ReplicationTestCluster: Sendable {
     }
 
     /// Every regular file below `directory` except the module's own `.brpl`, with its bytes.
+    ///
+    /// - Parameter directory: the directory to read; a missing one gives no files.
+    /// - Returns: each file's bytes, keyed by its path relative to `directory`.
+    /// - Throws: Foundation's error when a file cannot be read; no `ReplicationError`.
     public static func files(under directory: String) throws -> [String: Data] {
         var result: [String: Data] = [:]
         guard let enumerator = FileManager.default.enumerator(atPath: directory) else { return result }

@@ -12,6 +12,8 @@ import Synchronization
 /// try await follower.run()   // reconnects with capped, jittered backoff until cancelled
 /// ```
 public final class ReplicationFollower: Service, Sendable {
+    /// The configuration this follower was created with; it passed
+    /// ``ReplicationFollowerConfiguration/validate()``.
     public let configuration: ReplicationFollowerConfiguration
     let secret: SharedSecret
     let logger: Logger
@@ -35,7 +37,13 @@ public final class ReplicationFollower: Service, Sendable {
 
     /// What a follower reports about itself.
     public struct FollowerStatus: Sendable, Codable, Equatable {
+        /// What a follower's connection to its leader is doing; in JSON its raw value.
+        ///
+        /// `connecting`: a connection attempt and its handshake are under way. `syncing`: the
+        /// leader could not resume the follower from its backlog and sends a full sync.
+        /// `streaming`: the follower applies the leader's changes as they come.
         public enum Phase: String, Sendable, Codable { case connecting, syncing, streaming }
+        /// What the current connection is doing (`connecting` before the first one).
         public var phase: Phase = .connecting
         /// The leader epoch of the follower's data (0: none yet).
         public var epoch: UInt64 = 0
@@ -45,8 +53,11 @@ public final class ReplicationFollower: Service, Sendable {
         /// shutdown while streaming it equals `lastDurableLSN`: the batch being applied when
         /// the shutdown began is finished, made durable and acked too.
         public var lastAckedLSN: UInt64 = 0
+        /// Connection attempts to the leader since this follower was created, failed ones too.
         public var connects = 0
+        /// Full syncs the leader started sending to this follower, finished or not.
         public var fullSyncs = 0
+        /// Connections on which the leader resumed this follower from its backlog, with no full sync.
         public var resumes = 0
         /// Group commits made durable so far: each is one device flush of the data directory's
         /// file system (plus one per replace, for its temporary file).
@@ -70,6 +81,13 @@ public final class ReplicationFollower: Service, Sendable {
 
     /// Opens (and creates) the follower's data directory and reads its stored position.
     ///
+    /// It does not connect: ``run()`` does.
+    ///
+    /// - Parameters:
+    ///   - configuration: where the leader is and how to follow it; it is validated first.
+    ///   - secret: the cluster's shared secret, the same as the leader's.
+    ///   - logger: where the follower logs; each line gets the `node` metadata key set to
+    ///     ``ReplicationFollowerConfiguration/nodeID``.
     /// - Throws: ``ReplicationError`` with code ``ReplicationError/Code/invalidConfiguration``
     ///   for an invalid configuration, ``ReplicationError/Code/storage`` when the data
     ///   directory or its state file cannot be used (the message names the file, the operation
@@ -174,7 +192,12 @@ public final class ReplicationFollower: Service, Sendable {
     /// promote the member with the highest ``FollowerStatus/lastDurableLSN``. A refusal found
     /// before stopping leaves the follower running. `force: true` skips the check, and may lose confirmed writes.
     ///
-    /// - Parameter coordinator: the coordinator the leader used; it must be readable here.
+    /// - Parameters:
+    ///   - coordinator: the coordinator the leader used; it must be readable here.
+    ///   - force: skip the in-sync check and promote anyway (default `false`); the result's
+    ///     ``Promotion/forced`` records it.
+    /// - Returns: the follower's last durable position and the epoch that the next
+    ///   ``ReplicationLeader`` on this data directory takes.
     /// - Throws: ``ReplicationError`` with code ``ReplicationError/Code/promotionRefused`` and
     ///   the reason, ``ReplicationError/Code/coordination`` when the coordinator cannot be read
     ///   (a broker's own ``Coordinator`` may throw its own error instead),

@@ -10,11 +10,16 @@ public struct ReplicationFollowerConfiguration: Sendable {
 
     /// The follower's own copy of the data directory.
     public var dataDirectory: String
+    /// The leader's host name or IP address.
     public var leaderHost: String
+    /// The port the leader listens on for followers (1...65535).
     public var leaderPort: Int
+    /// The cluster to join: the leader refuses a follower whose cluster id differs from its own
+    /// (1...255 bytes of UTF-8).
     public var clusterID: String
     /// This follower's name; the leader knows it by this.
     public var nodeID: String
+    /// What an ack to the leader promises (default ``Durability/fsync``).
     public var durability: Durability = .fsync
     /// No frame from the leader for this long (it sends heartbeats when idle) ends the connection (default 6 s).
     public var leaderSilenceTimeout: Duration = .seconds(6)
@@ -29,6 +34,15 @@ public struct ReplicationFollowerConfiguration: Sendable {
     /// Must match the leader's limits.
     public var wireLimits: WireLimits = .default
 
+    /// A configuration with the given identity and leader address; every other value has its default.
+    ///
+    /// - Parameters:
+    ///   - dataDirectory: the follower's own copy of the data directory; the follower creates
+    ///     it when missing (not its parent).
+    ///   - leaderHost: the leader's host name or IP address.
+    ///   - leaderPort: the port the leader listens on for followers.
+    ///   - clusterID: the cluster to join; must equal the leader's.
+    ///   - nodeID: this follower's name, unique in the cluster.
     public init(dataDirectory: String, leaderHost: String, leaderPort: Int, clusterID: String, nodeID: String) {
         self.dataDirectory = dataDirectory
         self.leaderHost = leaderHost
@@ -37,6 +51,14 @@ public struct ReplicationFollowerConfiguration: Sendable {
         self.nodeID = nodeID
     }
 
+    /// Checks every value and names the first one that is out of range.
+    ///
+    /// ``ReplicationFollower/init(configuration:secret:logger:)`` calls it.
+    ///
+    /// - Throws: ``ReplicationError`` with code ``ReplicationError/Code/invalidConfiguration``
+    ///   naming the key and the rule: `clusterID` or `nodeID` not 1...255 bytes of UTF-8,
+    ///   `leaderPort` not 1...65535, `reconnectBase` not positive or above `reconnectCap`,
+    ///   `leaderSilenceTimeout` not positive.
     public func validate() throws(ReplicationError) {
         let invalid = ReplicationError.invalidSetting
         try ReplicationError.checkIdentifiers(clusterID: clusterID, nodeID: nodeID)

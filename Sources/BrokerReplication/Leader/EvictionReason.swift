@@ -25,5 +25,6 @@ public enum EvictionReason: String, Hashable, Sendable, Codable, CodingKeyRepres
     /// The leader is shutting down.
     case shutdown
 
+    /// The raw value, e.g. `queue-full`, as in logs, metrics labels and the JSON encoding.
     public var description: String { rawValue }
 }

@@ -30,8 +30,11 @@ struct LeaderServer {
                     }
                 }
         } catch {
-            leader.lifecycle.failed(error)
-            throw error
+            let refused = ReplicationError.invalidConfiguration(
+                "cannot listen on \(leader.configuration.host):\(leader.configuration.port): \(error)"
+            )
+            leader.lifecycle.failed(refused)
+            throw refused
         }
         let port = server.channel.localAddress?.port ?? leader.configuration.port
         do {

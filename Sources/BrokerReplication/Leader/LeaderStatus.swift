@@ -15,11 +15,15 @@ public struct LeaderStatus: Sendable, Codable, Equatable {
         /// It receives the records as they are sealed.
         case live
 
+        /// The raw value, e.g. `catching-up`, as in the JSON encoding.
         public var description: String { rawValue }
     }
 
+    /// One connected follower as the leader sees it.
     public struct Follower: Sendable, Codable, Equatable {
+        /// The node id the follower gave in its handshake.
         public var nodeID: String
+        /// The follower's remote IP address and port, e.g. `10.0.0.7:51234`.
         public var address: String
         /// `syncing`, `catching-up` or `live`.
         public var state: FollowerState
@@ -33,16 +37,22 @@ public struct LeaderStatus: Sendable, Codable, Equatable {
         public var lagBytes: Int
         /// Seconds since the oldest frame it has not acked was sealed (0 when it has them all).
         public var lagSeconds: Double
+        /// Bytes of sealed frames in its outbound queue, not yet handed to its socket (at most
+        /// `queueBytes`).
         public var queuedBytes: Int
+        /// Frames in its outbound queue, not yet handed to its socket (at most `queueFrames`).
         public var queuedFrames: Int
-        /// Bytes of data frames written to it, and acked by it, on this connection.
+        /// Bytes of data frames written to it on this connection.
         public var sentBytes: Int
+        /// Bytes of data frames it has acked on this connection.
         public var ackedBytes: Int
         /// The follower's latest full sync from this leader (nil when it resumed from the backlog).
         public var fullSync: SyncProgress?
     }
 
+    /// The leader's node id (``ReplicationLeaderConfiguration/nodeID``).
     public var nodeID: String
+    /// The leader's epoch (``ReplicationLeader/epoch``).
     public var epoch: UInt64
     /// The leader's policy; in JSON `"evict-slow-followers"` or `"min-in-sync-replicas(n)"`.
     public var policy: ReplicationPolicy
@@ -56,30 +66,42 @@ public struct LeaderStatus: Sendable, Codable, Equatable {
     public var throttledProducers: Int
     /// The last LSN given to a change.
     public var lastLSN: UInt64
+    /// The connected followers, sorted by node id.
     public var followers: [Follower]
     /// Evictions since the leader started, by reason; in JSON an object keyed by the
     /// reasons' raw values (`{"ack-timeout": 2}`).
     public var evictions: [EvictionReason: Int]
     /// The last evictions (at most ``Eviction/kept``), oldest first.
     public var recentEvictions: [Eviction]
+    /// Follower connections the leader answered with a full sync since it started.
     public var fullSyncs: Int
+    /// Follower connections the leader resumed from its backlog since it started.
     public var partialResyncs: Int
+    /// Batches sealed into data frames since the leader started.
     public var sealedBatches: Int
     /// Uncompressed record bytes sealed into batches.
     public var payloadBytes: Int
     /// Bytes of sealed frames (what each follower receives).
     public var wireBytes: Int
+    /// Memory the backlog's frames hold now, in bytes (their buffers' capacity), bounded by the
+    /// configuration's `backlogBytes`.
     public var backlogBytes: Int
+    /// The first LSN the backlog still holds, nil while it is empty; a follower that needs
+    /// older records gets a full sync.
     public var backlogFirstLSN: UInt64?
 
     /// One eviction: who, why, and when (wall-clock time, for operators and logs).
     public struct Eviction: Sendable, Codable, Equatable {
         /// How many ``LeaderStatus/recentEvictions`` keeps.
         public static let kept = 32
+        /// The node id of the follower evicted.
         public var nodeID: String
         /// Why; in JSON its raw value, e.g. `"queue-full"`.
         public var reason: EvictionReason
+        /// What the leader saw, e.g. the queue's bytes and frames when it was full, or the wire
+        /// error; the same text as the `detail` of the `follower evicted` log line.
         public var detail: String
+        /// When the follower was evicted, in wall-clock time.
         public var at: Date
     }
 }

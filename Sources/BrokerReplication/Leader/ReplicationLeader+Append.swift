@@ -4,6 +4,10 @@ extension ReplicationLeader {
     /// Appends `bytes` to the file at `path` (created when missing) and replicates the append.
     /// For several records at once, ``append(to:contentsOf:)-(_,[ByteBuffer])`` takes the locks once.
     ///
+    /// - Parameters:
+    ///   - path: the file, relative to the data directory, following the rules of
+    ///     ``ReplicatedPath``; missing directories on the way are created.
+    ///   - bytes: the bytes to append at the file's end.
     /// - Returns: the LSN of the change (of its last chunk, for writes above `chunkBytes`).
     /// - Throws: ``ReplicationError`` with code ``ReplicationError/Code/invalidPath`` for an
     ///   invalid path; ``ReplicationError/Code/storage`` when the local write fails (nothing is
@@ -77,7 +81,18 @@ extension ReplicationLeader {
         return lsn
     }
 
-    /// Appends `bytes`; see ``append(to:bytes:)-(_,ByteBuffer)``.
+    /// Appends `bytes` to the file at `path`; see ``append(to:bytes:)-(_,ByteBuffer)``.
+    ///
+    /// - Parameters:
+    ///   - path: the file, relative to the data directory, following the rules of
+    ///     ``ReplicatedPath``.
+    ///   - bytes: the bytes to append at the file's end.
+    /// - Returns: the LSN of the change (of its last chunk, for writes above `chunkBytes`).
+    /// - Throws: ``ReplicationError`` with the codes of ``append(to:bytes:)-(_,ByteBuffer)``:
+    ///   ``ReplicationError/Code/invalidPath``, ``ReplicationError/Code/storage``,
+    ///   ``ReplicationError/Code/notEnoughReplicas``, ``ReplicationError/Code/writeTimedOut``
+    ///   or ``ReplicationError/Code/partialWrite``; `CancellationError` when cancelled before
+    ///   it was written.
     @discardableResult
     public func append(to path: String, bytes: [UInt8]) async throws -> UInt64 {
         try await append(to: path, bytes: ByteBuffer(bytes: bytes))

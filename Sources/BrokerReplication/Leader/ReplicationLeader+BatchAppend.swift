@@ -26,6 +26,10 @@ extension ReplicationLeader {
     /// An empty `records` writes and replicates nothing and returns ``lastLSN`` (so a confirm
     /// for it waits for nothing new).
     ///
+    /// - Parameters:
+    ///   - path: the file, relative to the data directory, following the rules of
+    ///     ``ReplicatedPath``; missing directories on the way are created.
+    ///   - records: the records to append at the file's end, in this order.
     /// - Returns: the LSN of the last record. When every record fits one run, the call's LSNs
     ///   are the `records.count` LSNs ending there.
     /// - Throws: ``ReplicationError`` with code ``ReplicationError/Code/invalidPath`` for an
@@ -56,7 +60,16 @@ extension ReplicationLeader {
         }
     }
 
-    /// Appends several records; see ``append(to:contentsOf:)-(_,[ByteBuffer])``.
+    /// Appends several records to the file at `path`; see ``append(to:contentsOf:)-(_,[ByteBuffer])``.
+    ///
+    /// - Parameters:
+    ///   - path: the file, relative to the data directory, following the rules of
+    ///     ``ReplicatedPath``.
+    ///   - records: the records to append at the file's end, in this order.
+    /// - Returns: the LSN of the last record (``lastLSN`` for no records).
+    /// - Throws: ``ReplicationError`` with the codes of ``append(to:contentsOf:)-(_,[ByteBuffer])``:
+    ///   ``ReplicationError/Code/invalidPath``, ``ReplicationError/Code/storage``,
+    ///   ``ReplicationError/Code/notEnoughReplicas`` or ``ReplicationError/Code/writeTimedOut``.
     @discardableResult
     public func append(to path: String, contentsOf records: [[UInt8]]) async throws -> UInt64 {
         try await append(to: path, contentsOf: records.map { ByteBuffer(bytes: $0) })

@@ -4,6 +4,10 @@ extension ReplicationLeader {
     /// Replaces the whole file at `path` with `contents` (through a temporary file, fsync and
     /// rename locally) and replicates the replacement; followers see it atomically too.
     ///
+    /// - Parameters:
+    ///   - path: the file, relative to the data directory, following the rules of
+    ///     ``ReplicatedPath``; created (with missing directories) when it does not exist.
+    ///   - contents: the file's new contents.
     /// - Returns: the LSN of the replacement (of its last chunk, for contents above `chunkBytes`).
     /// - Throws: ``ReplicationError`` with code ``ReplicationError/Code/invalidPath`` for an
     ///   invalid path; ``ReplicationError/Code/storage`` when the local replace fails (nothing
@@ -56,7 +60,16 @@ extension ReplicationLeader {
         }
     }
 
-    /// Replaces the whole file at `path`; see ``replace(_:contents:)-(_,ByteBuffer)``.
+    /// Replaces the whole file at `path` with `contents`; see ``replace(_:contents:)-(_,ByteBuffer)``.
+    ///
+    /// - Parameters:
+    ///   - path: the file, relative to the data directory, following the rules of
+    ///     ``ReplicatedPath``.
+    ///   - contents: the file's new contents.
+    /// - Returns: the LSN of the replacement (of its last chunk, for contents above `chunkBytes`).
+    /// - Throws: ``ReplicationError`` with the codes of ``replace(_:contents:)-(_,ByteBuffer)``:
+    ///   ``ReplicationError/Code/invalidPath``, ``ReplicationError/Code/storage``,
+    ///   ``ReplicationError/Code/notEnoughReplicas`` or ``ReplicationError/Code/writeTimedOut``.
     @discardableResult
     public func replace(_ path: String, contents: [UInt8]) async throws -> UInt64 {
         try await replace(path, contents: ByteBuffer(bytes: contents))
@@ -64,6 +77,11 @@ extension ReplicationLeader {
 
     /// Deletes the file at `path` (a missing file is fine) and replicates the delete.
     ///
+    /// Directories the delete leaves empty are removed too.
+    ///
+    /// - Parameter path: the file, relative to the data directory, following the rules of
+    ///   ``ReplicatedPath``.
+    /// - Returns: the LSN of the delete.
     /// - Throws: ``ReplicationError`` with code ``ReplicationError/Code/invalidPath`` for an
     ///   invalid path; ``ReplicationError/Code/storage`` when the local delete fails (nothing is
     ///   replicated then, unless the file is gone and only making that durable failed: then the

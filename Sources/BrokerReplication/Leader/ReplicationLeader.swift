@@ -17,6 +17,8 @@ import NIOCore
 /// let lsn = try await leader.append(to: "queues/orders/segment.1", bytes: message)
 /// ```
 public final class ReplicationLeader: Service, Sendable {
+    /// The configuration this leader was created with; it passed
+    /// ``ReplicationLeaderConfiguration/validate()``.
     public let configuration: ReplicationLeaderConfiguration
     /// This leader's epoch: one more than the previous leader of this data directory.
     public let epoch: UInt64
@@ -32,6 +34,15 @@ public final class ReplicationLeader: Service, Sendable {
 
     /// Opens the data directory, registers the files already in it, and takes the next epoch.
     ///
+    /// The epoch is stored durably in the data directory here; ``run()`` claims it from the
+    /// coordinator before it serves followers.
+    ///
+    /// - Parameters:
+    ///   - configuration: where the data directory is, how to listen and how to treat
+    ///     followers; it is validated first.
+    ///   - secret: the cluster's shared secret; followers must hold the same one.
+    ///   - logger: where the leader logs; each line gets the `node` metadata key set to
+    ///     ``ReplicationLeaderConfiguration/nodeID``.
     /// - Throws: ``ReplicationError`` with code ``ReplicationError/Code/invalidConfiguration``
     ///   for an invalid configuration, ``ReplicationError/Code/storage`` when the data
     ///   directory cannot be used (the message names the file, the operation and the errno).
@@ -101,6 +112,7 @@ public final class ReplicationLeader: Service, Sendable {
     /// follower that left counts once its removal is persisted). In min-ISR(n) mode: `n`
     /// in-sync followers have. Before ``run()`` listens, it returns at once.
     ///
+    /// - Parameter lsn: the LSN a write returned; the wait covers every change up to it.
     /// - Throws: ``ReplicationError`` with code ``ReplicationError/Code/notEnoughReplicas``
     ///   (``ReplicationError/isNotEnoughReplicas``) after `producerTimeout`; the change stays
     ///   on the leader either way.
@@ -109,6 +121,12 @@ public final class ReplicationLeader: Service, Sendable {
     }
 
     /// Waits like ``waitForReplication(upTo:)``, with a deadline of this call's own.
+    ///
+    /// - Parameters:
+    ///   - lsn: the LSN a write returned; the wait covers every change up to it.
+    ///   - timeout: how long to wait before failing, instead of `producerTimeout`.
+    /// - Throws: ``ReplicationError`` with code ``ReplicationError/Code/notEnoughReplicas``
+    ///   after `timeout`; the change stays on the leader either way.
     public func waitForReplication(upTo lsn: UInt64, timeout: Duration) async throws {
         let start = ContinuousClock.now
         try await core.waitForReplication(upTo: lsn, timeout: timeout)
@@ -119,8 +137,12 @@ public final class ReplicationLeader: Service, Sendable {
 
     /// The port the leader listens on, once ``run()`` has bound it.
     ///
-    /// - Throws: what ``run()`` threw when it could not listen (a port in use, a coordinator
-    ///   that refused the epoch).
+    /// - Throws: what ``run()`` threw when it could not listen: ``ReplicationError`` with
+    ///   code ``ReplicationError/Code/invalidConfiguration`` when the address cannot be bound
+    ///   (a port in use, an address not on this host), or, when the coordinator refused the
+    ///   epoch, ``ReplicationError`` with code
+    ///   ``ReplicationError/Code/coordination`` (a broker's own ``Coordinator`` may throw its
+    ///   own error instead).
     public func listeningPort() async throws -> Int {
         try await lifecycle.port()
     }
@@ -128,7 +150,12 @@ public final class ReplicationLeader: Service, Sendable {
     /// Listens for followers and serves them until the task is cancelled or a graceful
     /// shutdown finishes.
     ///
-    /// - Throws: when the port cannot be bound or the coordinator refuses this leader's epoch.
+    /// - Throws: ``ReplicationError`` with code ``ReplicationError/Code/invalidConfiguration``
+    ///   when the address cannot be bound (a port in use, an address not on this host), naming
+    ///   the address and the system's reason; ``ReplicationError`` with code ``ReplicationError/Code/coordination``
+    ///   when the coordinator refuses this leader's epoch (another leader claimed a newer one)
+    ///   or cannot store it (a broker's own ``Coordinator`` may throw its own error instead).
+    ///   Once it listens, it returns without throwing.
     public func run() async throws {
         try await LeaderServer(leader: self).run()
     }

@@ -65,6 +65,13 @@ public struct ReplicationLeaderConfiguration: Sendable {
     /// everything before it closes their connections.
     public var shutdownTimeout: Duration = .seconds(5)
 
+    /// A configuration with the given identity and data directory; every other value has its default.
+    ///
+    /// - Parameters:
+    ///   - dataDirectory: the directory the broker's durable files live in; the leader creates
+    ///     it when missing (not its parent).
+    ///   - clusterID: the cluster's name; followers must name the same one.
+    ///   - nodeID: this node's name in logs and handshakes.
     public init(dataDirectory: String, clusterID: String, nodeID: String) {
         self.dataDirectory = dataDirectory
         self.clusterID = clusterID
@@ -72,6 +79,14 @@ public struct ReplicationLeaderConfiguration: Sendable {
     }
 
     /// Checks every value and names the first one that is out of range.
+    ///
+    /// ``ReplicationLeader/init(configuration:secret:logger:)`` calls it.
+    ///
+    /// - Throws: ``ReplicationError`` with code ``ReplicationError/Code/invalidConfiguration``
+    ///   naming the key and the rule it breaks, e.g. `clusterID` or `nodeID` not 1...255 bytes
+    ///   of UTF-8, `batchBytes + chunkBytes` plus 16 KiB above `wireLimits.maximumBatchBytes`,
+    ///   `queueBytes` too small for two chunks, `backlogBytes` below `queueBytes`, or
+    ///   `heartbeatInterval` not shorter than `heartbeatTimeout`.
     public func validate() throws(ReplicationError) {
         let invalid = ReplicationError.invalidSetting
         try ReplicationError.checkIdentifiers(clusterID: clusterID, nodeID: nodeID)

@@ -10,6 +10,8 @@ public enum ReplicationPolicy: Hashable, Sendable, CustomStringConvertible, Coda
     /// `notEnoughReplicas` after `producerTimeout` otherwise.
     case minInSyncReplicas(Int)
 
+    /// The policy as one string, `evict-slow-followers` or `min-in-sync-replicas(n)`, as in
+    /// logs and the JSON encoding.
     public var description: String {
         switch self {
         case .evictSlowFollowers: "evict-slow-followers"
@@ -29,6 +31,12 @@ public enum ReplicationPolicy: Hashable, Sendable, CustomStringConvertible, Coda
         self = .minInSyncReplicas(n)
     }
 
+    /// Decodes a policy from its ``description`` string.
+    ///
+    /// - Parameter decoder: a decoder holding one string.
+    /// - Throws: `DecodingError.dataCorrupted` when the string is not `evict-slow-followers`
+    ///   or `min-in-sync-replicas(n)` with a whole number n; the decoder's own error when the
+    ///   value is not a string. Not a ``ReplicationError``: this is `Codable` conformance.
     public init(from decoder: any Decoder) throws {
         let container = try decoder.singleValueContainer()
         let text = try container.decode(String.self)
@@ -40,6 +48,10 @@ public enum ReplicationPolicy: Hashable, Sendable, CustomStringConvertible, Coda
         self = policy
     }
 
+    /// Encodes the policy as its ``description`` string.
+    ///
+    /// - Parameter encoder: the encoder to write one string to.
+    /// - Throws: the encoder's own error, if it cannot take a single string value.
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.singleValueContainer()
         try container.encode(description)

@@ -16,6 +16,8 @@ import Darwin
     /// The errno value.
     let errno: Int32
 
+    /// The operation, the system's text for the errno and the errno, e.g.
+    /// `open queues/q1/segment for writing: No space left on device (errno 28)`.
     public var description: String {
         "\(operation): \(String(cString: strerror(errno))) (errno \(errno))"
     }

@@ -19,6 +19,10 @@ public struct ReplicatedPath: Hashable, Sendable, CustomStringConvertible {
 
     /// Checks `string` and wraps it.
     ///
+    /// - Parameters:
+    ///   - string: the path relative to the data directory, e.g. `"queues/orders/segment.1"`.
+    ///   - maximumBytes: the longest path allowed, in UTF-8 bytes; the leader passes its
+    ///     ``WireLimits/maximumPathBytes`` (default 4096).
     /// - Throws: ``ReplicationError`` with code ``ReplicationError/Code/invalidPath`` and a
     ///   message naming the path and what is wrong with it, e.g.
     ///   `invalid path "../b": contains ".."; paths must stay inside the data directory`.
@@ -42,12 +46,19 @@ public struct ReplicatedPath: Hashable, Sendable, CustomStringConvertible {
         self.string = string
     }
 
+    /// The path as given (``string``).
     public var description: String { string }
 
     // Swift's String equality is Unicode-canonical ("é" composed equals "e" + accent), but the
     // file system compares bytes: two such paths are two files, so they must be two keys.
     // Both work on the contiguous UTF-8 of native strings (a memcmp, one hash call): they
     // run on every write, under the leader's state lock.
+    /// Whether two paths have the same UTF-8 bytes; canonically equivalent strings that differ
+    /// in bytes are two paths.
+    ///
+    /// - Parameters:
+    ///   - lhs: one path to compare.
+    ///   - rhs: the other path.
     public static func == (lhs: ReplicatedPath, rhs: ReplicatedPath) -> Bool {
         let left = lhs.string.utf8
         let right = rhs.string.utf8
@@ -74,6 +85,9 @@ public struct ReplicatedPath: Hashable, Sendable, CustomStringConvertible {
         } ?? utf8.elementsEqual(bytes)
     }
 
+    /// Hashes the path's UTF-8 bytes, consistent with ``==(_:_:)``.
+    ///
+    /// - Parameter hasher: the hasher to feed the bytes to.
     public func hash(into hasher: inout Hasher) {
         let utf8 = string.utf8
         if utf8.withContiguousStorageIfAvailable({ hasher.combine(bytes: UnsafeRawBufferPointer($0)) }) == nil {

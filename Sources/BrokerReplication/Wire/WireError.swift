@@ -33,6 +33,8 @@ import LZ4
 
     init(_ code: Code) { self.code = code }
 
+    /// What was refused and why, with the values involved, e.g.
+    /// `data frame of 10485760 bytes exceeds the limit of 9437184 bytes`.
     public var description: String {
         switch code {
         case .badMagic(let received):

@@ -18,6 +18,13 @@ public struct WireLimits: Hashable, Sendable {
     /// in bytes. Fixed by the protocol, so a peer that is not speaking it is refused early.
     public static let maximumControlFrameBodyBytes = 4096
 
+    /// Limits with the given bounds; each defaults to the value in ``WireLimits/default``.
+    ///
+    /// - Parameters:
+    ///   - maximumDataFrameBodyBytes: the largest data frame body, in bytes (default 9 MiB).
+    ///   - maximumBatchBytes: the largest decompressed batch, in bytes (default 8 MiB).
+    ///   - maximumRecordsPerBatch: the most records one batch may declare (default 1 Mi).
+    ///   - maximumPathBytes: the longest relative path, in UTF-8 bytes (default 4096).
     public init(
         maximumDataFrameBodyBytes: Int = 9 * 1024 * 1024,
         maximumBatchBytes: Int = 8 * 1024 * 1024,

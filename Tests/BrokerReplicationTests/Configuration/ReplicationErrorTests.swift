@@ -317,3 +317,23 @@ struct ReplicationErrorTests {
         #expect(ReplicationConfiguration().policy.rawValue == "evictSlowFollowers" && ReplicationConfiguration().durability.rawValue == "fsync")
     }
 }
+
+@Suite("Listening errors")
+struct ListeningErrorTests {
+    /// A port another leader holds: `run()` and `listeningPort()` say which address and why,
+    /// as a configuration error a broker can match.
+    @Test func aPortInUseIsAnInvalidConfigurationNamingTheAddress() async throws {
+        let cluster = try TestCluster()
+        let first = try ReplicationLeader(configuration: cluster.leaderConfiguration("first"), secret: cluster.secret, logger: TestCluster.quietLogger)
+        let serving = Task { try await first.run() }
+        defer { serving.cancel() }
+        let port = try await first.listeningPort()
+        var configuration = cluster.leaderConfiguration("second")
+        configuration.port = port
+        let second = try ReplicationLeader(configuration: configuration, secret: cluster.secret, logger: TestCluster.quietLogger)
+        let error = await #expect(throws: ReplicationError.self) { try await second.run() }
+        #expect(error?.code == .invalidConfiguration)
+        #expect(error?.message.contains("127.0.0.1:\(port)") == true, "\(String(describing: error))")
+        await #expect(throws: ReplicationError.self) { _ = try await second.listeningPort() }
+    }
+}
