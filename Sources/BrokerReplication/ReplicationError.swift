@@ -193,6 +193,13 @@ public struct ReplicationError: Error, Hashable, Sendable, CustomStringConvertib
     /// True for ``notEnoughReplicas(_:)``: the write is on the leader, but not replicated enough.
     public var isNotEnoughReplicas: Bool { code == .notEnoughReplicas }
 
+    /// True for a ``Code/storage`` error caused by a full disk or an exhausted quota
+    /// (`ENOSPC`, `EDQUOT`): the broker may stop accepting writes until space is freed.
+    public var isDiskFull: Bool {
+        if case .storage(let error) = underlying { return error.isDiskFull }
+        return false
+    }
+
     /// The ``message``, so that `"\(error)"` reads as the message alone.
     public var description: String { message }
 

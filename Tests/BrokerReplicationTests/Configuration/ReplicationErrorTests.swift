@@ -337,3 +337,15 @@ struct ListeningErrorTests {
         await #expect(throws: ReplicationError.self) { _ = try await second.listeningPort() }
     }
 }
+
+@Suite("Disk full")
+struct DiskFullErrorTests {
+    /// A broker tells a full disk apart from other storage failures without parsing text.
+    @Test(arguments: [(ENOSPC, true), (EDQUOT, true), (EIO, false), (EACCES, false)])
+    func aStorageErrorSaysWhetherTheDiskIsFull(errno: Int32, isFull: Bool) {
+        let error = ReplicationError(StorageError(operation: "write segment", errno: errno))
+        #expect(error.code == .storage)
+        #expect(error.isDiskFull == isFull)
+        #expect(!ReplicationError.notEnoughReplicas("x").isDiskFull)
+    }
+}
