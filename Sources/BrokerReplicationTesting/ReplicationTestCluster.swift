@@ -19,12 +19,14 @@ import Synchronization
 /// Everything runs in this process over real loopback TCP with real files and fsync. The
 /// directory is removed when ``run(followers:secret:configureLeader:configureFollower:logger:_:)`` returns.
 public final class ReplicationTestCluster: Sendable {
+    /// The temporary directory, secret and configurations the cluster runs in.
+    public let workspace: Workspace
     /// The temporary directory: `<root>/leader` and `<root>/<follower name>`.
-    public let root: String
+    public var root: String { workspace.root }
     /// The cluster id the leader and every follower use.
-    public let clusterID = "test-cluster"
+    public var clusterID: String { workspace.clusterID }
     /// The shared secret of the leader and every follower.
-    public let secret: SharedSecret
+    public var secret: SharedSecret { workspace.secret }
     /// The running leader, with node id `leader` and its data directory at `<root>/leader`.
     public let leader: ReplicationLeader
     /// The port the leader listens on; each follower reaches it through its own proxy.
@@ -46,11 +48,10 @@ public final class ReplicationTestCluster: Sendable {
     }
 
     private init(
-        root: String, secret: SharedSecret, leader: ReplicationLeader, leaderPort: Int, proxies: [String: FaultInjectingProxy],
+        workspace: Workspace, leader: ReplicationLeader, leaderPort: Int, proxies: [String: FaultInjectingProxy],
         configureFollower: @escaping @Sendable (inout ReplicationFollowerConfiguration) -> Void, logger: Logger
     ) {
-        self.root = root
-        self.secret = secret
+        self.workspace = workspace
         self.leader = leader
         self.leaderPort = leaderPort
         self.proxies = proxies
@@ -83,15 +84,11 @@ public final class ReplicationTestCluster: Sendable {
         logger: Logger = Logger(label: "ReplicationTestCluster", factory: { _ in SwiftLogNoOpLogHandler() }),
         _ body: (ReplicationTestCluster) async throws -> Void
     ) async throws {
-        let root = FileManager.default.temporaryDirectory.appendingPathComponent("brpl-cluster-\(UUID().uuidString.prefix(8))").path
-        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: root) }
-        let secret = try secret ?? SharedSecret(bytes: Array("replication test cluster secret!".utf8))
-        var configuration = ReplicationLeaderConfiguration(dataDirectory: root + "/leader", clusterID: "test-cluster", nodeID: "leader")
-        configuration.host = "127.0.0.1"
-        configuration.port = 0
+        // Released (and its directory removed) when this returns.
+        let workspace = try Workspace(secret: secret)
+        var configuration = workspace.leaderConfiguration()
         configureLeader(&configuration)
-        let leader = try ReplicationLeader(configuration: configuration, secret: secret, logger: logger)
+        let leader = try ReplicationLeader(configuration: configuration, secret: workspace.secret, logger: logger)
         let serving = Task { try await leader.run() }
         var proxies: [String: FaultInjectingProxy] = [:]
         do {
@@ -102,7 +99,7 @@ public final class ReplicationTestCluster: Sendable {
                 proxies[name] = proxy
             }
             let cluster = ReplicationTestCluster(
-                root: root, secret: secret, leader: leader, leaderPort: port, proxies: proxies, configureFollower: configureFollower, logger: logger
+                workspace: workspace, leader: leader, leaderPort: port, proxies: proxies, configureFollower: configureFollower, logger: logger
             )
             for name in names { try cluster.startFollower(name) }
             do {
@@ -153,10 +150,7 @@ public final class ReplicationTestCluster: Sendable {
     ///   code `ReplicationError.Code.invalidConfiguration` or `ReplicationError.Code.storage`.
     public func startFollower(_ name: String) throws {
         guard let port = proxy(name).port else { preconditionFailure("the proxy of \(name) is not started") }
-        var configuration = ReplicationFollowerConfiguration(
-            dataDirectory: dataDirectory(name), leaderHost: "127.0.0.1", leaderPort: port, clusterID: clusterID, nodeID: name
-        )
-        configuration.reconnectBase = .milliseconds(20)
+        var configuration = workspace.followerConfiguration(name, port: port)
         configuration.reconnectCap = .milliseconds(500)
         configureFollower(&configuration)
         let follower = try ReplicationFollower(configuration: configuration, secret: secret, logger: logger)

@@ -161,7 +161,7 @@ struct ChaosDiskTests {
                 }
                 // Every attempt fails the same way within milliseconds (backoff capped at 500 ms):
                 // 20 s leaves the leader dozens of chances to learn why.
-                let reported = try await TestCluster.eventually(timeout: .seconds(20)) {
+                let reported = try await ReplicationTestCluster.Workspace.eventually(timeout: .seconds(20)) {
                     cluster.leader.status().evictions[.diskError, default: 0] > 0
                 }
                 let seen = watch.snapshot()

@@ -2,6 +2,8 @@ import Foundation
 import NIOCore
 import Testing
 
+import BrokerReplicationTesting
+
 @_spi(Benchmarks) @testable import BrokerReplication
 
 #if canImport(Glibc)
@@ -61,8 +63,8 @@ struct ReplicationErrorTests {
         #expect(direct?.code == .invalidPath)
         #expect(direct?.message == #"invalid path "queues/../../etc": contains ".."; paths must stay inside the data directory"#)
 
-        let cluster = try TestCluster()
-        let leader = try ReplicationLeader(configuration: cluster.leaderConfiguration(), secret: cluster.secret, logger: TestCluster.quietLogger)
+        let cluster = try ReplicationTestCluster.Workspace()
+        let leader = try ReplicationLeader(configuration: cluster.leaderConfiguration(), secret: cluster.secret, logger: ReplicationTestCluster.Workspace.logger)
         for write in [
             { try await leader.append(to: "/abs", bytes: [1]) },
             { try await leader.append(to: "/abs", contentsOf: [[UInt8]]([[1]])) },
@@ -89,13 +91,13 @@ struct ReplicationErrorTests {
     }
 
     @Test func aDataDirectoryThatIsARegularFileIsStorage() throws {
-        let cluster = try TestCluster()
+        let cluster = try ReplicationTestCluster.Workspace()
         let path = cluster.root + "/not-a-directory"
         #expect(FileManager.default.createFile(atPath: path, contents: Data("x".utf8)))
         var leaderConfiguration = cluster.leaderConfiguration()
         leaderConfiguration.dataDirectory = path
         let leaderError = #expect(throws: ReplicationError.self) {
-            _ = try ReplicationLeader(configuration: leaderConfiguration, secret: cluster.secret, logger: TestCluster.quietLogger)
+            _ = try ReplicationLeader(configuration: leaderConfiguration, secret: cluster.secret, logger: ReplicationTestCluster.Workspace.logger)
         }
         #expect(leaderError?.code == .storage)
         #expect(leaderError?.message == "open data directory \(path): Not a directory (errno \(ENOTDIR))")
@@ -104,14 +106,14 @@ struct ReplicationErrorTests {
         var followerConfiguration = cluster.followerConfiguration("f1", port: 1)
         followerConfiguration.dataDirectory = path
         let followerError = #expect(throws: ReplicationError.self) {
-            _ = try ReplicationFollower(configuration: followerConfiguration, secret: cluster.secret, logger: TestCluster.quietLogger)
+            _ = try ReplicationFollower(configuration: followerConfiguration, secret: cluster.secret, logger: ReplicationTestCluster.Workspace.logger)
         }
         #expect(followerError?.code == .storage && followerError?.message == leaderError?.message)
     }
 
     @Test func aWriteThatFailsOnTheDiskIsStorage() async throws {
-        let cluster = try TestCluster()
-        let leader = try ReplicationLeader(configuration: cluster.leaderConfiguration(), secret: cluster.secret, logger: TestCluster.quietLogger)
+        let cluster = try ReplicationTestCluster.Workspace()
+        let leader = try ReplicationLeader(configuration: cluster.leaderConfiguration(), secret: cluster.secret, logger: ReplicationTestCluster.Workspace.logger)
         try await leader.append(to: "a", bytes: [1])
         // `a` is a regular file, so `a/b` fails with ENOTDIR.
         for write in [
@@ -323,14 +325,14 @@ struct ListeningErrorTests {
     /// A port another leader holds: `run()` and `listeningPort()` say which address and why,
     /// as a configuration error a broker can match.
     @Test func aPortInUseIsAnInvalidConfigurationNamingTheAddress() async throws {
-        let cluster = try TestCluster()
-        let first = try ReplicationLeader(configuration: cluster.leaderConfiguration("first"), secret: cluster.secret, logger: TestCluster.quietLogger)
+        let cluster = try ReplicationTestCluster.Workspace()
+        let first = try ReplicationLeader(configuration: cluster.leaderConfiguration("first"), secret: cluster.secret, logger: ReplicationTestCluster.Workspace.logger)
         let serving = Task { try await first.run() }
         defer { serving.cancel() }
         let port = try await first.listeningPort()
         var configuration = cluster.leaderConfiguration("second")
         configuration.port = port
-        let second = try ReplicationLeader(configuration: configuration, secret: cluster.secret, logger: TestCluster.quietLogger)
+        let second = try ReplicationLeader(configuration: configuration, secret: cluster.secret, logger: ReplicationTestCluster.Workspace.logger)
         let error = await #expect(throws: ReplicationError.self) { try await second.run() }
         #expect(error?.code == .invalidConfiguration)
         #expect(error?.message.contains("127.0.0.1:\(port)") == true, "\(String(describing: error))")

@@ -3,6 +3,8 @@ import HeavyTestGate
 import NIOCore
 import Testing
 
+import BrokerReplicationTesting
+
 @_spi(Benchmarks) @testable import BrokerReplication
 
 /// `append(to:contentsOf:)`: one writer lock, one `pwritev` and one LSN range per run of records.
@@ -21,33 +23,33 @@ struct BatchAppendTests {
         Data(records.flatMap { Array($0.readableBytesView) })
     }
 
-    static func leaderFile(_ cluster: TestCluster, _ path: String) throws -> Data {
+    static func leaderFile(_ cluster: ReplicationTestCluster.Workspace, _ path: String) throws -> Data {
         try Data(contentsOf: URL(fileURLWithPath: cluster.root + "/leader/" + path))
     }
 
     @Test func aBatchStreamsToAFollowerByteForByte() async throws {
-        let cluster = try TestCluster()
+        let cluster = try ReplicationTestCluster.Workspace()
         try await withLeader(cluster) { leader, port in
             try await withFollower(cluster, "f1", port: port) { follower in
                 // Streamed as records, not copied by the follower's first full sync.
-                #expect(try await TestCluster.eventually { follower.status().phase == .streaming })
+                #expect(try await ReplicationTestCluster.Workspace.eventually { follower.status().phase == .streaming })
                 let fullSyncs = follower.status().fullSyncs
                 let records = Self.records(2_000, seed: 1)
                 let last = try await leader.append(to: "queues/orders/segment.1", contentsOf: records)
                 #expect(last == leader.lastLSN)
                 leader.flush()
-                #expect(try await TestCluster.eventually { follower.status().lastDurableLSN == last })
+                #expect(try await ReplicationTestCluster.Workspace.eventually { follower.status().lastDurableLSN == last })
                 #expect(follower.status().fullSyncs == fullSyncs)
                 let expected = Self.concatenation(records)
                 #expect(try Self.leaderFile(cluster, "queues/orders/segment.1") == expected)
-                #expect(try TestCluster.contents(of: cluster.root + "/f1") == ["queues/orders/segment.1": expected])
+                #expect(try ReplicationTestCluster.files(under: cluster.root + "/f1") == ["queues/orders/segment.1": expected])
             }
         }
     }
 
     @Test func theReturnedLSNIsTheLastOfAContiguousRange() async throws {
-        let cluster = try TestCluster()
-        let leader = try ReplicationLeader(configuration: cluster.leaderConfiguration(), secret: cluster.secret, logger: TestCluster.quietLogger)
+        let cluster = try ReplicationTestCluster.Workspace()
+        let leader = try ReplicationLeader(configuration: cluster.leaderConfiguration(), secret: cluster.secret, logger: ReplicationTestCluster.Workspace.logger)
         try await leader.append(to: "a", bytes: [1, 2, 3])
         let before = leader.lastLSN
         let last = try await leader.append(to: "b", contentsOf: Self.records(10, seed: 2))
@@ -59,8 +61,8 @@ struct BatchAppendTests {
     }
 
     @Test func anEmptyBatchWritesNothingAndReturnsTheLastLSN() async throws {
-        let cluster = try TestCluster()
-        let leader = try ReplicationLeader(configuration: cluster.leaderConfiguration(), secret: cluster.secret, logger: TestCluster.quietLogger)
+        let cluster = try ReplicationTestCluster.Workspace()
+        let leader = try ReplicationLeader(configuration: cluster.leaderConfiguration(), secret: cluster.secret, logger: ReplicationTestCluster.Workspace.logger)
         try await leader.append(to: "a", bytes: [1])
         #expect(try await leader.append(to: "b", contentsOf: [ByteBuffer]()) == leader.lastLSN)
         #expect(leader.lastLSN == 1)
@@ -72,10 +74,10 @@ struct BatchAppendTests {
     /// Runs of at most `chunkBytes`, and a record above it through the single path, still land
     /// in order with one LSN per record or chunk.
     @Test func aBatchAboveChunkBytesLandsInOrder() async throws {
-        let cluster = try TestCluster()
+        let cluster = try ReplicationTestCluster.Workspace()
         var configuration = cluster.leaderConfiguration()
         configuration.chunkBytes = 4096
-        let leader = try ReplicationLeader(configuration: configuration, secret: cluster.secret, logger: TestCluster.quietLogger)
+        let leader = try ReplicationLeader(configuration: configuration, secret: cluster.secret, logger: ReplicationTestCluster.Workspace.logger)
         var records = Self.records(100, seed: 3)
         records.insert(ByteBuffer(bytes: (0..<10_000).map { UInt8(truncatingIfNeeded: $0 * 7) }), at: 40)
         let last = try await leader.append(to: "big", contentsOf: records)
@@ -88,7 +90,7 @@ struct BatchAppendTests {
     /// Batches and single appends from several tasks, to files they share, with small chunks so
     /// that runs split and large records take the single path.
     @Test func interleavedBatchAndSingleAppendsConverge() async throws {
-        let cluster = try TestCluster()
+        let cluster = try ReplicationTestCluster.Workspace()
         try await withLeader(cluster, configure: { $0.chunkBytes = 4096 }) { leader, port in
             try await withFollower(cluster, "f1", port: port) { first in
                 try await withFollower(cluster, "f2", port: port) { second in
@@ -113,14 +115,14 @@ struct BatchAppendTests {
                     }
                     leader.flush()
                     let last = leader.lastLSN
-                    let converged = try await TestCluster.eventually {
+                    let converged = try await ReplicationTestCluster.Workspace.eventually {
                         first.status().lastDurableLSN == last && second.status().lastDurableLSN == last
                     }
                     #expect(converged, "followers \(first.status()), \(second.status())")
-                    let expected = try TestCluster.contents(of: cluster.root + "/leader")
+                    let expected = try ReplicationTestCluster.files(under: cluster.root + "/leader")
                     #expect(expected.count == 6)
                     for name in ["f1", "f2"] {
-                        #expect(try TestCluster.contents(of: cluster.root + "/" + name) == expected, "\(name) differs from the leader")
+                        #expect(try ReplicationTestCluster.files(under: cluster.root + "/" + name) == expected, "\(name) differs from the leader")
                     }
                 }
             }

@@ -2,6 +2,8 @@ import HeavyTestGate
 import Foundation
 import Testing
 
+import BrokerReplicationTesting
+
 @_spi(Benchmarks) @testable import BrokerReplication
 
 /// Not a test of speed: prints confirm latencies for Docs/Performance.md when asked to
@@ -10,11 +12,11 @@ import Testing
 struct ConfirmLatencyMeasurement {
     @Test(arguments: [ReplicationPolicy.evictSlowFollowers, .minInSyncReplicas(1), .minInSyncReplicas(2)])
     func confirmLatencyWithTwoFollowers(policy: ReplicationPolicy) async throws {
-        let cluster = try TestCluster()
+        let cluster = try ReplicationTestCluster.Workspace()
         try await withLeader(cluster, configure: { $0.policy = policy; $0.producerTimeout = .seconds(60) }) { leader, port in
             try await withFollower(cluster, "f1", port: port) { _ in
                 try await withFollower(cluster, "f2", port: port) { _ in
-                    let joined = try await TestCluster.eventually { leader.status().isr == ["f1", "f2"] }
+                    let joined = try await ReplicationTestCluster.Workspace.eventually { leader.status().isr == ["f1", "f2"] }
                     #expect(joined)
                     var corpus = 0
                     var latencies: [Double] = []

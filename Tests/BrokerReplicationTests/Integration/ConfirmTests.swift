@@ -18,14 +18,14 @@ struct ConfirmTests {
     }
 
     static func inSync(_ leader: ReplicationLeader, _ members: [String]) async throws -> Bool {
-        try await TestCluster.eventually { leader.status().isr == members }
+        try await ReplicationTestCluster.Workspace.eventually { leader.status().isr == members }
     }
 
     /// A healthy follower of a leader that has written nothing yet stays in the in-sync set:
     /// its heartbeat replies (durable LSN 0) show it caught up. It used to leave the set after
     /// `maxLagTime`, because a reply for LSN 0 was not counted as an ack.
     @Test func anIdleFollowerOfAnEmptyLeaderStaysInSync() async throws {
-        let cluster = try TestCluster()
+        let cluster = try ReplicationTestCluster.Workspace()
         try await withLeader(cluster, configure: { configuration in
             configuration.maxLagTime = .seconds(1)
             configuration.heartbeatInterval = .milliseconds(100)
@@ -42,7 +42,7 @@ struct ConfirmTests {
     }
 
     @Test func minISROneKeepsConfirmingThroughTheHealthyFollowerWhileTheOtherIsFrozen() async throws {
-        let cluster = try TestCluster()
+        let cluster = try ReplicationTestCluster.Workspace()
         try await withLeader(cluster, configure: configure(1)) { leader, port in
             // The frozen follower completes the handshake and then never reads nor acks.
             let frozen = try await HandshakeRefusalTests.offThePool {
@@ -69,7 +69,7 @@ struct ConfirmTests {
     /// than overflowing its queue, with no error and no eviction, as long as it keeps acking
     /// within producerTimeout. (The pace itself is measured by the benchmark.)
     @Test func minISRTwoHoldsProducersToABandwidthCappedFollower() async throws {
-        let cluster = try TestCluster()
+        let cluster = try ReplicationTestCluster.Workspace()
         try await withLeader(cluster, configure: { configuration in
             configuration.policy = .minInSyncReplicas(2)
             configuration.producerTimeout = .seconds(60)
@@ -132,7 +132,7 @@ struct ConfirmTests {
     /// min-ISR(2) with one follower gone: writes are held back, fail with notEnoughReplicas
     /// after producerTimeout having written nothing, and work again once it is back.
     @Test func minISRTwoRefusesWritesWithoutTheSecondFollowerAndRecoversWhenItReturns() async throws {
-        let cluster = try TestCluster()
+        let cluster = try ReplicationTestCluster.Workspace()
         try await withLeader(cluster, configure: { configuration in
             configuration.policy = .minInSyncReplicas(2)
             configuration.producerTimeout = .seconds(1)
@@ -164,7 +164,7 @@ struct ConfirmTests {
     /// A follower that joined the in-sync set and then stopped acking holds a confirm up until
     /// the confirm's deadline, which then fails with notEnoughReplicas.
     @Test func aConfirmFailsWhenAnInSyncFollowerStopsAcking() async throws {
-        let cluster = try TestCluster()
+        let cluster = try ReplicationTestCluster.Workspace()
         try await withLeader(cluster, configure: { configuration in
             configuration.ackTimeout = .seconds(60)
             configuration.heartbeatTimeout = .seconds(120)
@@ -197,7 +197,7 @@ struct ConfirmTests {
     }
 
     @Test func aConfirmNeverResolvesBeforeTheNthDurableAck() async throws {
-        let cluster = try TestCluster()
+        let cluster = try ReplicationTestCluster.Workspace()
         try await withLeader(cluster, configure: configure(2)) { leader, port in
             try await withFollower(cluster, "f1", port: port) { f1 in
                 try await withFollower(cluster, "f2", port: port) { f2 in
@@ -216,7 +216,7 @@ struct ConfirmTests {
     }
 
     @Test func aShrinkIsPersistedBeforeTheConfirmThatReliesOnIt() async throws {
-        let cluster = try TestCluster()
+        let cluster = try ReplicationTestCluster.Workspace()
         try await withLeader(cluster, configure: configure(nil)) { leader, port in
             try await withFollower(cluster, "stays", port: port) { _ in
                 try await withFollower(cluster, "leaves", port: port) { _ in
@@ -237,17 +237,17 @@ struct ConfirmTests {
     }
 
     @Test func confirmsDoNotWaitBeforeTheLeaderListens() async throws {
-        let cluster = try TestCluster()
+        let cluster = try ReplicationTestCluster.Workspace()
         var configuration = cluster.leaderConfiguration()
         configuration.policy = .minInSyncReplicas(2)
-        let leader = try ReplicationLeader(configuration: configuration, secret: cluster.secret, logger: TestCluster.quietLogger)
+        let leader = try ReplicationLeader(configuration: configuration, secret: cluster.secret, logger: ReplicationTestCluster.Workspace.logger)
         // Start-up writes: no follower can be there yet, and nothing may deadlock.
         let lsn = try await leader.append(to: "startup", bytes: Array("recovered state".utf8))
         try await leader.waitForReplication(upTo: lsn)
     }
 
     @Test func anInvalidPolicyNamesTheKey() throws {
-        var configuration = TestCluster.placeholderLeaderConfiguration()
+        var configuration = ReplicationTestCluster.Workspace.placeholderLeaderConfiguration()
         configuration.policy = .minInSyncReplicas(0)
         let error = #expect(throws: ReplicationError.self) { try configuration.validate() }
         #expect(error?.message == "policy: minInSyncReplicas needs at least 1, got 0")
@@ -260,7 +260,7 @@ struct UncheckedBox<T>: @unchecked Sendable {
     init(_ value: T) { self.value = value }
 }
 
-extension TestCluster {
+extension ReplicationTestCluster.Workspace {
     static func placeholderLeaderConfiguration() -> ReplicationLeaderConfiguration {
         ReplicationLeaderConfiguration(dataDirectory: "/nonexistent", clusterID: "c", nodeID: "n")
     }

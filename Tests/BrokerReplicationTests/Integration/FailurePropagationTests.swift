@@ -87,7 +87,7 @@ struct FailurePropagationTests {
             )
             configuration.reconnectBase = .seconds(5)
             configuration.reconnectCap = .seconds(5)
-            let follower = try ReplicationFollower(configuration: configuration, secret: cluster.secret, logger: TestCluster.quietLogger)
+            let follower = try ReplicationFollower(configuration: configuration, secret: cluster.secret, logger: ReplicationTestCluster.Workspace.logger)
             let following = Task { try await follower.run() }
             defer { following.cancel() }
             defer { Task { await proxy.stop() } }

@@ -162,7 +162,7 @@ struct FaultInjectingProxyTests {
             #expect(reset, "an RST, not a FIN")
             #expect(received.count <= 10)
             #expect(proxy.statistics.bytesClientToServer == 11)
-            let closed = try await TestCluster.eventually(timeout: .seconds(30)) { proxy.statistics.open == 0 }
+            let closed = try await ReplicationTestCluster.Workspace.eventually(timeout: .seconds(30)) { proxy.statistics.open == 0 }
             #expect(closed)
         }
     }
@@ -176,7 +176,7 @@ struct FaultInjectingProxyTests {
             #expect(try await client.receive(1, timeout: .seconds(30)) == .closed([], reset: false))
             // The other direction still flows.
             try client.send(Self.pattern(100))
-            let forwarded = try await TestCluster.eventually(timeout: .seconds(30)) { proxy.statistics.bytesClientToServer == 101 }
+            let forwarded = try await ReplicationTestCluster.Workspace.eventually(timeout: .seconds(30)) { proxy.statistics.bytesClientToServer == 101 }
             #expect(forwarded)
         }
     }

@@ -3,6 +3,8 @@ import Foundation
 import NIOCore
 import Testing
 
+import BrokerReplicationTesting
+
 @_spi(Benchmarks) @testable import BrokerReplication
 
 /// A full sync that takes far longer than `heartbeatTimeout` completes, because liveness during
@@ -13,11 +15,11 @@ struct FullSyncLivenessTests {
     /// writes and the follower's reports move), once checked (the follower checksums its own
     /// copy after losing its position).
     @Test func aFullSyncLongerThanTheHeartbeatTimeoutFinishesWithoutEvictions() async throws {
-        let cluster = try TestCluster()
+        let cluster = try ReplicationTestCluster.Workspace()
         var configuration = cluster.leaderConfiguration()
         configuration.heartbeatInterval = .milliseconds(200)
         configuration.heartbeatTimeout = .seconds(1)
-        let leader = try ReplicationLeader(configuration: configuration, secret: cluster.secret, logger: TestCluster.quietLogger)
+        let leader = try ReplicationLeader(configuration: configuration, secret: cluster.secret, logger: ReplicationTestCluster.Workspace.logger)
         var random = SystemRandomNumberGenerator()
         let words = (0..<(1 << 17)).map { _ in random.next() as UInt64 }
         let block = words.withUnsafeBytes { ByteBuffer(bytes: $0) }
@@ -28,11 +30,11 @@ struct FullSyncLivenessTests {
         func follow() throws -> (ReplicationFollower, Task<Void, any Error>) {
             var followerConfiguration = cluster.followerConfiguration("f1", port: port)
             followerConfiguration.leaderSilenceTimeout = .seconds(1)
-            let follower = try ReplicationFollower(configuration: followerConfiguration, secret: cluster.secret, logger: TestCluster.quietLogger)
+            let follower = try ReplicationFollower(configuration: followerConfiguration, secret: cluster.secret, logger: ReplicationTestCluster.Workspace.logger)
             return (follower, Task { try await follower.run() })
         }
         var (follower, following) = try follow()
-        #expect(try await TestCluster.eventually(timeout: .seconds(240)) { follower.status().lastDurableLSN == leader.lastLSN })
+        #expect(try await ReplicationTestCluster.Workspace.eventually(timeout: .seconds(240)) { follower.status().lastDurableLSN == leader.lastLSN })
         #expect(leader.status().evictions.isEmpty, "\(leader.status().recentEvictions)")
         #expect(follower.status().fullSyncs == 1 && follower.status().connects == 1)
 
@@ -41,7 +43,7 @@ struct FullSyncLivenessTests {
         _ = await following.result
         try FileManager.default.removeItem(atPath: cluster.root + "/f1/" + FollowerStateFile.rawPath)
         (follower, following) = try follow()
-        #expect(try await TestCluster.eventually(timeout: .seconds(240)) { follower.status().lastDurableLSN == leader.lastLSN })
+        #expect(try await ReplicationTestCluster.Workspace.eventually(timeout: .seconds(240)) { follower.status().lastDurableLSN == leader.lastLSN })
         #expect(leader.status().evictions.isEmpty, "\(leader.status().recentEvictions)")
         #expect(follower.status().fullSyncs == 1 && follower.status().connects == 1)
         #expect(leader.status().fullSyncs == 2)

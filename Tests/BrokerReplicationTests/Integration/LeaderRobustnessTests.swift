@@ -4,6 +4,8 @@ import NIOCore
 import Synchronization
 import Testing
 
+import BrokerReplicationTesting
+
 @_spi(Benchmarks) @testable import BrokerReplication
 
 @Suite("Leader robustness", .serialized, .heavy)
@@ -25,7 +27,7 @@ struct LeaderRobustnessTests {
     /// 1,000 followers that read but never ack are evicted by the ack
     /// timeout while producers write; nothing deadlocks, and no connection or task is left.
     @Test func aThousandEvictionsUnderConcurrentProducersLeaveNothingBehind() async throws {
-        let cluster = try TestCluster()
+        let cluster = try ReplicationTestCluster.Workspace()
         try await withLeader(cluster, configure: { $0.ackTimeout = .milliseconds(200) }) { leader, port in
             let target = 1_000
             let cycles = Atomic<Int>(0)
@@ -64,7 +66,7 @@ struct LeaderRobustnessTests {
                 }
             }
             for thread in threads { thread.start() }
-            let finished = try await TestCluster.eventually(timeout: .seconds(240)) { cycles.load(ordering: .relaxed) >= target }
+            let finished = try await ReplicationTestCluster.Workspace.eventually(timeout: .seconds(240)) { cycles.load(ordering: .relaxed) >= target }
             stop.store(true, ordering: .relaxed)
             let written = try await producing.value
             #expect(finished, "only \(cycles.load(ordering: .relaxed)) evictions")
@@ -73,14 +75,14 @@ struct LeaderRobustnessTests {
             let evictions = leader.core.counters.evictions.values.reduce(0, +)
             #expect(evictions >= target)
             // Every evicted session is gone, its connection task ended and its socket closed.
-            let cleaned = try await TestCluster.eventually(timeout: .seconds(60)) {
+            let cleaned = try await ReplicationTestCluster.Workspace.eventually(timeout: .seconds(60)) {
                 leader.status().followers.isEmpty && leader.openConnectionCount == 0 && Self.socketsUsing(port: port) == 0
             }
             #expect(cleaned, "followers \(leader.status().followers.count), connections \(leader.openConnectionCount), sockets \(Self.socketsUsing(port: port))")
             // The leader still serves: a real follower joins and converges.
             try await withFollower(cluster, "after", port: port) { follower in
                 let last = leader.lastLSN
-                let converged = try await TestCluster.eventually { follower.status().lastDurableLSN == last }
+                let converged = try await ReplicationTestCluster.Workspace.eventually { follower.status().lastDurableLSN == last }
                 #expect(converged)
             }
         }
@@ -89,10 +91,10 @@ struct LeaderRobustnessTests {
     /// A 128 MiB replace and a 128 MiB append stream in 1 MiB chunks and reach the follower
     /// without an eviction.
     @Test func largeWritesReachTheFollowerWithoutAnEviction() async throws {
-        let cluster = try TestCluster()
+        let cluster = try ReplicationTestCluster.Workspace()
         try await withLeader(cluster) { leader, port in
             try await withFollower(cluster, "f", port: port) { follower in
-                let synced = try await TestCluster.eventually { follower.status().phase == .streaming }
+                let synced = try await ReplicationTestCluster.Workspace.eventually { follower.status().phase == .streaming }
                 #expect(synced)
                 // Incompressible bytes, filled through raw pointers (element loops are slow in debug builds).
                 var random = SplitMix(seed: 128)
@@ -106,7 +108,7 @@ struct LeaderRobustnessTests {
                 try await leader.append(to: "big/appended", bytes: contents)
                 leader.flush()
                 let last = leader.lastLSN
-                let converged = try await TestCluster.eventually(timeout: .seconds(240)) { follower.status().lastDurableLSN == last }
+                let converged = try await ReplicationTestCluster.Workspace.eventually(timeout: .seconds(240)) { follower.status().lastDurableLSN == last }
                 #expect(converged)
                 #expect(leader.core.counters.evictions.isEmpty, "evictions: \(leader.core.counters.evictions)")
                 #expect(follower.status().connects == 1)
@@ -124,13 +126,13 @@ struct LeaderRobustnessTests {
 
     /// A leader restart takes a new epoch; the follower reconnects, full-syncs and converges.
     @Test func followersResyncWithARestartedLeader() async throws {
-        let cluster = try TestCluster()
-        let first = try ReplicationLeader(configuration: cluster.leaderConfiguration(), secret: cluster.secret, logger: TestCluster.quietLogger)
+        let cluster = try ReplicationTestCluster.Workspace()
+        let first = try ReplicationLeader(configuration: cluster.leaderConfiguration(), secret: cluster.secret, logger: ReplicationTestCluster.Workspace.logger)
         let firstRun = Task { try await first.run() }
         let port = try await first.listeningPort()
         try await withFollower(cluster, "f", port: port) { follower in
             try await StreamingReplicationTests.produce(first, producers: 2, recordsEach: 500, files: 10, seed: 21)
-            let caughtUp = try await TestCluster.eventually { follower.status().lastDurableLSN == first.lastLSN }
+            let caughtUp = try await ReplicationTestCluster.Workspace.eventually { follower.status().lastDurableLSN == first.lastLSN }
             #expect(caughtUp)
             firstRun.cancel()
             _ = try? await firstRun.value
@@ -140,20 +142,20 @@ struct LeaderRobustnessTests {
             // Heartbeats every 10 ms reach the follower in the middle of its full sync: its
             // replies must not claim its old epoch's LSN as durable (that would be evicted).
             configuration.heartbeatInterval = .milliseconds(10)
-            let second = try ReplicationLeader(configuration: configuration, secret: cluster.secret, logger: TestCluster.quietLogger)
+            let second = try ReplicationLeader(configuration: configuration, secret: cluster.secret, logger: ReplicationTestCluster.Workspace.logger)
             #expect(second.epoch == first.epoch + 1)
             let secondRun = Task { try await second.run() }
             defer { secondRun.cancel() }
             _ = try await second.listeningPort()
             try await StreamingReplicationTests.produce(second, producers: 2, recordsEach: 500, files: 10, seed: 22)
-            let converged = try await TestCluster.eventually {
+            let converged = try await ReplicationTestCluster.Workspace.eventually {
                 follower.status().epoch == second.epoch && follower.status().lastDurableLSN == second.lastLSN
             }
             #expect(converged, "follower at epoch \(follower.status().epoch) LSN \(follower.status().lastDurableLSN)")
             #expect(follower.status().fullSyncs == 2)
             #expect(second.core.counters.evictions.isEmpty, "evictions: \(second.core.counters.evictions)")
-            let expected = try TestCluster.contents(of: cluster.root + "/leader")
-            #expect(try TestCluster.contents(of: cluster.root + "/f") == expected)
+            let expected = try ReplicationTestCluster.files(under: cluster.root + "/leader")
+            #expect(try ReplicationTestCluster.files(under: cluster.root + "/f") == expected)
         }
     }
 
@@ -162,7 +164,7 @@ struct LeaderRobustnessTests {
     /// fault. Before, the failure committed an empty replace record that every follower
     /// refused, and left the path marked as changing, so every later full sync was busy.
     @Test func aWriteThatFailsLocallyReplicatesNothingAndLeavesTheLeaderAbleToCut() async throws {
-        let cluster = try TestCluster()
+        let cluster = try ReplicationTestCluster.Workspace()
         try await withLeader(cluster) { leader, port in
             try await withFollower(cluster, "early", port: port) { early in
                 let first = try await leader.append(to: "a", bytes: Array("first".utf8))
@@ -173,7 +175,7 @@ struct LeaderRobustnessTests {
                 #expect(leader.lastLSN == first, "nothing replicated for the failed writes")
                 let second = try await leader.append(to: "a", bytes: Array(" second".utf8))
                 try await leader.waitForReplication(upTo: second, timeout: .seconds(10))
-                let caughtUp = try await TestCluster.eventually(timeout: .seconds(10)) { early.status().lastDurableLSN >= second }
+                let caughtUp = try await ReplicationTestCluster.Workspace.eventually(timeout: .seconds(10)) { early.status().lastDurableLSN >= second }
                 #expect(caughtUp, "the connected follower kept streaming: \(early.status())")
                 #expect(early.status().fullSyncs == 1, "no resync forced by a refused record: \(early.status())")
                 let temporaries = (try? FileManager.default.contentsOfDirectory(atPath: cluster.root + "/leader/.brpl/tmp")) ?? []
@@ -181,9 +183,9 @@ struct LeaderRobustnessTests {
             }
             // A new follower needs a full sync: the leader must be able to cut.
             try await withFollower(cluster, "late", port: port) { late in
-                let converged = try await TestCluster.eventually(timeout: .seconds(10)) { late.status().lastDurableLSN >= leader.lastLSN }
+                let converged = try await ReplicationTestCluster.Workspace.eventually(timeout: .seconds(10)) { late.status().lastDurableLSN >= leader.lastLSN }
                 #expect(converged, "the new follower's full sync: \(late.status()), leader \(leader.status())")
-                #expect(try TestCluster.contents(of: cluster.root + "/late") == TestCluster.contents(of: cluster.root + "/leader"))
+                #expect(try ReplicationTestCluster.files(under: cluster.root + "/late") == ReplicationTestCluster.files(under: cluster.root + "/leader"))
             }
         }
     }
@@ -192,7 +194,7 @@ struct LeaderRobustnessTests {
 @Suite("Handshake refusals", .serialized, .heavy)
 struct HandshakeRefusalTests {
     @Test func wrongSecretClusterAndVersionAreRefusedWithAReason() async throws {
-        let cluster = try TestCluster()
+        let cluster = try ReplicationTestCluster.Workspace()
         try await withLeader(cluster) { leader, port in
             let wrongSecret = try SharedSecret(bytes: Array("not the cluster's secret at all".utf8))
             let reply = try await Self.offThePool { try RawFollower(port: port).handshake(cluster: cluster.clusterID, nodeID: "x", secret: wrongSecret) }
@@ -220,17 +222,17 @@ struct HandshakeRefusalTests {
 
     /// A follower with the wrong secret says why and backs off (no tight loop).
     @Test func aRefusedFollowerBacksOffAndSaysWhy() async throws {
-        let cluster = try TestCluster()
+        let cluster = try ReplicationTestCluster.Workspace()
         try await withLeader(cluster) { leader, port in
             var configuration = cluster.followerConfiguration("f", port: port)
             configuration.refusalDelay = .seconds(1)
             let follower = try ReplicationFollower(
-                configuration: configuration, secret: SharedSecret(bytes: Array("a different secret of 32 bytes!!".utf8)), logger: TestCluster.quietLogger
+                configuration: configuration, secret: SharedSecret(bytes: Array("a different secret of 32 bytes!!".utf8)), logger: ReplicationTestCluster.Workspace.logger
             )
             let running = Task { try await follower.run() }
             defer { running.cancel() }
             // Mutual authentication: the follower finds first that the leader's proof does not match its secret.
-            let refused = try await TestCluster.eventually {
+            let refused = try await ReplicationTestCluster.Workspace.eventually {
                 follower.status().lastError?.contains("could not prove the shared secret") == true
             }
             #expect(refused, "\(follower.status().lastError ?? "no error")")

@@ -3,6 +3,8 @@ import Foundation
 import NIOCore
 import Testing
 
+import BrokerReplicationTesting
+
 @_spi(Benchmarks) @testable import BrokerReplication
 
 @Suite("Promotion", .serialized, .heavy)
@@ -12,13 +14,13 @@ struct PromotionTests {
         Task { try await follower.run() }
     }
 
-    func follower(_ cluster: TestCluster, _ name: String, port: Int) throws -> ReplicationFollower {
-        try ReplicationFollower(configuration: cluster.followerConfiguration(name, port: port), secret: cluster.secret, logger: TestCluster.quietLogger)
+    func follower(_ cluster: ReplicationTestCluster.Workspace, _ name: String, port: Int) throws -> ReplicationFollower {
+        try ReplicationFollower(configuration: cluster.followerConfiguration(name, port: port), secret: cluster.secret, logger: ReplicationTestCluster.Workspace.logger)
     }
 
     /// A leader on `name`'s data with generous timeouts: on a loaded machine a follower must
     /// not drop out of the in-sync set.
-    func patientLeaderConfiguration(_ cluster: TestCluster, _ name: String = "leader") -> ReplicationLeaderConfiguration {
+    func patientLeaderConfiguration(_ cluster: ReplicationTestCluster.Workspace, _ name: String = "leader") -> ReplicationLeaderConfiguration {
         var configuration = cluster.leaderConfiguration(name)
         configuration.maxLagTime = .seconds(120)
         configuration.ackTimeout = .seconds(120)
@@ -30,19 +32,19 @@ struct PromotionTests {
     /// promoted, holds every confirmed write, and serves the other follower, which converges.
     /// A follower that left the set earlier is refused, before and after the takeover.
     @Test func anInSyncFollowerTakesOverWithEveryConfirmedWrite() async throws {
-        let cluster = try TestCluster()
+        let cluster = try ReplicationTestCluster.Workspace()
         let coordinatorPath = cluster.root + "/leader/.brpl/coordinator.json"
         let coordinator = LocalCoordinator(path: coordinatorPath)
         var lastConfirmed: UInt64 = 0
 
-        let oldLeader = try ReplicationLeader(configuration: patientLeaderConfiguration(cluster), secret: cluster.secret, logger: TestCluster.quietLogger)
+        let oldLeader = try ReplicationLeader(configuration: patientLeaderConfiguration(cluster), secret: cluster.secret, logger: ReplicationTestCluster.Workspace.logger)
         let serving = Task { try await oldLeader.run() }
         let oldPort = try await oldLeader.listeningPort()
         let f1 = try follower(cluster, "f1", port: oldPort)
         let f2 = try follower(cluster, "f2", port: oldPort)
         let outsider = try follower(cluster, "outsider", port: oldPort)
         let following = [f1, f2, outsider].map { start($0) }
-        let joined = try await TestCluster.eventually { oldLeader.status().isr == ["f1", "f2", "outsider"] }
+        let joined = try await ReplicationTestCluster.Workspace.eventually { oldLeader.status().isr == ["f1", "f2", "outsider"] }
         #expect(joined)
         for index in 0..<100 {
             lastConfirmed = try await oldLeader.append(to: "segments/\(index % 5)", bytes: ByteBuffer(string: "before \(index)"))
@@ -55,13 +57,13 @@ struct PromotionTests {
             lastConfirmed = try await oldLeader.replaceOrAppend(index: index)
             if index % 20 == 19 { try await oldLeader.waitForReplication(upTo: lastConfirmed) }
         }
-        let shrunk = try await TestCluster.eventually { oldLeader.status().isr == ["f1", "f2"] }
+        let shrunk = try await ReplicationTestCluster.Workspace.eventually { oldLeader.status().isr == ["f1", "f2"] }
         #expect(shrunk)
         // The last confirm relies on the stored set [f1, f2]: both must hold it.
         lastConfirmed = try await oldLeader.append(to: "segments/last", bytes: ByteBuffer(string: "confirmed last"))
         try await oldLeader.waitForReplication(upTo: lastConfirmed)
         #expect(try await coordinator.load().inSyncReplicas == ["f1", "f2"])
-        let confirmedContents = try TestCluster.contents(of: cluster.root + "/leader")
+        let confirmedContents = try ReplicationTestCluster.files(under: cluster.root + "/leader")
         serving.cancel()
         _ = await serving.result
 
@@ -75,13 +77,13 @@ struct PromotionTests {
         #expect(promotion.previousEpoch == oldLeader.epoch)
         #expect(promotion.epoch == oldLeader.epoch + 1)
         #expect(promotion.lastDurableLSN >= lastConfirmed)
-        #expect(try TestCluster.contents(of: cluster.root + "/f1") == confirmedContents, "the promoted follower lacks confirmed writes")
+        #expect(try ReplicationTestCluster.files(under: cluster.root + "/f1") == confirmedContents, "the promoted follower lacks confirmed writes")
         await #expect(throws: ReplicationError.self) { try await f1.run() }
 
         // The new leader runs on f1's data with the shared coordinator.
         var configuration = patientLeaderConfiguration(cluster, "f1")
         configuration.coordinator = coordinator
-        let newLeader = try ReplicationLeader(configuration: configuration, secret: cluster.secret, logger: TestCluster.quietLogger)
+        let newLeader = try ReplicationLeader(configuration: configuration, secret: cluster.secret, logger: ReplicationTestCluster.Workspace.logger)
         #expect(newLeader.epoch == promotion.epoch)
         let newServing = Task { try await newLeader.run() }
         let newPort = try await newLeader.listeningPort()
@@ -93,12 +95,12 @@ struct PromotionTests {
         for index in 0..<50 {
             lsn = try await newLeader.append(to: "segments/new", bytes: ByteBuffer(string: "after \(index)"))
         }
-        let rejoined = try await TestCluster.eventually { newLeader.status().isr == ["f2"] }
+        let rejoined = try await ReplicationTestCluster.Workspace.eventually { newLeader.status().isr == ["f2"] }
         #expect(rejoined)
         try await newLeader.waitForReplication(upTo: lsn)
         #expect(f2Again.status().epoch == promotion.epoch)
         #expect(f2Again.status().fullSyncs == 1, "a new epoch starts with a full sync")
-        #expect(try TestCluster.contents(of: cluster.root + "/f2") == TestCluster.contents(of: cluster.root + "/f1"))
+        #expect(try ReplicationTestCluster.files(under: cluster.root + "/f2") == ReplicationTestCluster.files(under: cluster.root + "/f1"))
         #expect(try await coordinator.load() == CoordinatorState(epoch: promotion.epoch, inSyncReplicas: ["f2"]))
 
         // After the takeover the outsider is refused for being behind the new epoch, even more so.
@@ -114,20 +116,20 @@ struct PromotionTests {
     /// durable and be what the promotion reports. One file of 100-byte appends, so the file
     /// holds exactly 100 bytes per LSN reported.
     @Test func aFollowerPromotedDuringABurstReportsEverythingItApplied() async throws {
-        let cluster = try TestCluster()
+        let cluster = try ReplicationTestCluster.Workspace()
         let coordinator = LocalCoordinator(path: cluster.root + "/leader/.brpl/coordinator.json")
-        let leader = try ReplicationLeader(configuration: patientLeaderConfiguration(cluster), secret: cluster.secret, logger: TestCluster.quietLogger)
+        let leader = try ReplicationLeader(configuration: patientLeaderConfiguration(cluster), secret: cluster.secret, logger: ReplicationTestCluster.Workspace.logger)
         let serving = Task { try await leader.run() }
         let f1 = try follower(cluster, "f1", port: try await leader.listeningPort())
         let following = start(f1)
-        #expect(try await TestCluster.eventually { leader.status().isr == ["f1"] })
+        #expect(try await ReplicationTestCluster.Workspace.eventually { leader.status().isr == ["f1"] })
 
         let record = ByteBuffer(repeating: 0x61, count: 100)
         let writing = Task {
             for _ in 0..<50_000 where !Task.isCancelled { try await leader.append(to: "segment", bytes: record) }
         }
         // Promote while records are arriving, between two group commits.
-        #expect(try await TestCluster.eventually { f1.status().lastDurableLSN >= 2_000 })
+        #expect(try await ReplicationTestCluster.Workspace.eventually { f1.status().lastDurableLSN >= 2_000 })
         let promotion = try await f1.promote(coordinator: coordinator)
         _ = await following.result
         writing.cancel()
@@ -140,7 +142,7 @@ struct PromotionTests {
     }
 
     @Test func aForcedPromotionSkipsTheCheckAndSaysSo() async throws {
-        let cluster = try TestCluster()
+        let cluster = try ReplicationTestCluster.Workspace()
         let coordinator = LocalCoordinator(path: cluster.root + "/nowhere/coordinator.json")
         let lonely = try follower(cluster, "lonely", port: 1)
         let refused = await #expect(throws: ReplicationError.self) { try await lonely.promote(coordinator: coordinator) }

@@ -68,7 +68,7 @@ struct ReconnectStormTests {
 
     @Test(arguments: Unreachable.allCases)
     func eightFollowersRetryWithinTheBackoffBound(unreachable: Unreachable) async throws {
-        let cluster = try TestCluster()
+        let cluster = try ReplicationTestCluster.Workspace()
         let attempt = Self.attemptSeconds(unreachable)
         let window = Self.window.seconds
         // The bounds, per follower (delays are uniform in [0, ceiling], full jitter):
@@ -96,7 +96,7 @@ struct ReconnectStormTests {
                 configuration.reconnectCap = Self.cap
                 configuration.connectTimeout = Self.connectTimeout
                 configuration.leaderSilenceTimeout = Self.leaderSilenceTimeout
-                return try ReplicationFollower(configuration: configuration, secret: cluster.secret, logger: TestCluster.quietLogger)
+                return try ReplicationFollower(configuration: configuration, secret: cluster.secret, logger: ReplicationTestCluster.Workspace.logger)
             }
             let start = ContinuousClock.now
             let tasks = followers.map { follower in Task { try await follower.run() } }
@@ -116,7 +116,7 @@ struct ReconnectStormTests {
             #expect(followers.allSatisfy { $0.status().phase == .connecting && $0.status().lastDurableLSN == 0 })
             #expect(!errors.isEmpty, "each failed attempt leaves its reason in status().lastError")
             let windowEnd = ContinuousClock.now
-            let retrying = try await TestCluster.eventually(timeout: .seconds(60)) {
+            let retrying = try await ReplicationTestCluster.Workspace.eventually(timeout: .seconds(60)) {
                 zip(followers, counts).allSatisfy { follower, count in follower.status().connects > count }
             }
             #expect(retrying, "followers stopped retrying: \(counts) attempts in the window, \(followers.map { $0.status().connects }) now")
@@ -127,7 +127,7 @@ struct ReconnectStormTests {
             guard let heal else { return }
             let healedAt = ContinuousClock.now
             let leader = try await heal()
-            let joined = try await TestCluster.eventually(timeout: .seconds(60)) {
+            let joined = try await ReplicationTestCluster.Workspace.eventually(timeout: .seconds(60)) {
                 followers.allSatisfy { $0.status().phase == .streaming }
                     && leader.status().followers.filter { $0.state == .live }.count == Self.followers
             }
@@ -140,7 +140,7 @@ struct ReconnectStormTests {
     /// says, and, for a black-holed proxy, a function that heals it and returns the leader.
     func withUnreachableLeader(
         _ unreachable: Unreachable,
-        cluster: TestCluster,
+        cluster: ReplicationTestCluster.Workspace,
         _ body: (Int, (@Sendable () async throws -> ReplicationLeader)?) async throws -> Void
     ) async throws {
         switch unreachable {

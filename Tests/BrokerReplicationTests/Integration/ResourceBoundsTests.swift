@@ -5,6 +5,8 @@ import NIOCore
 import Synchronization
 import Testing
 
+import BrokerReplicationTesting
+
 @_spi(Benchmarks) @testable import BrokerReplication
 
 /// What unauthenticated peers and long uptimes can make the leader hold stays bounded:
@@ -30,7 +32,7 @@ struct ResourceBoundsTests {
 
     /// Runs `body` with a serving leader that logs to `handler`.
     func withLoggedLeader(
-        _ cluster: TestCluster,
+        _ cluster: ReplicationTestCluster.Workspace,
         handler: CapturingLogHandler,
         configure: (inout ReplicationLeaderConfiguration) -> Void,
         _ body: (ReplicationLeader, Int) async throws -> Void
@@ -52,7 +54,7 @@ struct ResourceBoundsTests {
     /// closed at once with a warning naming the cap. A real follower is refused while the cap
     /// is full and connects once the idle ones time out; a streaming follower does not count.
     @Test func connectionsBeyondTheHandshakeCapAreClosedAtOnce() async throws {
-        let cluster = try TestCluster()
+        let cluster = try ReplicationTestCluster.Workspace()
         let handler = CapturingLogHandler()
         let cap = 8
         try await withLoggedLeader(cluster, handler: handler, configure: {
@@ -67,7 +69,7 @@ struct ResourceBoundsTests {
             // A connect on loopback returns as soon as the kernel queued it: nothing here blocks.
             let idle = try (0..<(3 * cap)).map { _ in try RawFollower(port: port) }
             let idleOpenedAt = ContinuousClock.now
-            let settled = try await TestCluster.eventually(timeout: .seconds(8)) {
+            let settled = try await ReplicationTestCluster.Workspace.eventually(timeout: .seconds(8)) {
                 sample()
                 return leader.handshakingConnectionCount == cap && idle.filter { $0.isClosedByPeer() }.count == 2 * cap
             }
@@ -82,7 +84,7 @@ struct ResourceBoundsTests {
             // A real follower while the cap is full: refused (closed) until the idle ones time out.
             let capStillFull = ContinuousClock.now - idleOpenedAt < .seconds(8)
             try await withFollower(cluster, "f", port: port) { follower in
-                let streaming = try await TestCluster.eventually(timeout: .seconds(60)) {
+                let streaming = try await ReplicationTestCluster.Workspace.eventually(timeout: .seconds(60)) {
                     sample()
                     return follower.status().phase == .streaming
                 }
@@ -92,7 +94,7 @@ struct ResourceBoundsTests {
 
                 // Streaming followers do not count: the cap admits `cap` more handshakes, and no more.
                 let more = try (0..<(cap + 1)).map { _ in try RawFollower(port: port) }
-                let full = try await TestCluster.eventually(timeout: .seconds(8)) {
+                let full = try await ReplicationTestCluster.Workspace.eventually(timeout: .seconds(8)) {
                     sample()
                     return leader.handshakingConnectionCount == cap && more.filter { $0.isClosedByPeer() }.count == 1
                 }
@@ -102,7 +104,7 @@ struct ResourceBoundsTests {
 
                 // And the follower still replicates.
                 let lsn = try await leader.append(to: "after-the-cap", bytes: Array("still replicating".utf8))
-                let caughtUp = try await TestCluster.eventually { follower.status().lastDurableLSN >= lsn }
+                let caughtUp = try await ReplicationTestCluster.Workspace.eventually { follower.status().lastDurableLSN >= lsn }
                 #expect(caughtUp, "\(follower.status())")
             }
         }
@@ -114,7 +116,7 @@ struct ResourceBoundsTests {
     /// margin); handles closed in between reopen at the right size, so a second round of
     /// appends to every file lands where it should, on the leader and on a follower.
     @Test func twoThousandFilesKeepTheOpenDescriptorsBounded() async throws {
-        let cluster = try TestCluster()
+        let cluster = try ReplicationTestCluster.Workspace()
         let files = 2_000
         let baseline = Self.openDescriptors()
         try await withLeader(cluster) { leader, port in
@@ -133,18 +135,18 @@ struct ResourceBoundsTests {
 
             try await withFollower(cluster, "f", port: port) { follower in
                 // Second round while the follower streams: most handles were closed and reopen now.
-                let synced = try await TestCluster.eventually(timeout: .seconds(120)) { follower.status().phase == .streaming }
+                let synced = try await ReplicationTestCluster.Workspace.eventually(timeout: .seconds(120)) { follower.status().phase == .streaming }
                 #expect(synced, "\(follower.status())")
                 for index in 0..<files {
                     try await leader.append(to: "files/\(index)", bytes: Array("second \(index)\n".utf8))
                     if index % 50 == 49 { await Task.yield() }
                 }
                 let last = leader.lastLSN
-                let converged = try await TestCluster.eventually(timeout: .seconds(120)) { follower.status().lastDurableLSN == last }
+                let converged = try await ReplicationTestCluster.Workspace.eventually(timeout: .seconds(120)) { follower.status().lastDurableLSN == last }
                 #expect(converged, "\(follower.status())")
                 print("after the second round with a follower: \(Self.openDescriptors() - baseline) descriptors above the baseline")
             }
-            let expected = try TestCluster.contents(of: cluster.root + "/leader")
+            let expected = try ReplicationTestCluster.files(under: cluster.root + "/leader")
             #expect(expected.count == files)
             for index in [0, 1, files / 2, files - 1] {
                 let bytes = expected["files/\(index)"].map { String(decoding: $0, as: UTF8.self) }
@@ -152,7 +154,7 @@ struct ResourceBoundsTests {
             }
             let wrong = expected.filter { path, data in String(decoding: data, as: UTF8.self) != "first \(path.dropFirst(6))\nsecond \(path.dropFirst(6))\n" }
             #expect(wrong.isEmpty, "\(wrong.count) leader files hold the wrong bytes, e.g. \(wrong.keys.sorted().prefix(3))")
-            let copy = try TestCluster.contents(of: cluster.root + "/f")
+            let copy = try ReplicationTestCluster.files(under: cluster.root + "/f")
             #expect(copy == expected, "the follower differs: \(Set(copy.keys).symmetricDifference(expected.keys).count) paths, \(copy.filter { expected[$0.key] != $0.value }.count) contents")
         }
     }
@@ -165,7 +167,7 @@ struct ResourceBoundsTests {
     /// no more descriptors than before (plus a margin), its handshakes never exceeded the
     /// cap, and its rate-limited log kept at most its bound of keys.
     @Test func tenThousandHandshakesWithRandomIdsLeaveDescriptorsAndLogKeysBounded() async throws {
-        let cluster = try TestCluster()
+        let cluster = try ReplicationTestCluster.Workspace()
         let total = 10_000
         let threadCount = 8
         let baseline = Self.openDescriptors()
@@ -210,14 +212,14 @@ struct ResourceBoundsTests {
             }
             let peak = Mutex((handshaking: 0, descriptors: 0))
             for thread in threads { thread.start() }
-            let done = try await TestCluster.eventually(timeout: .seconds(150)) {
+            let done = try await ReplicationTestCluster.Workspace.eventually(timeout: .seconds(150)) {
                 let now = (leader.handshakingConnectionCount, Self.openDescriptors())
                 peak.withLock { $0 = (max($0.handshaking, now.0), max($0.descriptors, now.1)) }
                 return finished.load(ordering: .relaxed) == total
             }
             let elapsed = ContinuousClock.now - started
             #expect(done, "\(finished.load(ordering: .relaxed)) of \(total) handshakes finished")
-            let cleaned = try await TestCluster.eventually(timeout: .seconds(30)) {
+            let cleaned = try await ReplicationTestCluster.Workspace.eventually(timeout: .seconds(30)) {
                 leader.openConnectionCount == 0 && Self.openDescriptors() <= baseline + Self.descriptorMargin
             }
             let after = Self.openDescriptors()

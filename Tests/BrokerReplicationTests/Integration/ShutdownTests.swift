@@ -23,14 +23,14 @@ struct ShutdownTests {
     /// The leader, stopped gracefully right after a burst of writes, waits for its follower to
     /// ack all of them before it closes.
     @Test func aLeaderWaitsForItsFollowersToAckEverythingBeforeClosing() async throws {
-        let cluster = try TestCluster()
+        let cluster = try ReplicationTestCluster.Workspace()
         var configuration = cluster.leaderConfiguration()
         configuration.shutdownTimeout = .seconds(60)
-        let leader = try ReplicationLeader(configuration: configuration, secret: cluster.secret, logger: TestCluster.quietLogger)
+        let leader = try ReplicationLeader(configuration: configuration, secret: cluster.secret, logger: ReplicationTestCluster.Workspace.logger)
         let serving = Task { try await leader.run() }
         let port = try await leader.listeningPort()
         try await withFollower(cluster, "f1", port: port) { follower in
-            let joined = try await TestCluster.eventually { leader.status().isr == ["f1"] }
+            let joined = try await ReplicationTestCluster.Workspace.eventually { leader.status().isr == ["f1"] }
             #expect(joined)
             let last = try await Self.write(leader, records: 20_000)
             leader.shutdownGracefully()
@@ -64,14 +64,14 @@ struct ShutdownTests {
     /// A follower stopped gracefully under load acks everything it made durable before it
     /// closes, and resumes from there later.
     @Test func aFollowerAcksWhatItMadeDurableBeforeClosing() async throws {
-        let cluster = try TestCluster()
+        let cluster = try ReplicationTestCluster.Workspace()
         try await withLeader(cluster) { leader, port in
-            let follower = try ReplicationFollower(configuration: cluster.followerConfiguration("f1", port: port), secret: cluster.secret, logger: TestCluster.quietLogger)
+            let follower = try ReplicationFollower(configuration: cluster.followerConfiguration("f1", port: port), secret: cluster.secret, logger: ReplicationTestCluster.Workspace.logger)
             let following = Task { try await follower.run() }
-            let joined = try await TestCluster.eventually { leader.status().isr == ["f1"] }
+            let joined = try await ReplicationTestCluster.Workspace.eventually { leader.status().isr == ["f1"] }
             #expect(joined)
             let producing = Task { try await Self.write(leader, records: 30_000) }
-            let moving = try await TestCluster.eventually { follower.status().lastDurableLSN > 5_000 }
+            let moving = try await ReplicationTestCluster.Workspace.eventually { follower.status().lastDurableLSN > 5_000 }
             #expect(moving)
             let durableBefore = follower.status().lastDurableLSN
             follower.shutdownGracefully()
@@ -84,7 +84,7 @@ struct ShutdownTests {
             let last = try await producing.value
             // Restarted, it resumes from its durable LSN and converges.
             try await withFollower(cluster, "f1", port: port) { again in
-                let caughtUp = try await TestCluster.eventually { again.status().lastDurableLSN == last }
+                let caughtUp = try await ReplicationTestCluster.Workspace.eventually { again.status().lastDurableLSN == last }
                 #expect(caughtUp)
                 #expect(again.status().resumes == 1 && again.status().fullSyncs == 0)
             }
@@ -94,17 +94,17 @@ struct ShutdownTests {
     /// In a ServiceGroup, a graceful shutdown stops a leader and a follower, in order, with
     /// the follower holding everything the leader wrote.
     @Test func aServiceGroupShutsDownLeaderAndFollowerGracefully() async throws {
-        let cluster = try TestCluster()
+        let cluster = try ReplicationTestCluster.Workspace()
         var configuration = cluster.leaderConfiguration()
         configuration.shutdownTimeout = .seconds(60)
-        let leader = try ReplicationLeader(configuration: configuration, secret: cluster.secret, logger: TestCluster.quietLogger)
-        let leaderGroup = ServiceGroup(services: [leader], logger: TestCluster.quietLogger)
+        let leader = try ReplicationLeader(configuration: configuration, secret: cluster.secret, logger: ReplicationTestCluster.Workspace.logger)
+        let leaderGroup = ServiceGroup(services: [leader], logger: ReplicationTestCluster.Workspace.logger)
         let leaderRunning = Task { try await leaderGroup.run() }
         let port = try await leader.listeningPort()
-        let follower = try ReplicationFollower(configuration: cluster.followerConfiguration("f1", port: port), secret: cluster.secret, logger: TestCluster.quietLogger)
-        let followerGroup = ServiceGroup(services: [follower], logger: TestCluster.quietLogger)
+        let follower = try ReplicationFollower(configuration: cluster.followerConfiguration("f1", port: port), secret: cluster.secret, logger: ReplicationTestCluster.Workspace.logger)
+        let followerGroup = ServiceGroup(services: [follower], logger: ReplicationTestCluster.Workspace.logger)
         let followerRunning = Task { try await followerGroup.run() }
-        let joined = try await TestCluster.eventually { leader.status().isr == ["f1"] }
+        let joined = try await ReplicationTestCluster.Workspace.eventually { leader.status().isr == ["f1"] }
         #expect(joined)
         let last = try await Self.write(leader, records: 5_000)
         await leaderGroup.triggerGracefulShutdown()

@@ -3,6 +3,8 @@ import Foundation
 import NIOCore
 import Testing
 
+import BrokerReplicationTesting
+
 @_spi(Benchmarks) @testable import BrokerReplication
 
 /// End to end over real loopback TCP with real files and fsync.
@@ -38,13 +40,13 @@ struct StreamingReplicationTests {
     }
 
     @Test func twoFollowersConvergeByteForByteUnderConcurrentProducers() async throws {
-        let cluster = try TestCluster()
-        let leader = try ReplicationLeader(configuration: cluster.leaderConfiguration(), secret: cluster.secret, logger: TestCluster.quietLogger)
+        let cluster = try ReplicationTestCluster.Workspace()
+        let leader = try ReplicationLeader(configuration: cluster.leaderConfiguration(), secret: cluster.secret, logger: ReplicationTestCluster.Workspace.logger)
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await leader.run() }
             let port = try await leader.listeningPort()
             let followers = try ["f1", "f2"].map {
-                try ReplicationFollower(configuration: cluster.followerConfiguration($0, port: port), secret: cluster.secret, logger: TestCluster.quietLogger)
+                try ReplicationFollower(configuration: cluster.followerConfiguration($0, port: port), secret: cluster.secret, logger: ReplicationTestCluster.Workspace.logger)
             }
             for follower in followers { group.addTask { try await follower.run() } }
             // The second half is written while the followers are already streaming.
@@ -52,15 +54,15 @@ struct StreamingReplicationTests {
             try await Self.produce(leader, producers: 4, recordsEach: 10_000, files: 50, seed: 2)
             let last = leader.lastLSN
             #expect(last >= 80_000)
-            let converged = try await TestCluster.eventually(timeout: .seconds(180)) {
+            let converged = try await ReplicationTestCluster.Workspace.eventually(timeout: .seconds(180)) {
                 followers.allSatisfy { $0.status().lastDurableLSN == last }
             }
             #expect(converged, "followers \(followers.map { $0.status() }), leader \(leader.status())")
-            let expected = try TestCluster.contents(of: cluster.root + "/leader")
+            let expected = try ReplicationTestCluster.files(under: cluster.root + "/leader")
             #expect(expected.count > 40, "\(expected.count) of 50 files exist at the end (deletes remove some)")
             #expect(leader.status().followers.allSatisfy { $0.fullSync?.filesDone == $0.fullSync?.files }, "full-sync progress in status")
             for name in ["f1", "f2"] {
-                let actual = try TestCluster.contents(of: cluster.root + "/" + name)
+                let actual = try ReplicationTestCluster.files(under: cluster.root + "/" + name)
                 #expect(actual == expected, "\(name) differs from the leader")
             }
             group.cancelAll()
@@ -70,16 +72,16 @@ struct StreamingReplicationTests {
 
 @Suite("Resync and eviction", .serialized, .heavy)
 struct ResyncAndEvictionTests {
-    func expectIdentical(_ cluster: TestCluster, _ names: [String]) throws {
-        let expected = try TestCluster.contents(of: cluster.root + "/leader")
+    func expectIdentical(_ cluster: ReplicationTestCluster.Workspace, _ names: [String]) throws {
+        let expected = try ReplicationTestCluster.files(under: cluster.root + "/leader")
         for name in names {
-            let actual = try TestCluster.contents(of: cluster.root + "/" + name)
+            let actual = try ReplicationTestCluster.files(under: cluster.root + "/" + name)
             #expect(actual == expected, "\(name) differs from the leader: \(Set(actual.keys).symmetricDifference(expected.keys).sorted().prefix(5))")
         }
     }
 
     @Test func aFollowerJoiningWhileProducersWriteConverges() async throws {
-        let cluster = try TestCluster()
+        let cluster = try ReplicationTestCluster.Workspace()
         try await withLeader(cluster) { leader, port in
             try await StreamingReplicationTests.produce(leader, producers: 2, recordsEach: 1000, files: 20, seed: 7)
             try await withFollower(cluster, "late", port: port) { follower in
@@ -92,7 +94,7 @@ struct ResyncAndEvictionTests {
                 }
                 #expect(roundsAfterStreaming == 5, "the follower never reached streaming while producers wrote")
                 let last = leader.lastLSN
-                let converged = try await TestCluster.eventually { follower.status().lastDurableLSN == last }
+                let converged = try await ReplicationTestCluster.Workspace.eventually { follower.status().lastDurableLSN == last }
                 #expect(converged)
                 // Usually one; on a starved machine a slow sync may be evicted and run again.
                 #expect(follower.status().fullSyncs >= 1)
@@ -102,12 +104,12 @@ struct ResyncAndEvictionTests {
     }
 
     @Test func aRestartedFollowerResumesFromTheBacklogWithoutAFullSync() async throws {
-        let cluster = try TestCluster()
+        let cluster = try ReplicationTestCluster.Workspace()
         try await withLeader(cluster) { leader, port in
             try await StreamingReplicationTests.produce(leader, producers: 2, recordsEach: 500, files: 10, seed: 3)
             try await withFollower(cluster, "f", port: port) { follower in
                 let last = leader.lastLSN
-                let reached2 = try await TestCluster.eventually { follower.status().lastDurableLSN == last }
+                let reached2 = try await ReplicationTestCluster.Workspace.eventually { follower.status().lastDurableLSN == last }
                 #expect(reached2)
             }
             // Stopped: the leader writes on without it.
@@ -115,7 +117,7 @@ struct ResyncAndEvictionTests {
             let fullSyncsBefore = leader.core.counters.fullSyncs
             try await withFollower(cluster, "f", port: port) { follower in
                 let last = leader.lastLSN
-                let reached3 = try await TestCluster.eventually { follower.status().lastDurableLSN == last }
+                let reached3 = try await ReplicationTestCluster.Workspace.eventually { follower.status().lastDurableLSN == last }
                 #expect(reached3)
                 #expect(follower.status().fullSyncs == 0, "resumed from the backlog, no full sync")
                 #expect(follower.status().resumes == 1)
@@ -126,7 +128,7 @@ struct ResyncAndEvictionTests {
     }
 
     @Test func aFollowerBeyondTheBacklogFullSyncs() async throws {
-        let cluster = try TestCluster()
+        let cluster = try ReplicationTestCluster.Workspace()
         try await withLeader(cluster, configure: {
             $0.chunkBytes = 64 * 1024
             $0.queueBytes = 1 << 20
@@ -135,7 +137,7 @@ struct ResyncAndEvictionTests {
             try await withFollower(cluster, "f", port: port) { follower in
                 try await StreamingReplicationTests.produce(leader, producers: 1, recordsEach: 200, files: 5, seed: 5)
                 let last = leader.lastLSN
-                let reached4 = try await TestCluster.eventually { follower.status().lastDurableLSN == last }
+                let reached4 = try await ReplicationTestCluster.Workspace.eventually { follower.status().lastDurableLSN == last }
                 #expect(reached4)
             }
             // Several MiB of incompressible data push the follower's position out of a 1 MiB backlog.
@@ -146,7 +148,7 @@ struct ResyncAndEvictionTests {
             leader.flush()
             try await withFollower(cluster, "f", port: port) { follower in
                 let last = leader.lastLSN
-                let reached5 = try await TestCluster.eventually { follower.status().lastDurableLSN == last }
+                let reached5 = try await ReplicationTestCluster.Workspace.eventually { follower.status().lastDurableLSN == last }
                 #expect(reached5)
                 // At least one; on a starved machine a sync may be evicted and run again.
                 #expect(follower.status().fullSyncs >= 1)
@@ -159,10 +161,10 @@ struct ResyncAndEvictionTests {
     /// files: each reconnect resumes after everything it applied (made durable first), so it
     /// never replays an append onto a file a later replace already shortened.
     @Test func repeatedDisconnectsResumeWithoutReplayingOntoNewerFiles() async throws {
-        let cluster = try TestCluster()
+        let cluster = try ReplicationTestCluster.Workspace()
         try await withLeader(cluster) { leader, port in
             try await withFollower(cluster, "f", port: port) { follower in
-                let streaming = try await TestCluster.eventually { follower.status().phase == .streaming }
+                let streaming = try await ReplicationTestCluster.Workspace.eventually { follower.status().phase == .streaming }
                 #expect(streaming)
                 // Ten rounds of writes, each ended by dropping the follower's connection while
                 // it still has records in flight.
@@ -173,7 +175,7 @@ struct ResyncAndEvictionTests {
                     }
                 }
                 let last = leader.lastLSN
-                let converged = try await TestCluster.eventually { follower.status().lastDurableLSN == last }
+                let converged = try await ReplicationTestCluster.Workspace.eventually { follower.status().lastDurableLSN == last }
                 #expect(converged, "\(follower.status())")
                 #expect(follower.status().connects >= 3, "the test disconnected it repeatedly")
                 #expect(follower.status().fullSyncs == 1, "only the first join; every reconnect resumed: \(follower.status())")
@@ -187,7 +189,7 @@ struct ResyncAndEvictionTests {
     /// append onto a file that a later replace shortened does not fit: the follower drops its
     /// position and full-syncs instead of looping, and converges.
     @Test func aReplayThatDoesNotFitTheFilesEndsInAFullSync() async throws {
-        let cluster = try TestCluster()
+        let cluster = try ReplicationTestCluster.Workspace()
         try await withLeader(cluster) { leader, port in
             let beforeCrash = try await leader.append(to: "f", bytes: [UInt8](repeating: 1, count: 100))
             leader.flush()
@@ -196,7 +198,7 @@ struct ResyncAndEvictionTests {
             leader.flush()
             try await withFollower(cluster, "f1", port: port) { follower in
                 let last = leader.lastLSN
-                let converged = try await TestCluster.eventually { follower.status().lastDurableLSN == last }
+                let converged = try await ReplicationTestCluster.Workspace.eventually { follower.status().lastDurableLSN == last }
                 #expect(converged)
             }
             // The crash: the stored position goes back to before the 50-byte append, while the
@@ -205,7 +207,7 @@ struct ResyncAndEvictionTests {
             try FollowerStateFile(directory: directory).store(FollowerPosition(epoch: leader.epoch, lastDurableLSN: beforeCrash), durable: true)
             try await withFollower(cluster, "f1", port: port) { follower in
                 let last = leader.lastLSN
-                let converged = try await TestCluster.eventually { follower.status().lastDurableLSN == last && follower.status().fullSyncs == 1 }
+                let converged = try await ReplicationTestCluster.Workspace.eventually { follower.status().lastDurableLSN == last && follower.status().fullSyncs == 1 }
                 #expect(converged, "\(follower.status())")
                 #expect(follower.status().resumes == 1, "it first tried to resume")
                 try expectIdentical(cluster, ["f1"])
@@ -215,7 +217,7 @@ struct ResyncAndEvictionTests {
 
     /// A follower that stops reading must not stall producers or the other follower.
     @Test func aFollowerThatStopsReadingIsEvictedWhileProducersFinish() async throws {
-        let cluster = try TestCluster()
+        let cluster = try ReplicationTestCluster.Workspace()
         try await withLeader(cluster, configure: { $0.queueFrames = 256 }) { leader, port in
             try await withFollower(cluster, "healthy", port: port) { healthy in
                 let stalled = try RawFollower(port: port, receiveBufferBytes: 4096)
@@ -225,7 +227,7 @@ struct ResyncAndEvictionTests {
                     Issue.record("no welcome")
                     return
                 }
-                let reached6 = try await TestCluster.eventually { leader.core.sessions.contains { $0.nodeID == "stalled" } }
+                let reached6 = try await ReplicationTestCluster.Workspace.eventually { leader.core.sessions.contains { $0.nodeID == "stalled" } }
                 #expect(reached6)
                 // A fixed workload; the stalled follower reads nothing, ever.
                 try await StreamingReplicationTests.produce(leader, producers: 4, recordsEach: 3000, files: 40, seed: 11)
@@ -233,12 +235,12 @@ struct ResyncAndEvictionTests {
                     try await leader.append(to: "bulk/\(index)", bytes: [UInt8](repeating: UInt8(index), count: 200_000))
                 }
                 leader.flush()
-                let reached7 = try await TestCluster.eventually { (leader.core.counters.evictions[.queueFull] ?? 0) + (leader.core.counters.evictions[.ackTimeout] ?? 0) >= 1 }
+                let reached7 = try await ReplicationTestCluster.Workspace.eventually { (leader.core.counters.evictions[.queueFull] ?? 0) + (leader.core.counters.evictions[.ackTimeout] ?? 0) >= 1 }
                 #expect(reached7)
-                let reached8 = try await TestCluster.eventually { stalled.isClosedByPeer() }
+                let reached8 = try await ReplicationTestCluster.Workspace.eventually { stalled.isClosedByPeer() }
                 #expect(reached8)
                 let last = leader.lastLSN
-                let reached9 = try await TestCluster.eventually { healthy.status().lastDurableLSN == last }
+                let reached9 = try await ReplicationTestCluster.Workspace.eventually { healthy.status().lastDurableLSN == last }
                 #expect(reached9)
                 try expectIdentical(cluster, ["healthy"])
             }

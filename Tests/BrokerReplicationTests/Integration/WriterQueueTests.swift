@@ -4,6 +4,8 @@ import NIOCore
 import Synchronization
 import Testing
 
+import BrokerReplicationTesting
+
 @_spi(Benchmarks) @testable import BrokerReplication
 
 /// Producers queued behind one another on one file: each one's wait is bounded by its own
@@ -11,12 +13,12 @@ import Testing
 @Suite("Writers queued on one file", .serialized, .heavy)
 struct WriterQueueTests {
     /// A listening min-ISR(1) leader with no follower: every write waits its whole timeout.
-    static func leaderRefusingEveryWrite(_ cluster: TestCluster, producerTimeout: Duration) async throws -> (ReplicationLeader, Task<Void, any Error>) {
+    static func leaderRefusingEveryWrite(_ cluster: ReplicationTestCluster.Workspace, producerTimeout: Duration) async throws -> (ReplicationLeader, Task<Void, any Error>) {
         var configuration = cluster.leaderConfiguration()
         configuration.policy = .minInSyncReplicas(1)
         configuration.producerTimeout = producerTimeout
         configuration.maxLagTime = producerTimeout / 2
-        let leader = try ReplicationLeader(configuration: configuration, secret: cluster.secret, logger: TestCluster.quietLogger)
+        let leader = try ReplicationLeader(configuration: configuration, secret: cluster.secret, logger: ReplicationTestCluster.Workspace.logger)
         let serving = Task { try await leader.run() }
         _ = try await leader.listeningPort()
         return (leader, serving)
@@ -25,7 +27,7 @@ struct WriterQueueTests {
     /// min-ISR(1) with no follower: every write is refused, so each holder of the file's lock
     /// waits its whole timeout. Queued producers must not add their predecessors' waits.
     @Test func tenProducersOnOneFileAllFailWithinTheirTimeout() async throws {
-        let cluster = try TestCluster()
+        let cluster = try ReplicationTestCluster.Workspace()
         let (leader, serving) = try await Self.leaderRefusingEveryWrite(cluster, producerTimeout: .seconds(1))
 
         let started = ContinuousClock.now
@@ -55,7 +57,7 @@ struct WriterQueueTests {
     /// A producer cancelled while it waits for the file's lock ends at once with
     /// CancellationError, and the producers behind it still get their turn.
     @Test func aCancelledProducerLeavesTheQueue() async throws {
-        let cluster = try TestCluster()
+        let cluster = try ReplicationTestCluster.Workspace()
         let (leader, serving) = try await Self.leaderRefusingEveryWrite(cluster, producerTimeout: .seconds(4))
 
         let started = ContinuousClock.now

@@ -1,13 +1,15 @@
 import Foundation
 import Testing
 
+import BrokerReplicationTesting
+
 @_spi(Benchmarks) @testable import BrokerReplication
 
 @Suite("Vectored write")
 struct VectoredWriteTests {
     /// More buffers than one `pwritev` takes (IOV_MAX), empty ones among them, at an offset.
     @Test func writesEveryBufferInOrder() throws {
-        let cluster = try TestCluster()
+        let cluster = try ReplicationTestCluster.Workspace()
         let directory = try DataDirectory(path: cluster.root + "/vectored")
         let handle = try directory.openFile(try ReplicatedPath("file"), create: true)
         let pieces: [[UInt8]] = (0..<3_000).map { index in index % 7 == 0 ? [] : Array(repeating: UInt8(truncatingIfNeeded: index), count: index % 13) }

@@ -1,14 +1,16 @@
+import BrokerReplicationTesting
+
 @_spi(Benchmarks) @testable import BrokerReplication
 
 /// Runs `body` with a serving leader and cancels everything afterwards.
 func withLeader(
-    _ cluster: TestCluster,
+    _ cluster: ReplicationTestCluster.Workspace,
     configure: (inout ReplicationLeaderConfiguration) -> Void = { _ in },
     _ body: (ReplicationLeader, Int) async throws -> Void
 ) async throws {
     var configuration = cluster.leaderConfiguration()
     configure(&configuration)
-    let leader = try ReplicationLeader(configuration: configuration, secret: cluster.secret, logger: TestCluster.quietLogger)
+    let leader = try ReplicationLeader(configuration: configuration, secret: cluster.secret, logger: ReplicationTestCluster.Workspace.logger)
     try await withThrowingTaskGroup(of: Void.self) { group in
         group.addTask { try await leader.run() }
         let port = try await leader.listeningPort()
@@ -19,7 +21,7 @@ func withLeader(
 
 /// Runs a follower in its own task until `body` returns.
 func withFollower(
-    _ cluster: TestCluster,
+    _ cluster: ReplicationTestCluster.Workspace,
     _ name: String,
     port: Int,
     configure: (inout ReplicationFollowerConfiguration) -> Void = { _ in },
@@ -27,7 +29,7 @@ func withFollower(
 ) async throws {
     var configuration = cluster.followerConfiguration(name, port: port)
     configure(&configuration)
-    let follower = try ReplicationFollower(configuration: configuration, secret: cluster.secret, logger: TestCluster.quietLogger)
+    let follower = try ReplicationFollower(configuration: configuration, secret: cluster.secret, logger: ReplicationTestCluster.Workspace.logger)
     try await withThrowingTaskGroup(of: Void.self) { group in
         group.addTask { try await follower.run() }
         defer { group.cancelAll() }
