@@ -1,8 +1,7 @@
+import BrokerReplicationTesting
 import Foundation
 import NIOCore
 import Testing
-
-import BrokerReplicationTesting
 
 @_spi(Benchmarks) @testable import BrokerReplication
 

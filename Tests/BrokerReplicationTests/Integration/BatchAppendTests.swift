@@ -1,9 +1,8 @@
+import BrokerReplicationTesting
 import Foundation
 import HeavyTestGate
 import NIOCore
 import Testing
-
-import BrokerReplicationTesting
 
 @_spi(Benchmarks) @testable import BrokerReplication
 

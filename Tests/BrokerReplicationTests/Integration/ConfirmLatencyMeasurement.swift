@@ -1,8 +1,7 @@
+import BrokerReplicationTesting
 import HeavyTestGate
 import Foundation
 import Testing
-
-import BrokerReplicationTesting
 
 @_spi(Benchmarks) @testable import BrokerReplication
 

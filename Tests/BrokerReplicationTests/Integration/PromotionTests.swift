@@ -1,9 +1,8 @@
+import BrokerReplicationTesting
 import HeavyTestGate
 import Foundation
 import NIOCore
 import Testing
-
-import BrokerReplicationTesting
 
 @_spi(Benchmarks) @testable import BrokerReplication
 

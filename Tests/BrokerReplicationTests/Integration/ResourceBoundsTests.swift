@@ -1,11 +1,10 @@
+import BrokerReplicationTesting
 import HeavyTestGate
 import Foundation
 import Logging
 import NIOCore
 import Synchronization
 import Testing
-
-import BrokerReplicationTesting
 
 @_spi(Benchmarks) @testable import BrokerReplication
 

@@ -1,10 +1,9 @@
+import BrokerReplicationTesting
 import HeavyTestGate
 import Foundation
 import NIOCore
 import Synchronization
 import Testing
-
-import BrokerReplicationTesting
 
 @_spi(Benchmarks) @testable import BrokerReplication
 

@@ -1,7 +1,6 @@
+import BrokerReplicationTesting
 import Foundation
 import Testing
-
-import BrokerReplicationTesting
 
 @_spi(Benchmarks) @testable import BrokerReplication
 

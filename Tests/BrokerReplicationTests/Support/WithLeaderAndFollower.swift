@@ -1,6 +1,5 @@
-import BrokerReplicationTesting
-
-@_spi(Benchmarks) @testable import BrokerReplication
+@_spi(Benchmarks) @testable import BrokerReplicationTesting
+import BrokerReplication
 
 /// Runs `body` with a serving leader and cancels everything afterwards.
 func withLeader(
