@@ -169,6 +169,17 @@ struct LeaderStateMachineTests {
 
     // MARK: Confirms
 
+    /// A listening leader with two live followers that hold everything, persisted in sync.
+    static func twoInSyncFollowers(in machine: inout Machine, at now: ContinuousClock.Instant) throws -> (TestLink, TestLink) {
+        machine.startGating()
+        let f1 = try live("f1", id: 1, in: &machine, at: now)
+        let f2 = try live("f2", id: 2, in: &machine, at: now)
+        _ = machine.recordAck(0, from: f1.id, at: now)
+        _ = machine.recordAck(0, from: f2.id, at: now)
+        persistInSync([f1, f2], in: &machine, at: now)
+        return (f1, f2)
+    }
+
     /// Makes `links` the persisted in-sync set.
     static func persistInSync(_ links: [TestLink], in machine: inout Machine, at now: ContinuousClock.Instant) {
         let change = machine.tick(at: now).change
@@ -179,12 +190,7 @@ struct LeaderStateMachineTests {
     @Test func inEvictModeAConfirmWaitsForEveryInSyncFollowerAndFailsAtItsDeadline() throws {
         var clock = ManualClock()
         var machine = Machine(settings: Self.settings(), files: [])
-        machine.startGating()
-        let f1 = try Self.live("f1", id: 1, in: &machine, at: clock.now)
-        let f2 = try Self.live("f2", id: 2, in: &machine, at: clock.now)
-        _ = machine.recordAck(0, from: f1.id, at: clock.now)
-        _ = machine.recordAck(0, from: f2.id, at: clock.now)
-        Self.persistInSync([f1, f2], in: &machine, at: clock.now)
+        let (f1, f2) = try Self.twoInSyncFollowers(in: &machine, at: clock.now)
 
         let lsn = Self.append(10, to: &machine, at: clock.now).lsn
         let asked = machine.requestConfirm(lsn, waiter: 42, timeout: .seconds(1), at: clock.now)
@@ -207,12 +213,7 @@ struct LeaderStateMachineTests {
     @Test func inMinISRModeAConfirmHoldsOnceNFollowersHoldIt() throws {
         let clock = ManualClock()
         var machine = Machine(settings: Self.settings(policy: .minInSyncReplicas(1)), files: [])
-        machine.startGating()
-        let f1 = try Self.live("f1", id: 1, in: &machine, at: clock.now)
-        let f2 = try Self.live("f2", id: 2, in: &machine, at: clock.now)
-        _ = machine.recordAck(0, from: f1.id, at: clock.now)
-        _ = machine.recordAck(0, from: f2.id, at: clock.now)
-        Self.persistInSync([f1, f2], in: &machine, at: clock.now)
+        let (_, f2) = try Self.twoInSyncFollowers(in: &machine, at: clock.now)
         let lsn = Self.append(10, to: &machine, at: clock.now).lsn
         #expect(!machine.requestConfirm(lsn, waiter: 1, timeout: .seconds(1), at: clock.now).confirmed)
         #expect(Self.drainAndAck(f2, in: &machine, at: clock.now).confirmed == [1], "one of two is enough")
