@@ -33,7 +33,7 @@ final class FollowerStateFile: Sendable {
     /// Bytes of one stored record.
     static let recordBytes = 24
 
-    private let handle: FileHandle
+    private let handle: DataFile
 
     /// Opens or creates `.brpl/follower-state` in the directory.
     ///

@@ -45,7 +45,7 @@ struct FullSyncReceiver: Sendable {
     private var staged: [UInt32: StagedFile]?
     /// The staging file chunks are being written to: one at a time, so a leader that
     /// interleaves files cannot make the follower hold a descriptor per file.
-    private var current: (index: UInt32, handle: FileHandle)?
+    private var current: (index: UInt32, handle: DataFile)?
     private var finished = false
 
     /// The staging directory, below the reserved directory.
@@ -133,7 +133,7 @@ struct FullSyncReceiver: Sendable {
         return requested
     }
 
-    private static func checksum(_ handle: FileHandle, length: Int, checked: (Int) -> Void) throws(StorageError) -> UInt32 {
+    private static func checksum(_ handle: DataFile, length: Int, checked: (Int) -> Void) throws(StorageError) -> UInt32 {
         var reported = 0
         return try handle.checksum(length: length) { done in
             checked(done - reported)
@@ -178,7 +178,7 @@ struct FullSyncReceiver: Sendable {
             throw .inconsistent("chunk for \(entry.path) at offset \(chunk.offset): \(error)")
         }
 
-        let handle: FileHandle
+        let handle: DataFile
         if let current, current.index == chunk.fileIndex {
             handle = current.handle
         } else {

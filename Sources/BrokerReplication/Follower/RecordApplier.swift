@@ -51,7 +51,7 @@ import Darwin
 @_spi(Benchmarks) public final class RecordApplier: @unchecked Sendable {
     /// An open file, its size on disk, and the appends collected for it but not yet written.
     private struct OpenFile {
-        var handle: FileHandle
+        var handle: DataFile
         /// Bytes on disk (what the pending run has not reached yet).
         var size: Int
         /// Contiguous appends starting at `size`, written by ``RecordApplier/writePending(_:)``.
@@ -262,7 +262,7 @@ import Darwin
         return Int(offset)
     }
 
-    private static func write(_ buffer: ByteBuffer, to handle: FileHandle, at offset: Int) throws(StorageError) {
+    private static func write(_ buffer: ByteBuffer, to handle: DataFile, at offset: Int) throws(StorageError) {
         let result = buffer.withUnsafeReadableBytes { bytes in
             Result { () throws(StorageError) in try handle.write(bytes, at: offset) }
         }

@@ -10,7 +10,7 @@ final class FileWriter: Sendable {
     private let opened: (@Sendable (ReplicatedPath) -> Void)?
 
     private struct HandleState {
-        var handle: FileHandle?
+        var handle: DataFile?
         var size = 0
         /// `size` is the file's size even though `handle` is nil: the table closed the handle.
         /// The next open keeps it rather than asking the file, exactly as the open handle
@@ -22,7 +22,7 @@ final class FileWriter: Sendable {
         /// A write holds or waits for the lock: the handle stays.
         case inUse
         /// The handle taken out, if there was one; dropping it closes the descriptor.
-        case released(FileHandle?)
+        case released(DataFile?)
     }
 
     init(path: ReplicatedPath, opened: (@Sendable (ReplicatedPath) -> Void)? = nil) {
@@ -32,7 +32,7 @@ final class FileWriter: Sendable {
 
     /// The open handle and the local size; opens (creating) the file when it has no handle.
     /// Only called by the holder of `lock`.
-    func open(in directory: DataDirectory) throws(StorageError) -> (handle: FileHandle, size: Int) {
+    func open(in directory: DataDirectory) throws(StorageError) -> (handle: DataFile, size: Int) {
         let (current, knownSize) = state.withLock { state in (state.handle.map { ($0, state.size) }, state.sizeIsKnown ? state.size : nil) }
         if let current { return current }
         let handle = try directory.openFile(path, create: true)
@@ -49,7 +49,7 @@ final class FileWriter: Sendable {
 
     /// A replace's new handle; or nil after a delete or a failed replace, and the next write
     /// opens the file again and asks it for its size. Only called by the holder of `lock`.
-    func setHandle(_ handle: FileHandle?, size: Int) {
+    func setHandle(_ handle: DataFile?, size: Int) {
         state.withLock { $0 = HandleState(handle: handle, size: size, sizeIsKnown: handle != nil) }
         if handle != nil { opened?(path) }
     }

@@ -25,7 +25,7 @@ struct FullSyncSender {
 
     struct CutFile {
         var path: ReplicatedPath
-        var handle: FileHandle
+        var handle: DataFile
         var size: Int
         var checksum: UInt32
     }
@@ -172,9 +172,9 @@ struct FullSyncSender {
     ///
     /// The retries count as progress: it is the leader that holds the sync up, and
     /// `fullSyncCutTimeout` bounds them.
-    private func takeCut() async throws -> (UInt64, [(path: ReplicatedPath, handle: FileHandle, size: Int)]) {
+    private func takeCut() async throws -> (UInt64, [(path: ReplicatedPath, handle: DataFile, size: Int)]) {
         let deadline = ContinuousClock.now + configuration.fullSyncCutTimeout
-        var opened: [ReplicatedPath: (handle: FileHandle, generation: UInt64)] = [:]
+        var opened: [ReplicatedPath: (handle: DataFile, generation: UInt64)] = [:]
         var toOpen = Array(leader.core.fileGenerations().keys)
         while true {
             try Task.checkCancellation()

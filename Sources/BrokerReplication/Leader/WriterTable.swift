@@ -51,7 +51,7 @@ final class WriterTable: Sendable {
 
     /// A writer opened a descriptor: count it, and close others when it is one too many.
     private func opened(_ path: ReplicatedPath) {
-        let released = state.withLock { state -> [FileHandle] in
+        let released = state.withLock { state -> [DataFile] in
             state.open.insert(path)
             guard state.open.count > maximumOpenFiles else { return [] }
             return Self.releaseLeastRecentlyUsed(&state, downTo: maximumOpenFiles - maximumOpenFiles / 8)
@@ -62,9 +62,9 @@ final class WriterTable: Sendable {
 
     /// Takes the handles of the least recently used writers no write is using, until at most
     /// `target` are counted open. Writers in use stay open, so the count may stay above it.
-    private static func releaseLeastRecentlyUsed(_ state: inout State, downTo target: Int) -> [FileHandle] {
+    private static func releaseLeastRecentlyUsed(_ state: inout State, downTo target: Int) -> [DataFile] {
         let oldestFirst = state.open.map { (path: $0, lastUsed: state.entries[$0]?.lastUsed ?? 0) }.sorted { $0.lastUsed < $1.lastUsed }
-        var handles: [FileHandle] = []
+        var handles: [DataFile] = []
         for (path, _) in oldestFirst {
             guard state.open.count > target else { break }
             guard let writer = state.entries[path]?.writer else {

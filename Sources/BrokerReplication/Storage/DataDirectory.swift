@@ -70,12 +70,12 @@ import Darwin
     }
 
     /// Opens a file for reading and writing; creates it (and its directories) when asked.
-    func openFile(_ path: ReplicatedPath, create: Bool) throws(StorageError) -> FileHandle {
+    func openFile(_ path: ReplicatedPath, create: Bool) throws(StorageError) -> DataFile {
         try openFile(rawPath: path.string, create: create, truncate: false)
     }
 
     /// Opens a file by a path the module built itself (under `.brpl`).
-    func openFile(rawPath: String, create: Bool, truncate: Bool) throws(StorageError) -> FileHandle {
+    func openFile(rawPath: String, create: Bool, truncate: Bool) throws(StorageError) -> DataFile {
         let parts = components(rawPath)
         let operation = "open \(rawPath)"
         let parent = try openParent(of: parts, create: create, for: operation)
@@ -88,11 +88,11 @@ import Darwin
             let error = errno
             throw StorageError(operation: operation + (error == ELOOP ? " (it is a symlink)" : ""), errno: error)
         }
-        return FileHandle(descriptor: descriptor, path: rawPath)
+        return DataFile(descriptor: descriptor, path: rawPath)
     }
 
     /// Opens a file for reading only, or returns nil when it does not exist.
-    func openForReading(_ path: ReplicatedPath) throws(StorageError) -> FileHandle? {
+    func openForReading(_ path: ReplicatedPath) throws(StorageError) -> DataFile? {
         let parts = components(path.string)
         let operation = "open \(path) for reading"
         let parent: Int32
@@ -105,7 +105,7 @@ import Darwin
         let descriptor = openat(parent, String(parts.last!), O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
         if descriptor < 0 && errno == ENOENT { return nil }
         guard descriptor >= 0 else { throw StorageError(operation: operation, errno: errno) }
-        return FileHandle(descriptor: descriptor, path: path.string)
+        return DataFile(descriptor: descriptor, path: path.string)
     }
 
     // MARK: Changing the tree

@@ -3,7 +3,7 @@
 struct LeaderEpochFile {
     static let rawPath = DataDirectory.reservedDirectory + "/leader-epoch"
 
-    private let handle: FileHandle
+    private let handle: DataFile
 
     init(directory: DataDirectory) throws(StorageError) {
         handle = try directory.openFile(rawPath: Self.rawPath, create: true, truncate: false)

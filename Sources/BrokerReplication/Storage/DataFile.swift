@@ -8,7 +8,7 @@ import Darwin
 ///
 /// Shared between a writer and a full sync that reads a consistent cut: after a replace or
 /// delete, a sync still holding the old handle keeps reading the old contents.
-final class FileHandle: Sendable {
+final class DataFile: Sendable {
     let descriptor: Int32
     let path: String
 
