@@ -60,7 +60,10 @@ struct LeaderLink {
                     throw error
                 }
             case .resume:
-                guard welcome.epoch == position.epoch, welcome.nextLSN == position.lastDurableLSN + 1 else {
+                if welcome.epoch > position.epoch, position.epoch > 0, welcome.nextLSN == 1 {
+                    // The leader's epoch history says its epoch started from exactly this data.
+                    position = FollowerPosition(epoch: welcome.epoch, lastDurableLSN: 0)
+                } else if welcome.epoch != position.epoch || welcome.nextLSN != position.lastDurableLSN + 1 {
                     throw ProtocolError(description: "leader resumes epoch \(welcome.epoch) at LSN \(welcome.nextLSN), but this follower holds epoch \(position.epoch) through LSN \(position.lastDurableLSN)")
                 }
                 follower.update { $0.resumes += 1 }
@@ -152,7 +155,9 @@ struct LeaderLink {
             case .heartbeat(let heartbeat):
                 try await write(heartbeatReply(heartbeat), to: outbound, allocator: allocator)
             case .syncBegin(let begin):
-                receiver = FullSyncReceiver(directory: follower.directory, begin: begin, limits: configuration.wireLimits, durable: durable)
+                receiver = FullSyncReceiver(
+                    directory: follower.directory, index: follower.chunkIndex, begin: begin, limits: configuration.wireLimits, durable: durable
+                )
                 logger.info("full sync begins", metadata: ["cutLSN": "\(begin.cutLSN)", "files": "\(begin.fileCount)"])
             case .syncManifest(let firstIndex, let entries):
                 guard receiver != nil else { throw ProtocolError(description: "sync manifest before sync begin") }
@@ -180,19 +185,24 @@ struct LeaderLink {
                 throw ProtocolError(description: "unexpected \(other.frameType) during a full sync")
             }
             if !requested, let current = receiver, current.manifestComplete {
-                let indices = try await NIOThreadPool.singleton.runIfActive { () throws -> ([UInt32], FullSyncReceiver) in
+                let planned = try await NIOThreadPool.singleton.runIfActive { () throws -> ([SyncRequest.File], FullSyncReceiver) in
                     var planning = current
-                    let indices = try planning.planRequests(checked: progress.checked)
-                    return (indices, planning)
+                    let files = try planning.planRequests(checked: progress.checked)
+                    return (files, planning)
                 }
-                receiver = indices.1
-                var chunks = stride(from: 0, to: indices.0.count, by: SyncRequest.maximumIndices).map {
-                    Array(indices.0[$0..<min($0 + SyncRequest.maximumIndices, indices.0.count)])
+                receiver = planned.1
+                let files = planned.0
+                var frames = stride(from: 0, to: files.count, by: SyncRequest.maximumFiles).map {
+                    Array(files[$0..<min($0 + SyncRequest.maximumFiles, files.count)])
                 }
-                if chunks.isEmpty { chunks = [[]] }
-                for (number, chunk) in chunks.enumerated() {
-                    try await write(.syncRequest(SyncRequest(fileIndices: chunk, isLast: number == chunks.count - 1)), to: outbound, allocator: allocator)
+                if frames.isEmpty { frames = [[]] }
+                for (number, frame) in frames.enumerated() {
+                    try await write(.syncRequest(SyncRequest(files: frame, isLast: number == frames.count - 1)), to: outbound, allocator: allocator)
                 }
+                logger.info(
+                    "full sync planned",
+                    metadata: ["files": "\(files.count) of \(current.fileCount)", "keptBytes": "\(planned.1.keptBytes)"]
+                )
                 requested = true
             }
         }

@@ -19,6 +19,8 @@ public final class ReplicationFollower: Service, Sendable {
     let logger: Logger
     let directory: DataDirectory
     let stateFile: FollowerStateFile
+    /// Chunk checksums of the follower's files, so a full sync reads only what it lacks.
+    let chunkIndex: ChunkIndex
     private let progress: Mutex<FollowerStatus>
     private let control = Mutex(RunControl())
     private let repeatedWarnings = RateLimitedLog()
@@ -102,9 +104,14 @@ public final class ReplicationFollower: Service, Sendable {
         do {
             self.directory = try DataDirectory(path: configuration.dataDirectory)
             self.stateFile = try FollowerStateFile(directory: directory)
+            // What this directory held as a leader no longer describes it once it follows.
+            try EpochHistoryFile(directory: directory).remove()
         } catch {
             throw ReplicationError(error)
         }
+        let (entries, problem) = ChunkIndexFile(directory: directory).load()
+        if let problem { logger.notice("chunk index unusable; files are read again at the next full sync", metadata: ["problem": "\(problem)"]) }
+        self.chunkIndex = ChunkIndex(entries: entries)
         let position = stateFile.load()
         self.progress = Mutex(FollowerStatus(epoch: position.epoch, lastDurableLSN: position.lastDurableLSN))
     }
@@ -231,6 +238,18 @@ public final class ReplicationFollower: Service, Sendable {
             throw ReplicationError(error)
         }
         let promotion = Promotion(previousEpoch: position.epoch, lastDurableLSN: position.lastDurableLSN, epoch: floor + 1, forced: force)
+        if position.epoch > 0 {
+            // The files are exactly as of the promoted position: the other followers of that
+            // epoch that hold the same position resume with the new leader, without a sync.
+            do {
+                let historyFile = EpochHistoryFile(directory: directory)
+                var history = historyFile.load().history
+                history.end(position.epoch, lastLSN: position.lastDurableLSN, filesDigest: EpochHistory.filesDigest(try directory.listFiles()))
+                try historyFile.store(history)
+            } catch {
+                throw ReplicationError(error)
+            }
+        }
         logger.notice("follower promoted", metadata: [
             "previousEpoch": "\(promotion.previousEpoch)", "lastDurableLSN": "\(promotion.lastDurableLSN)",
             "nextEpoch": "\(promotion.epoch)", "forced": "\(force)",

@@ -260,7 +260,8 @@ struct FollowerLink {
                 return
             case .wait:
                 await session.waitForWork()
-            case .frames(let batches):
+            case .frames(let batches, let fromBacklog):
+                if fromBacklog { try await leader.catchUpLimiter.pace(batches.reduce(0) { $0 + $1.wireBytes }) }
                 try await outbound.write(contentsOf: batches.map(\.frame))
                 channel.triggerUserOutboundEvent(LivenessEvent.sent(throughLSN: batches.last!.lastLSN), promise: nil)
                 core.recordSent(batches, by: session)

@@ -3,12 +3,22 @@ import Logging
 import NIOCore
 import NIOPosix
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// Sends one follower a full sync: the files as of a consistent cut at LSN c, after which the
 /// follower streams from c + 1 out of the backlog while producers keep writing.
 ///
 /// The cut is taken under the same lock that assigns LSNs, with file handles opened just
 /// before: appends only grow files, and replaces and deletes change a file's generation, so
 /// the handles show every file exactly as of c even if the broker changes it afterwards.
+///
+/// The manifest gives every file's size and the CRC32C of each 1 MiB chunk, from the
+/// leader's ``ChunkIndex`` (only chunks it has not indexed yet are read). The follower asks
+/// for each file from the first byte it lacks, so what crosses is what changed.
 struct FullSyncSender {
     let leader: ReplicationLeader
     let session: FollowerSession
@@ -27,108 +37,180 @@ struct FullSyncSender {
         var path: ReplicatedPath
         var handle: DataFile
         var size: Int
-        var checksum: UInt32
+        var chunkChecksums: [UInt32]
+    }
+
+    /// One requested file: sent from `start` to its size at the cut.
+    struct Transfer {
+        var fileIndex: Int
+        var start: Int
     }
 
     /// Runs the sync and returns the cut LSN.
     func run(requests: AsyncStream<SyncRequest>) async throws -> UInt64 {
         let started = ContinuousClock.now
         let (cutLSN, cutFiles) = try await takeCut()
-        // Reading its own files is progress too: the follower is not the one holding the sync up.
-        let files = try await NIOThreadPool.singleton.runIfActive {
-            try cutFiles.map { file in
-                let checksum = try file.handle.checksum(length: file.size) { [channel = session.channel] _ in channel.triggerUserOutboundEvent(LivenessEvent.syncMoved, promise: nil) }
-                return CutFile(path: file.path, handle: file.handle, size: file.size, checksum: checksum)
-            }
-        }
+        let files = try await checksum(cutFiles)
         try await send(.syncBegin(SyncBegin(cutLSN: cutLSN, fileCount: UInt32(files.count))))
-        var index = 0
-        while index < files.count {
-            // Manifest frames of about 256 KiB, far below the frame limit.
-            var entries: [SyncManifestEntry] = []
-            var bytes = 0
-            while index + entries.count < files.count, bytes < 256 * 1024 {
-                let file = files[index + entries.count]
-                entries.append(SyncManifestEntry(path: file.path, size: UInt64(file.size), checksum: file.checksum))
-                bytes += file.path.string.utf8.count + 14
-            }
-            try await send(.syncManifest(firstIndex: UInt32(index), entries: entries))
-            index += entries.count
-        }
+        try await sendManifest(files)
 
-        var requested: [Int] = []
+        var requested: [SyncRequest.File] = []
+        var seen = Set<UInt32>()
         for await request in requests {
-            for fileIndex in request.fileIndices {
-                guard Int(fileIndex) < files.count else {
-                    throw WireError(.malformedFrame(type: .syncRequest, reason: "file index \(fileIndex) is beyond the \(files.count) files of the manifest"))
+            for file in request.files {
+                guard Int(file.index) < files.count, file.offset <= UInt64(files[Int(file.index)].size) else {
+                    throw WireError(.malformedFrame(type: .syncRequest, reason: "file \(file.index) from offset \(file.offset) is not in the manifest of \(files.count) files"))
                 }
-                requested.append(Int(fileIndex))
+                guard seen.insert(file.index).inserted else {
+                    throw WireError(.malformedFrame(type: .syncRequest, reason: "file \(file.index) requested twice"))
+                }
+                requested.append(file)
             }
             if request.isLast { break }
         }
         try Task.checkCancellation()
+        // A follower's partial last chunk is checked here: at most one chunk read per file.
+        let transfers = try await NIOThreadPool.singleton.runIfActive { [requested] in
+            try requested.map { request in
+                let file = files[Int(request.index)]
+                let offset = Int(request.offset)
+                let chunkStart = offset - offset % ChunkIndex.chunkBytes
+                guard offset > chunkStart else { return Transfer(fileIndex: Int(request.index), start: offset) }
+                let agrees = try file.handle.checksum(from: chunkStart, length: offset - chunkStart) == request.prefixChecksum
+                return Transfer(fileIndex: Int(request.index), start: agrees ? offset : chunkStart)
+            }
+        }
 
-        let totalBytes = requested.reduce(0) { $0 + files[$1].size }
+        let totalBytes = transfers.reduce(0) { $0 + files[$1.fileIndex].size - $1.start }
+        let keptBytes = transfers.reduce(0) { $0 + $1.start }
         logger.info(
             "full sync started",
-            metadata: ["follower": "\(session.nodeID)", "cutLSN": "\(cutLSN)", "files": "\(requested.count) of \(files.count)", "bytes": "\(totalBytes)"]
+            metadata: [
+                "follower": "\(session.nodeID)", "cutLSN": "\(cutLSN)", "files": "\(transfers.count) of \(files.count)",
+                "bytes": "\(totalBytes)", "keptBytes": "\(keptBytes)",
+            ]
         )
         var sentBytes = 0
         var lastReport = ContinuousClock.now
-        report(started: started, cutLSN: cutLSN, filesDone: 0, files: requested.count, bytesDone: 0, bytes: totalBytes, log: false)
-        for (done, fileIndex) in requested.enumerated() {
-            let file = files[fileIndex]
-            var offset = 0
+        var progress = SyncProgress(cutLSN: cutLSN, filesDone: 0, files: transfers.count, bytesDone: 0, bytes: totalBytes, bytesKept: keptBytes, bytesPerSecond: 0, secondsLeft: 0)
+        report(&progress, started: started, log: false)
+        for (done, transfer) in transfers.enumerated() {
+            let file = files[transfer.fileIndex]
+            var offset = transfer.start
             while offset < file.size {
                 let length = min(configuration.chunkBytes, file.size - offset)
                 let frame = try await NIOThreadPool.singleton.runIfActive { [offset] in
                     // A compressor per 1 MiB chunk: its 16 KiB state is noise next to the read.
-                    try Self.chunkFrame(file: file, index: fileIndex, offset: offset, length: length, compressor: LZ4BlockCompressor())
+                    try Self.chunkFrame(file: file, index: transfer.fileIndex, offset: offset, length: length, compressor: LZ4BlockCompressor())
+                }
+                try await leader.catchUpLimiter.pace(frame.readableBytes) { [channel = session.channel] in
+                    channel.triggerUserOutboundEvent(LivenessEvent.syncMoved, promise: nil)
                 }
                 // Returns once the channel took it, which it does only while the follower reads.
+                let wireBytes = frame.readableBytes
                 try await outbound.write(frame)
                 session.channel.triggerUserOutboundEvent(LivenessEvent.syncChunkSent, promise: nil)
+                leader.core.recordSyncSent(contentBytes: length, wireBytes: wireBytes)
                 offset += length
                 sentBytes += length
                 if ContinuousClock.now - lastReport >= .milliseconds(200) {
                     // Status every 200 ms, the log line every second.
                     let log = ContinuousClock.now - lastReport >= .seconds(1)
                     lastReport = ContinuousClock.now
-                    report(started: started, cutLSN: cutLSN, filesDone: done, files: requested.count, bytesDone: sentBytes, bytes: totalBytes, log: log)
+                    progress.filesDone = done
+                    progress.bytesDone = sentBytes
+                    report(&progress, started: started, log: log)
                 }
             }
         }
         // Stream from the cut on before the follower can ack it: its ack must find the cut
         // already counted as sent, and the ack timeout armed for it.
-        report(started: started, cutLSN: cutLSN, filesDone: requested.count, files: requested.count, bytesDone: sentBytes, bytes: totalBytes, log: false)
+        progress.filesDone = transfers.count
+        progress.bytesDone = sentBytes
+        report(&progress, started: started, log: false)
         leader.core.finishFullSync(session, cutLSN: cutLSN)
         try await session.channel.triggerUserOutboundEvent(LivenessEvent.syncFinished(cutLSN: cutLSN)).get()
         try await send(.syncEnd(cutLSN: cutLSN))
         logger.info(
             "full sync sent",
             metadata: [
-                "follower": "\(session.nodeID)", "cutLSN": "\(cutLSN)", "files": "\(requested.count)", "bytes": "\(sentBytes)",
-                "seconds": "\(Self.seconds(ContinuousClock.now - started))",
+                "follower": "\(session.nodeID)", "cutLSN": "\(cutLSN)", "files": "\(transfers.count)", "bytes": "\(sentBytes)",
+                "keptBytes": "\(keptBytes)", "seconds": "\(Self.seconds(ContinuousClock.now - started))",
             ]
         )
         return cutLSN
     }
 
-    private func report(started: ContinuousClock.Instant, cutLSN: UInt64, filesDone: Int, files: Int, bytesDone: Int, bytes: Int, log: Bool) {
+    /// Every cut file's chunk checksums, from the index where it holds; the index is stored
+    /// again when any chunk had to be read, after a flush, so it never describes bytes that
+    /// a crash could still take back.
+    private func checksum(_ cutFiles: [(path: ReplicatedPath, handle: DataFile, size: Int)]) async throws -> [CutFile] {
+        // Reading its own files is progress too: the follower is not the one holding the sync up.
+        let (files, bytesRead) = try await NIOThreadPool.singleton.runIfActive { [channel = session.channel, index = leader.chunkIndex] in
+            var bytesRead = 0
+            let files = try cutFiles.map { file in
+                var reader = try index.reader(for: file.path, file: file.handle)
+                let entry = SyncManifestEntry(path: file.path, size: UInt64(file.size), chunkChecksums: [])
+                let checksums = try (0..<SyncManifestEntry.chunkCount(forSize: UInt64(file.size))).map { chunk in
+                    let before = reader.bytesRead
+                    let checksum = try reader.checksum(ofChunk: chunk, length: entry.length(ofChunk: chunk))
+                    if reader.bytesRead > before { channel.triggerUserOutboundEvent(LivenessEvent.syncMoved, promise: nil) }
+                    return checksum
+                }
+                bytesRead += reader.bytesRead
+                index.record(reader)
+                return CutFile(path: file.path, handle: file.handle, size: file.size, chunkChecksums: checksums)
+            }
+            return (files, bytesRead)
+        }
+        if bytesRead > 0 {
+            do {
+                try await NIOThreadPool.singleton.runIfActive { [directory = leader.directory, index = leader.chunkIndex] in
+                    try directory.syncFileSystem()
+                    try ChunkIndexFile(directory: directory).store(index.snapshot)
+                }
+            } catch {
+                leader.repeatedWarnings.log(logger, .warning, "cannot store the chunk index; the next restart reads the files again", key: "chunk-index", metadata: ["error": "\(error)"])
+            }
+        }
+        return files
+    }
+
+    /// Manifest frames of about 256 KiB, far below the frame limit; a file whose entry alone
+    /// exceeds the limit (above about 2 TiB) cannot be synced, and the error says so.
+    private func sendManifest(_ files: [CutFile]) async throws {
+        let limit = configuration.wireLimits.maximumDataFrameBodyBytes - 6
+        var index = 0
+        while index < files.count {
+            var entries: [SyncManifestEntry] = []
+            var bytes = 0
+            while index + entries.count < files.count, bytes < 256 * 1024 {
+                let file = files[index + entries.count]
+                let entryBytes = file.path.string.utf8.count + 2 + 8 + 4 + 4 * file.chunkChecksums.count
+                if entryBytes > limit {
+                    throw StorageError(operation: "full sync of \(file.path): its manifest entry of \(entryBytes) bytes exceeds the frame limit of \(limit) bytes", errno: EFBIG)
+                }
+                if bytes + entryBytes > limit { break }
+                entries.append(SyncManifestEntry(path: file.path, size: UInt64(file.size), chunkChecksums: file.chunkChecksums))
+                bytes += entryBytes
+            }
+            try await send(.syncManifest(firstIndex: UInt32(index), entries: entries))
+            index += entries.count
+        }
+    }
+
+    private func report(_ progress: inout SyncProgress, started: ContinuousClock.Instant, log: Bool) {
         let elapsed = Self.seconds(ContinuousClock.now - started)
-        let rate = elapsed > 0 ? Double(bytesDone) / elapsed : 0
-        let remaining = rate > 0 ? Double(bytes - bytesDone) / rate : 0
-        let progress = SyncProgress(
-            cutLSN: cutLSN, filesDone: filesDone, files: files, bytesDone: bytesDone, bytes: bytes,
-            bytesPerSecond: Int(rate), secondsLeft: Int(remaining.rounded())
-        )
+        let rate = elapsed > 0 ? Double(progress.bytesDone) / elapsed : 0
+        progress.bytesPerSecond = Int(rate)
+        progress.secondsLeft = rate > 0 ? Int((Double(progress.bytes - progress.bytesDone) / rate).rounded()) : 0
         leader.core.recordSyncProgress(progress, of: session)
         guard log else { return }
         logger.info(
             "full sync progress",
             metadata: [
-                "follower": "\(session.nodeID)", "files": "\(filesDone)/\(files)", "bytes": "\(bytesDone)/\(bytes)",
-                "bytesPerSecond": "\(Int(rate))", "secondsLeft": "\(Int(remaining.rounded()))",
+                "follower": "\(session.nodeID)", "files": "\(progress.filesDone)/\(progress.files)", "bytes": "\(progress.bytesDone)/\(progress.bytes)",
+                "bytesPerSecond": "\(progress.bytesPerSecond)", "secondsLeft": "\(progress.secondsLeft)",
             ]
         )
     }
@@ -138,7 +220,9 @@ struct FullSyncSender {
     }
 
     private func send(_ message: WireMessage) async throws {
-        try await outbound.write(message.encoded(using: session.channel.allocator))
+        let frame = message.encoded(using: session.channel.allocator)
+        leader.core.recordSyncSent(contentBytes: 0, wireBytes: frame.readableBytes)
+        try await outbound.write(frame)
     }
 
     private static func chunkFrame(file: CutFile, index: Int, offset: Int, length: Int, compressor: LZ4BlockCompressor) throws -> ByteBuffer {

@@ -199,6 +199,14 @@ final class LeaderCore: Sendable {
         state.withLock { $0.recordSyncProgress(progress, of: session.id) }
     }
 
+    /// A full sync wrote a frame: `contentBytes` of file contents (0 for other frames).
+    func recordSyncSent(contentBytes: Int, wireBytes: Int) {
+        state.withLock { machine in
+            machine.counters.syncContentBytes += contentBytes
+            machine.counters.syncWireBytes += wireBytes
+        }
+    }
+
     /// A full sync finished sending files as of `cutLSN`: stream from the next LSN.
     func finishFullSync(_ session: FollowerSession, cutLSN: UInt64) {
         withMachine { ((), $0.finishFullSync(session.id, cutLSN: cutLSN)) }
@@ -251,6 +259,16 @@ final class LeaderCore: Sendable {
     }
 
     // MARK: Full sync cut
+
+    /// The last LSN and every file's size as of it, for the epoch history; nil while a replace
+    /// or delete is under way (the files are then between two LSNs).
+    func filesAtLastLSN() -> (lastLSN: UInt64, files: [(path: ReplicatedPath, size: Int)])? {
+        state.withLock { machine in
+            let files = machine.sequencer.files
+            if files.values.contains(where: \.isChanging) { return nil }
+            return (machine.lastAssignedLSN, files.map { (path: $0.key, size: $0.value.size) })
+        }
+    }
 
     /// The files the leader knows with their generations, to open before a cut.
     func fileGenerations() -> [ReplicatedPath: UInt64] {

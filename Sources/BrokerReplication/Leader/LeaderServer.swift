@@ -92,6 +92,7 @@ struct LeaderServer {
             leader.lifecycle.closeAllConnections()
         }
         leader.lifecycle.stopped()
+        leader.recordEpochEnd()
         leader.logger.info("leader stopped", metadata: ["epoch": "\(leader.epoch)"])
     }
 

@@ -77,6 +77,14 @@ public struct LeaderStatus: Sendable, Codable, Equatable {
     public var fullSyncs: Int
     /// Follower connections the leader resumed from its backlog since it started.
     public var partialResyncs: Int
+    /// Of ``partialResyncs``, followers of an earlier epoch whose data lined up with the start
+    /// of this one (its epoch history), resumed without a full sync.
+    public var epochResumes: Int
+    /// Bytes of file contents full syncs sent (before compression) since the leader started.
+    public var fullSyncBytes: Int
+    /// Bytes of every full-sync frame sent (begin, manifest, chunks, end) since the leader
+    /// started: what full syncs cost the network.
+    public var fullSyncWireBytes: Int
     /// Batches sealed into data frames since the leader started.
     public var sealedBatches: Int
     /// Uncompressed record bytes sealed into batches.
@@ -138,7 +146,8 @@ extension ReplicationLeader {
                 // Monotonic instants become wall-clock dates only for the snapshot.
                 LeaderStatus.Eviction(nodeID: eviction.nodeID, reason: eviction.reason, detail: eviction.detail, at: wallClock - (now - eviction.at).timeInterval)
             },
-            fullSyncs: counters.fullSyncs, partialResyncs: counters.partialResyncs, sealedBatches: counters.sealedBatches,
+            fullSyncs: counters.fullSyncs, partialResyncs: counters.partialResyncs, epochResumes: counters.epochResumes,
+            fullSyncBytes: counters.syncContentBytes, fullSyncWireBytes: counters.syncWireBytes, sealedBatches: counters.sealedBatches,
             payloadBytes: counters.payloadBytes, wireBytes: counters.wireBytes, backlogBytes: backlog.bytes, backlogFirstLSN: backlog.first
         )
     }

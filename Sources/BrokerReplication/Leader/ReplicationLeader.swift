@@ -28,6 +28,10 @@ public final class ReplicationLeader: Service, Sendable {
     let core: LeaderCore
     let coordinator: any Coordinator
     let metrics: LeaderMetrics
+    /// Chunk checksums of the leader's files, for full-sync manifests.
+    let chunkIndex: ChunkIndex
+    /// Paces full syncs and resumes from the backlog (`catchUpBytesPerSecond`).
+    let catchUpLimiter: CatchUpRateLimiter
     let repeatedWarnings = RateLimitedLog()
     /// Whether it listens, and the connections it has open.
     let lifecycle: LeaderLifecycle
@@ -54,13 +58,17 @@ public final class ReplicationLeader: Service, Sendable {
         var logger = logger
         logger[metadataKey: "node"] = "\(configuration.nodeID)"
         self.logger = logger
-        let (directory, epoch, files) = try Self.open(configuration.dataDirectory)
+        let opened = try Self.open(configuration.dataDirectory, logger: logger)
+        let (directory, epoch, files) = (opened.directory, opened.epoch, opened.files)
         self.directory = directory
         self.epoch = epoch
+        self.chunkIndex = opened.chunkIndex
+        self.catchUpLimiter = CatchUpRateLimiter(bytesPerSecond: configuration.catchUpBytesPerSecond)
         let settings = LeaderCore.Settings(
             epoch: epoch, batchBytes: configuration.batchBytes, queueBytes: configuration.queueBytes,
             queueFrames: configuration.queueFrames, backlogBytes: configuration.backlogBytes,
-            policy: configuration.policy, maxLagTime: configuration.maxLagTime, maximumOpenFiles: configuration.maximumOpenFiles
+            policy: configuration.policy, maxLagTime: configuration.maxLagTime, maximumOpenFiles: configuration.maximumOpenFiles,
+            history: opened.history
         )
         self.coordinator = configuration.coordinator
             ?? LocalCoordinator(path: configuration.dataDirectory + "/" + DataDirectory.reservedDirectory + "/coordinator.json")
@@ -77,14 +85,53 @@ public final class ReplicationLeader: Service, Sendable {
         logger.info("leader ready", metadata: ["epoch": "\(epoch)", "files": "\(files.count)", "dataDirectory": "\(configuration.dataDirectory)"])
     }
 
-    /// Opens the data directory, takes the next epoch and lists the files already there.
-    private static func open(_ path: String) throws(ReplicationError) -> (DataDirectory, epoch: UInt64, files: [(path: ReplicatedPath, size: Int)]) {
+    private struct Opened {
+        var directory: DataDirectory
+        var epoch: UInt64
+        var files: [(path: ReplicatedPath, size: Int)]
+        var history: EpochHistory
+        var chunkIndex: ChunkIndex
+    }
+
+    /// Opens the data directory, takes the next epoch, begins it in the epoch history, lists the
+    /// files already there and loads their chunk index.
+    private static func open(_ path: String, logger: Logger) throws(ReplicationError) -> Opened {
         do {
             let directory = try DataDirectory(path: path)
             let epoch = try takeNextEpoch(in: directory)
-            return (directory, epoch, try directory.listFiles())
+            let files = try directory.listFiles()
+            let historyFile = EpochHistoryFile(directory: directory)
+            var (history, problem) = historyFile.load()
+            if let problem { logger.warning("epoch history unusable", metadata: ["problem": "\(problem)"]) }
+            if !history.checkLastEnd(againstFilesDigest: EpochHistory.filesDigest(files)) {
+                logger.notice("the files changed after the last epoch ended; its followers get a full sync")
+            }
+            history.begin(epoch)
+            try historyFile.store(history)
+            let (entries, indexProblem) = ChunkIndexFile(directory: directory).load()
+            if let indexProblem { logger.notice("chunk index unusable; files are read again", metadata: ["problem": "\(indexProblem)"]) }
+            return Opened(directory: directory, epoch: epoch, files: files, history: history, chunkIndex: ChunkIndex(entries: entries))
         } catch {
             throw ReplicationError(error)
+        }
+    }
+
+    /// Records this epoch's clean end in the epoch history: the files, flushed, are exactly as
+    /// of the last LSN, so a follower holding that LSN can resume with the next leader.
+    func recordEpochEnd() {
+        guard let (lastLSN, files) = core.filesAtLastLSN() else {
+            logger.notice("a replace or delete was under way at the stop; the epoch's end is not recorded")
+            return
+        }
+        do {
+            try directory.syncFileSystem()
+            var history = EpochHistoryFile(directory: directory).load().history
+            history.end(epoch, lastLSN: lastLSN, filesDigest: EpochHistory.filesDigest(files))
+            try EpochHistoryFile(directory: directory).store(history)
+            try ChunkIndexFile(directory: directory).store(chunkIndex.snapshot)
+            logger.info("epoch ended", metadata: ["epoch": "\(epoch)", "lastLSN": "\(lastLSN)"])
+        } catch {
+            logger.warning("cannot record the epoch's end; its followers get a full sync from the next leader", metadata: ["error": "\(error)"])
         }
     }
 

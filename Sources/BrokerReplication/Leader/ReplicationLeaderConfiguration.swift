@@ -43,6 +43,11 @@ public struct ReplicationLeaderConfiguration: Sendable {
     public var chunkBytes: Int = 1024 * 1024
     /// A full sync gives up when it cannot take a consistent cut within this time (default 30 s).
     public var fullSyncCutTimeout: Duration = .seconds(30)
+    /// Bytes per second that catch-up traffic, full syncs and resumes from the backlog, may
+    /// use across all followers together (frame bytes, as they cross the network); nil, the
+    /// default, is unlimited. A rejoining follower then cannot starve the live stream to the
+    /// others; it may fall out of the backlog and sync again if the rate is below the write rate.
+    public var catchUpBytesPerSecond: Int?
     /// Bounds on what followers may send; must match the followers' limits.
     public var wireLimits: WireLimits = .default
     /// What confirms wait for (default: every in-sync follower; producers never wait).
@@ -100,6 +105,7 @@ public struct ReplicationLeaderConfiguration: Sendable {
         if queueFrames < 2 { throw invalid("queueFrames", "must be at least 2") }
         if backlogBytes < queueBytes { throw invalid("backlogBytes", "must be at least queueBytes (\(queueBytes) bytes)") }
         if maximumHandshakingConnections < 1 { throw invalid("maximumHandshakingConnections", "must be at least 1") }
+        if let rate = catchUpBytesPerSecond, rate < 64 * 1024 { throw invalid("catchUpBytesPerSecond", "must be at least 65536 (64 KiB/s), or unset for unlimited") }
         if maximumOpenFiles < 1 { throw invalid("maximumOpenFiles", "must be at least 1") }
         if ackTimeout <= .zero { throw invalid("ackTimeout", "must be positive") }
         if heartbeatInterval <= .zero || heartbeatInterval >= heartbeatTimeout {

@@ -100,20 +100,20 @@ final class DataFile: Sendable {
         return Int(info.st_size)
     }
 
-    /// The CRC32C of the first `length` bytes, read in 1 MiB pieces.
+    /// The CRC32C of `length` bytes from `start`, read in 1 MiB pieces.
     /// - Parameter progress: called with the bytes read so far after every block of 1 MiB.
-    func checksum(length: Int, progress: (Int) -> Void = { _ in }) throws(StorageError) -> UInt32 {
+    func checksum(from start: Int = 0, length: Int, progress: (Int) -> Void = { _ in }) throws(StorageError) -> UInt32 {
         var running = CRC32C.start
-        var offset = 0
-        let chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
+        var done = 0
+        let chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: min(1 << 20, max(length, 1)), alignment: 16)
         defer { chunk.deallocate() }
-        while offset < length {
-            let wanted = min(chunk.count, length - offset)
-            let read = try self.read(into: UnsafeMutableRawBufferPointer(rebasing: chunk.prefix(wanted)), at: offset)
-            if read == 0 { throw StorageError(operation: "read \(path): file shorter than \(length) bytes", errno: EIO) }
+        while done < length {
+            let wanted = min(chunk.count, length - done)
+            let read = try self.read(into: UnsafeMutableRawBufferPointer(rebasing: chunk.prefix(wanted)), at: start + done)
+            if read == 0 { throw StorageError(operation: "read \(path): file shorter than \(start + length) bytes", errno: EIO) }
             running = CRC32C.update(running, with: UnsafeRawBufferPointer(rebasing: chunk.prefix(read)))
-            offset += read
-            progress(offset)
+            done += read
+            progress(done)
         }
         return CRC32C.finish(running)
     }

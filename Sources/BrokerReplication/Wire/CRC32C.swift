@@ -37,6 +37,10 @@ enum CRC32C {
     /// The final checksum of a running value.
     static func finish(_ running: UInt32) -> UInt32 { running ^ 0xFFFF_FFFF }
 
+    /// The running value after the bytes whose checksum is `checksum`: more bytes can be
+    /// folded in, so the checksum of a prefix extends to the checksum of a longer prefix.
+    static func resume(_ checksum: UInt32) -> UInt32 { checksum ^ 0xFFFF_FFFF }
+
     /// Folds `bytes` into a running value (start with ``start``, end with ``finish(_:)``).
     static func update(_ running: UInt32, with bytes: UnsafeRawBufferPointer) -> UInt32 {
         guard usesHardware, let base = bytes.baseAddress else { return softwareUpdate(running, with: bytes) }

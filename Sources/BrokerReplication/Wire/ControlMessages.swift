@@ -129,7 +129,7 @@ extension DataFrame {
     }
 }
 
-/// Every message of protocol version 1, one per frame type.
+/// Every message of protocol version 2, one per frame type.
 enum WireMessage: Hashable, Sendable {
     case hello(Hello)
     case challenge(Challenge)
@@ -210,21 +210,34 @@ enum WireMessage: Hashable, Sendable {
                 let path = try ReplicatedPath(validating: rawPath, maximumBytes: limits.maximumPathBytes)
                 let size = try reader.integer("file size", as: UInt64.self)
                 if size > UInt64(Int64.max) { throw reader.malformed("file size \(size) is beyond any file") }
-                let checksum = try reader.integer("checksum", as: UInt32.self)
-                entries.append(SyncManifestEntry(path: path, size: size, checksum: checksum))
+                let count = try reader.integer("chunk count", as: UInt32.self)
+                let expected = SyncManifestEntry.chunkCount(forSize: size)
+                guard count == expected else {
+                    throw reader.malformed("\(path) has \(size) bytes, so \(expected) chunk checksums, but the entry declares \(count)")
+                }
+                var checksums: [UInt32] = []
+                checksums.reserveCapacity(min(expected, frame.body.readableBytes / 4))
+                for _ in 0..<count { checksums.append(try reader.integer("chunk checksum", as: UInt32.self)) }
+                entries.append(SyncManifestEntry(path: path, size: size, chunkChecksums: checksums))
             }
             self = .syncManifest(firstIndex: firstIndex, entries: entries)
         case .syncRequest:
             let isLast = try reader.integer("last flag", as: UInt8.self)
             guard isLast <= 1 else { throw reader.malformed("last flag is \(isLast), expected 0 or 1") }
-            let count = Int(try reader.integer("index count", as: UInt16.self))
-            guard count <= SyncRequest.maximumIndices else {
-                throw reader.malformed("\(count) indices, above the limit of \(SyncRequest.maximumIndices)")
+            let count = Int(try reader.integer("file count", as: UInt16.self))
+            guard count <= SyncRequest.maximumFiles else {
+                throw reader.malformed("\(count) files, above the limit of \(SyncRequest.maximumFiles)")
             }
-            var indices: [UInt32] = []
-            indices.reserveCapacity(count)
-            for _ in 0..<count { indices.append(try reader.integer("file index", as: UInt32.self)) }
-            self = .syncRequest(SyncRequest(fileIndices: indices, isLast: isLast == 1))
+            var files: [SyncRequest.File] = []
+            files.reserveCapacity(count)
+            for _ in 0..<count {
+                let index = try reader.integer("file index", as: UInt32.self)
+                let offset = try reader.integer("offset", as: UInt64.self)
+                if offset > UInt64(Int64.max) { throw reader.malformed("offset \(offset) is beyond any file") }
+                let checksum = try reader.integer("prefix checksum", as: UInt32.self)
+                files.append(SyncRequest.File(index: index, offset: offset, prefixChecksum: checksum))
+            }
+            self = .syncRequest(SyncRequest(files: files, isLast: isLast == 1))
         case .syncChunk:
             let index = try reader.integer("file index", as: UInt32.self)
             let offset = try reader.integer("offset", as: UInt64.self)
@@ -315,12 +328,17 @@ enum WireMessage: Hashable, Sendable {
             for entry in entries {
                 buffer.writeLongString(entry.path.string)
                 buffer.writeInteger(entry.size)
-                buffer.writeInteger(entry.checksum)
+                buffer.writeInteger(UInt32(entry.chunkChecksums.count))
+                for checksum in entry.chunkChecksums { buffer.writeInteger(checksum) }
             }
         case .syncRequest(let request):
             buffer.writeInteger(UInt8(request.isLast ? 1 : 0))
-            buffer.writeInteger(UInt16(request.fileIndices.count))
-            for index in request.fileIndices { buffer.writeInteger(index) }
+            buffer.writeInteger(UInt16(request.files.count))
+            for file in request.files {
+                buffer.writeInteger(file.index)
+                buffer.writeInteger(file.offset)
+                buffer.writeInteger(file.prefixChecksum)
+            }
         case .syncChunk(let chunk):
             buffer.writeInteger(chunk.fileIndex)
             buffer.writeInteger(chunk.offset)

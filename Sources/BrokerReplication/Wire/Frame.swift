@@ -1,7 +1,7 @@
 import NIOCore
 
 /// The protocol version this build speaks; it is sent in the stream preamble.
-let replicationProtocolVersion: UInt16 = 1
+let replicationProtocolVersion: UInt16 = 2
 
 /// The first four bytes a follower sends on a new connection: ASCII "BRPL".
 let replicationMagic: [UInt8] = Array("BRPL".utf8)

@@ -52,7 +52,7 @@ import LZ4
         case .malformedFrame(let type, let reason):
             return "malformed \(type) frame: \(reason)"
         case .unknownCodec(let codec):
-            return "data frame uses unknown codec \(codec); version 1 knows only 1 (LZ4 block)"
+            return "data frame uses unknown codec \(codec); version 2 knows only 1 (LZ4 block)"
         case .batchTooLarge(let declaredBytes, let limit):
             return "batch declares \(declaredBytes) decompressed bytes, above the limit of \(limit) bytes"
         case .tooManyRecords(let declared, let limit):

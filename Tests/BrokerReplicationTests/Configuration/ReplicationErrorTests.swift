@@ -176,7 +176,7 @@ struct ReplicationErrorTests {
                 nodeID: nodeID, address: "127.0.0.1:4000", state: state, ackedLSN: 5, sentLSN: 9, lagLSNs: 4, lagBytes: 100,
                 lagSeconds: 0.5, queuedBytes: 10, queuedFrames: 1, sentBytes: 1000, ackedBytes: 900,
                 fullSync: state == .syncing
-                    ? SyncProgress(cutLSN: 3, filesDone: 1, files: 2, bytesDone: 10, bytes: 20, bytesPerSecond: 5, secondsLeft: 2) : nil
+                    ? SyncProgress(cutLSN: 3, filesDone: 1, files: 2, bytesDone: 10, bytes: 20, bytesKept: 4, bytesPerSecond: 5, secondsLeft: 2) : nil
             )
         }
         return LeaderStatus(
@@ -188,7 +188,7 @@ struct ReplicationErrorTests {
                 LeaderStatus.Eviction(nodeID: "f2", reason: .queueFull, detail: "outbound queue full", at: at),
                 LeaderStatus.Eviction(nodeID: "f3", reason: .ackTimeout, detail: "no ack for 3 s", at: at),
             ],
-            fullSyncs: 1, partialResyncs: 2, sealedBatches: 7, payloadBytes: 700, wireBytes: 350, backlogBytes: 350, backlogFirstLSN: 1
+            fullSyncs: 1, partialResyncs: 2, epochResumes: 1, fullSyncBytes: 4096, fullSyncWireBytes: 5000, sealedBatches: 7, payloadBytes: 700, wireBytes: 350, backlogBytes: 350, backlogFirstLSN: 1
         )
     }
 
@@ -230,6 +230,9 @@ struct ReplicationErrorTests {
         var recentEvictions: [Eviction]
         var fullSyncs: Int
         var partialResyncs: Int
+        var epochResumes: Int
+        var fullSyncBytes: Int
+        var fullSyncWireBytes: Int
         var sealedBatches: Int
         var payloadBytes: Int
         var wireBytes: Int
@@ -263,6 +266,9 @@ struct ReplicationErrorTests {
             recentEvictions = status.recentEvictions.map { Eviction(nodeID: $0.nodeID, reason: $0.reason.rawValue, detail: $0.detail, at: $0.at) }
             fullSyncs = status.fullSyncs
             partialResyncs = status.partialResyncs
+            epochResumes = status.epochResumes
+            fullSyncBytes = status.fullSyncBytes
+            fullSyncWireBytes = status.fullSyncWireBytes
             sealedBatches = status.sealedBatches
             payloadBytes = status.payloadBytes
             wireBytes = status.wireBytes

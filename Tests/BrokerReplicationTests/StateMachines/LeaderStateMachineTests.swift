@@ -69,7 +69,7 @@ struct LeaderStateMachineTests {
         while true {
             let next = machine.nextWork(for: link.id, at: now)
             actions.confirmed += next.actions.confirmed
-            guard case .frames(let batches) = next.work else { break }
+            guard case .frames(let batches, _) = next.work else { break }
             machine.recordSent(batches, by: link.id)
             let ack = machine.recordAck(batches.last!.lastLSN, from: link.id, at: now)
             actions.confirmed += ack.actions.confirmed
@@ -143,7 +143,7 @@ struct LeaderStateMachineTests {
         #expect(machine.counters.sealedBatches == 1)
         #expect(machine.sealedThroughLSN == 2)
         for link in [f1, f2] {
-            guard case .frames(let batches) = machine.nextWork(for: link.id, at: clock.now).work else { throw TestFailure("no frames for \(link.nodeID)") }
+            guard case .frames(let batches, _) = machine.nextWork(for: link.id, at: clock.now).work else { throw TestFailure("no frames for \(link.nodeID)") }
             #expect(batches.map(\.firstLSN) == [1] && batches.map(\.lastLSN) == [2])
         }
     }

@@ -42,6 +42,7 @@ struct FullSyncReceiverTests {
 
             var receiver = FullSyncReceiver(
                 directory: follower,
+                index: ChunkIndex(),
                 begin: SyncBegin(cutLSN: 1234, fileCount: UInt32(manifest.count)),
                 limits: .default,
                 durable: true
@@ -53,14 +54,16 @@ struct FullSyncReceiverTests {
             #expect(receiver.manifestComplete)
 
             let requested = try receiver.planRequests()
-            #expect(Set(requested.map { manifest[Int($0)].path.string }) == [
+            #expect(Set(requested.map { manifest[Int($0.index)].path.string }) == [
                 "queues/q1/segment.0001", "queues/q1/segment.0002", "queues/q2/meta", "definitions.json", "deep/a/b/c/file",
             ])
+            let behind = try #require(requested.first { manifest[Int($0.index)].path.string == "queues/q1/segment.0002" })
+            #expect(behind.offset == 30_000, "a copy that is a prefix gets only the tail")
             #expect(!FileManager.default.fileExists(atPath: followerURL.appendingPathComponent("old").path), "extras and their directories go")
             #expect(!FileManager.default.fileExists(atPath: followerURL.appendingPathComponent("queues/q1/segment.0000").path))
 
-            for index in requested {
-                for chunk in try chunks(of: leaderFiles[manifest[Int(index)].path.string]!, index: index) {
+            for request in requested {
+                for chunk in try Self.chunks(of: leaderFiles[manifest[Int(request.index)].path.string]!, answering: request) {
                     try receiver.receive(chunk)
                 }
             }
@@ -72,8 +75,8 @@ struct FullSyncReceiverTests {
             #expect(!FileManager.default.fileExists(atPath: followerURL.appendingPathComponent(".brpl/replace").path))
 
             // Nothing differs any more: a second sync requests nothing.
-            func resync(_ directory: DataDirectory) throws -> [UInt32] {
-                var again = FullSyncReceiver(directory: directory, begin: SyncBegin(cutLSN: 1234, fileCount: UInt32(manifest.count)), limits: .default, durable: false)
+            func resync(_ directory: DataDirectory) throws -> [SyncRequest.File] {
+                var again = FullSyncReceiver(directory: directory, index: ChunkIndex(), begin: SyncBegin(cutLSN: 1234, fileCount: UInt32(manifest.count)), limits: .default, durable: false)
                 try again.addManifest(firstIndex: 0, entries: manifest)
                 let requested = try again.planRequests()
                 try again.finish()
@@ -102,11 +105,11 @@ struct FullSyncReceiverTests {
             let manifest = try makeManifest(try DataDirectory(path: leaderURL.path))
             let follower = try DataDirectory(path: followerURL.path)
             let limits = WireLimits(maximumBatchBytes: 64 * 1024)
-            var receiver = FullSyncReceiver(directory: follower, begin: SyncBegin(cutLSN: 9, fileCount: 2), limits: limits, durable: true)
+            var receiver = FullSyncReceiver(directory: follower, index: ChunkIndex(), begin: SyncBegin(cutLSN: 9, fileCount: 2), limits: limits, durable: true)
             try receiver.addManifest(firstIndex: 0, entries: manifest)
             let requested = try receiver.planRequests()
-            #expect(requested == [0], "only big (index 0) differs")
-            var pieces = try chunks(of: file, index: 0)
+            #expect(requested == [SyncRequest.File(index: 0, offset: 0, prefixChecksum: 0)], "only big (index 0) differs")
+            var pieces = try Self.chunks(of: file, answering: requested[0])
             #expect(pieces.count == 3)
 
             var failure: ApplyError?
@@ -135,17 +138,17 @@ struct FullSyncReceiverTests {
             case .corruptedFile:
                 var damaged = file
                 damaged[100_000] ^= 0x01
-                pieces = try chunks(of: damaged, index: 0)
-                for chunk in pieces { feed(chunk) }
-                #expect(failure == nil, "sizes fit; only the checksum can tell")
-                do throws(ApplyError) { try receiver.finish() } catch { failure = error }
+                pieces = try Self.chunks(of: damaged, answering: requested[0])
+                feed(pieces[0])
+                feed(pieces[1])
+                #expect(failure == nil, "sizes fit; only the checksum can tell, once the chunk is complete")
+                feed(pieces[2])
             case .missingLastChunk:
                 feed(pieces[0])
                 feed(pieces[1])
                 do throws(ApplyError) { try receiver.finish() } catch { failure = error }
             }
             #expect(isInconsistent(failure), "\(bad) must be refused, got \(String(describing: failure))")
-            #expect(!FileManager.default.fileExists(atPath: followerURL.appendingPathComponent("big").path), "nothing installed")
             #expect(try contents(followerURL.appendingPathComponent("same")) == bytes(10, seed: 2))
         }
     }
@@ -159,9 +162,9 @@ struct FullSyncReceiverTests {
         try withTemporaryRoot { root in
             let follower = try DataDirectory(path: root.appendingPathComponent("follower").path)
             func entry(_ path: String) -> SyncManifestEntry {
-                SyncManifestEntry(path: TestFrames.path(path), size: 1, checksum: 0)
+                SyncManifestEntry(path: TestFrames.path(path), size: 1, chunkChecksums: [0])
             }
-            var receiver = FullSyncReceiver(directory: follower, begin: SyncBegin(cutLSN: 1, fileCount: 3), limits: .default, durable: false)
+            var receiver = FullSyncReceiver(directory: follower, index: ChunkIndex(), begin: SyncBegin(cutLSN: 1, fileCount: 3), limits: .default, durable: false)
             var failure: ApplyError?
             func attempt(_ body: (inout FullSyncReceiver) throws(ApplyError) -> Void) {
                 do throws(ApplyError) { try body(&receiver) } catch { failure = error }
@@ -195,19 +198,32 @@ struct FullSyncReceiverTests {
 
     // MARK: Helpers
 
-    /// The leader's side of a manifest: every file with its size and CRC32C.
-    private func makeManifest(_ leader: DataDirectory) throws -> [SyncManifestEntry] {
+    /// The leader's side of a manifest: every file with its size and chunk checksums.
+    static func makeManifest(_ leader: DataDirectory) throws -> [SyncManifestEntry] {
         try leader.listFiles().map { file in
             let handle = try #require(try leader.openForReading(file.path))
-            return SyncManifestEntry(path: file.path, size: UInt64(file.size), checksum: try handle.checksum(length: file.size))
+            let checksums = try (0..<SyncManifestEntry.chunkCount(forSize: UInt64(file.size))).map { chunk in
+                let start = chunk * ChunkIndex.chunkBytes
+                return try handle.checksum(from: start, length: min(ChunkIndex.chunkBytes, file.size - start))
+            }
+            return SyncManifestEntry(path: file.path, size: UInt64(file.size), chunkChecksums: checksums)
         }
     }
 
-    /// The leader's side of sending a file: 64 KiB pieces, each LZ4-compressed.
-    private func chunks(of file: [UInt8], index: UInt32) throws -> [SyncChunk] {
-        try stride(from: 0, to: file.count, by: 64 * 1024).map { offset in
-            let piece = Array(file[offset..<min(offset + 64 * 1024, file.count)])
-            return SyncChunk(fileIndex: index, offset: UInt64(offset), uncompressedBytes: UInt32(piece.count), compressed: try compressed(piece))
+    private func makeManifest(_ leader: DataDirectory) throws -> [SyncManifestEntry] {
+        try Self.makeManifest(leader)
+    }
+
+    /// The leader's side of answering a request: it checks the follower's partial chunk, then
+    /// sends the rest of the file in 64 KiB pieces, each LZ4-compressed.
+    static func chunks(of file: [UInt8], answering request: SyncRequest.File) throws -> [SyncChunk] {
+        let offset = Int(request.offset)
+        let chunkStart = offset - offset % ChunkIndex.chunkBytes
+        let agrees = file[chunkStart..<offset].withUnsafeBytes { CRC32C.checksum($0) } == request.prefixChecksum
+        let start = offset == chunkStart || agrees ? offset : chunkStart
+        return try stride(from: start, to: file.count, by: 64 * 1024).map { piece in
+            let bytes = Array(file[piece..<min(piece + 64 * 1024, file.count)])
+            return SyncChunk(fileIndex: request.index, offset: UInt64(piece), uncompressedBytes: UInt32(bytes.count), compressed: ByteBuffer(bytes: try LZ4BlockCompressor().compress(bytes)))
         }
     }
 

@@ -9,7 +9,8 @@ extension LeaderStateMachine {
     }
 
     /// Registers an authenticated follower and decides how its stream resumes: from the
-    /// backlog when its last durable LSN of this epoch is there, otherwise by a full sync.
+    /// backlog when its last durable LSN of this epoch is there, or LSN 1 when its data is
+    /// where this epoch started; otherwise by a full sync.
     /// A previous connection of the same node is replaced only once it is dead (`isAlive`
     /// says no): a restarted follower whose old connection hangs.
     mutating func admit(
@@ -25,14 +26,19 @@ extension LeaderStateMachine {
             followers.remove(previous.link.id)
             evicted(previous, reason: .replaced, detail: "the same node connected again", at: now, into: &actions)
         }
-        let nextLSN = lastDurableLSN + 1
+        // Same epoch: resume from the backlog. An earlier epoch whose end this epoch started
+        // from (the epoch history): the follower holds these files as of LSN 0, so resume at 1.
+        let acrossEpochs = epoch != settings.epoch
+            && settings.history.startsFrom(epoch: epoch, lastLSN: lastDurableLSN, current: settings.epoch)
+        let position = acrossEpochs ? 0 : lastDurableLSN
+        let nextLSN = position + 1
         var canResume = false
-        if epoch == settings.epoch,
+        if epoch == settings.epoch || acrossEpochs,
             case .batches = sequencer.backlog.batches(from: nextLSN, nextLSN: sequencer.nextSealedLSN, upToBytes: 0)
         {
             canResume = true
         }
-        let acked = canResume ? lastDurableLSN : 0
+        let acked = canResume ? position : 0
         followers.insert(.init(
             link: link, nodeID: nodeID, remoteAddress: remoteAddress, mode: canResume ? .catchingUp(nextLSN: nextLSN) : .syncing,
             queue: OutboundQueue(maximumBytes: settings.queueBytes, maximumFrames: settings.queueFrames), ackedLSN: acked, sentLSN: acked
@@ -40,6 +46,7 @@ extension LeaderStateMachine {
         confirms.inSync.update(nodeID, .init(ackedLSN: acked, caughtUpAt: Self.neverCaughtUp(now), isLive: false))
         if canResume {
             counters.partialResyncs += 1
+            if acrossEpochs { counters.epochResumes += 1 }
             return (.resume(nextLSN: nextLSN), actions)
         }
         counters.fullSyncs += 1
@@ -47,7 +54,9 @@ extension LeaderStateMachine {
     }
 
     enum NextWork: Sendable {
-        case frames([SealedBatch])
+        /// Frames to write; `fromBacklog` while the follower catches up (paced by
+        /// `catchUpBytesPerSecond`), false for its live queue.
+        case frames([SealedBatch], fromBacklog: Bool = false)
         case wait
         case closed
     }
@@ -75,7 +84,7 @@ extension LeaderStateMachine {
             case .batches(let batches):
                 follower.mode = .catchingUp(nextLSN: batches.last!.lastLSN + 1)
                 follower.sentLSN = batches.last!.lastLSN
-                work = .frames(batches)
+                work = .frames(batches, fromBacklog: true)
             }
         case .live:
             if follower.queue.isEmpty { return (.wait, actions) }

@@ -13,6 +13,9 @@ struct LeaderSettings: Sendable {
     var writerTakeBytes = 1 << 20
     /// Writer handles kept open at most (plus one per write in progress).
     var maximumOpenFiles = 256
+    /// The epochs this data directory served, this one begun: which followers of an earlier
+    /// epoch hold exactly the files this epoch started from.
+    var history = EpochHistory()
 }
 
 /// What the leader counts for its status and metrics.
@@ -29,6 +32,10 @@ struct LeaderCounters: Sendable, Equatable {
     var recentEvictions: [Eviction] = []
     var fullSyncs = 0
     var partialResyncs = 0
+    /// Of ``partialResyncs``, those that resumed a follower of an earlier epoch.
+    var epochResumes = 0
+    var syncContentBytes = 0
+    var syncWireBytes = 0
     var sealedBatches = 0
     var payloadBytes = 0
     var wireBytes = 0
