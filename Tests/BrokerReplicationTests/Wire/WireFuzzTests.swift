@@ -104,7 +104,9 @@ struct WireFuzzTests {
         let refusedTotal = outcomes.refused.values.reduce(0, +)
         // Both sides must be exercised: many refusals of many kinds, and many frames that decode.
         #expect(refusedTotal > total / 2)
-        #expect(outcomes.messages > total / 4)
+        // About 23% decode: a manifest entry's size fixes its checksum count, so most of its
+        // mutations are refused.
+        #expect(outcomes.messages > total / 5)
         #expect(outcomes.records > 1000)
         #expect(outcomes.refused.count >= 8, "refusal kinds seen: \(outcomes.refused)")
         print("fuzzed \(total) inputs: \(outcomes.frames) frames, \(outcomes.messages) messages, \(outcomes.records) records, refused \(outcomes.refused)")
