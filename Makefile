@@ -2,7 +2,7 @@
 SWIFT ?= swift
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps build demo test bench-micro clean
+.PHONY: deps build demo test bench-micro bench-catch-up clean
 
 # liblz4-dev (and pkg-config, which finds it) come from Debian's packages when missing.
 deps:
@@ -38,6 +38,14 @@ test: deps
 # embedding broker never builds package-benchmark. Release build; see Docs/Performance.md.
 bench-micro: deps
 	cd Benchmarks && $(SWIFT) package --allow-writing-to-package-directory benchmark
+
+# Full sync of a fresh follower against rsync -a --fsync from an rsync daemon, and a returning
+# follower's catch-up after leader restarts (Docs/Performance.md, "Catch-up"). About 2 GiB of
+# temporary files; a few minutes.
+bench-catch-up: deps
+	@command -v rsync >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq rsync; }
+	$(SWIFT) build -c release --product catch-up
+	$$($(SWIFT) build -c release --show-bin-path)/catch-up --json .build/catch-up.json
 
 clean:
 	rm -rf .build

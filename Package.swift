@@ -14,6 +14,7 @@ let package = Package(
         .executable(name: "replication-node", targets: ["ReplicationNode"]),
         .executable(name: "leader-saturation", targets: ["LeaderSaturation"]),
         .executable(name: "mini-broker", targets: ["MiniBroker"]),
+        .executable(name: "catch-up", targets: ["CatchUpBenchmark"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -106,6 +107,17 @@ let package = Package(
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ],
             path: "Benchmarks/LeaderSaturation"
+        ),
+        .executableTarget(
+            name: "CatchUpBenchmark",
+            dependencies: [
+                "BrokerReplication",
+                "BrokerMessageCorpus",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            path: "Benchmarks/CatchUp"
         ),
         .testTarget(name: "LZ4Tests", dependencies: ["LZ4"]),
         // The `.heavy` test trait: one cluster-under-load test at a time across both test targets.

@@ -73,6 +73,9 @@ public struct ReplicationConfiguration: Codable, Sendable, Equatable {
     public var reconnectBaseSeconds: Double = 0.1
     /// Follower: the largest reconnect delay ceiling; delays are drawn below it (default 5).
     public var reconnectCapSeconds: Double = 5
+    /// Leader: bytes per second for catch-up traffic (full syncs and resumes from the
+    /// backlog) across all followers; absent (default): unlimited. At least 65,536.
+    public var catchUpBytesPerSecond: Int?
 
     /// A configuration with every value at its default.
     public init() {}
@@ -82,6 +85,7 @@ public struct ReplicationConfiguration: Codable, Sendable, Equatable {
         "policy", "minInSyncReplicas", "queueBytes", "queueFrames", "backlogBytes", "ackTimeoutSeconds",
         "heartbeatIntervalSeconds", "heartbeatTimeoutSeconds", "maxLagTimeSeconds", "producerTimeoutSeconds",
         "durability", "batchBytes", "flushIntervalSeconds", "connectTimeoutSeconds", "reconnectBaseSeconds", "reconnectCapSeconds",
+        "catchUpBytesPerSecond",
     ]
 
     private enum CodingKeys: String, CodingKey, CaseIterable {
@@ -89,6 +93,7 @@ public struct ReplicationConfiguration: Codable, Sendable, Equatable {
         case heartbeatIntervalSeconds, heartbeatTimeoutSeconds, maxLagTimeSeconds, producerTimeoutSeconds
         case durability, batchBytes, flushIntervalSeconds
         case connectTimeoutSeconds, reconnectBaseSeconds, reconnectCapSeconds
+        case catchUpBytesPerSecond
     }
 
     /// Decodes the keys a file sets; every key missing keeps its default.
@@ -118,6 +123,7 @@ public struct ReplicationConfiguration: Codable, Sendable, Equatable {
         if let v = try value(.queueBytes, Int.self, "must be a whole number of bytes") { queueBytes = v }
         if let v = try value(.queueFrames, Int.self, "must be a whole number of frames") { queueFrames = v }
         if let v = try value(.backlogBytes, Int.self, "must be a whole number of bytes") { backlogBytes = v }
+        if let v = try value(.catchUpBytesPerSecond, Int.self, "must be a whole number of bytes per second") { catchUpBytesPerSecond = v }
         if let v = try value(.ackTimeoutSeconds, Double.self, "must be a number of seconds") { ackTimeoutSeconds = v }
         if let v = try value(.heartbeatIntervalSeconds, Double.self, "must be a number of seconds") { heartbeatIntervalSeconds = v }
         if let v = try value(.heartbeatTimeoutSeconds, Double.self, "must be a number of seconds") { heartbeatTimeoutSeconds = v }
@@ -208,6 +214,7 @@ public struct ReplicationConfiguration: Codable, Sendable, Equatable {
         if let v = try integer("queueBytes") { queueBytes = v }
         if let v = try integer("queueFrames") { queueFrames = v }
         if let v = try integer("backlogBytes") { backlogBytes = v }
+        if let v = try integer("catchUpBytesPerSecond") { catchUpBytesPerSecond = v }
         if let v = try integer("batchBytes") { batchBytes = v }
         if let v = try seconds("ackTimeoutSeconds") { ackTimeoutSeconds = v }
         if let v = try seconds("heartbeatIntervalSeconds") { heartbeatIntervalSeconds = v }
@@ -242,6 +249,9 @@ public struct ReplicationConfiguration: Codable, Sendable, Equatable {
         ]
         for (key, value) in durations where !(value > 0 && value.isFinite) {
             throw invalid(key, "must be a positive number of seconds, got \(value)")
+        }
+        if let rate = catchUpBytesPerSecond, rate < 64 * 1024 {
+            throw invalid("catchUpBytesPerSecond", "must be at least 65536 (64 KiB/s), or absent for unlimited, got \(rate)")
         }
         if reconnectBaseSeconds > reconnectCapSeconds {
             throw invalid("reconnectBaseSeconds", "must be at most reconnectCapSeconds (\(reconnectCapSeconds)), got \(reconnectBaseSeconds)")
@@ -286,8 +296,8 @@ public struct ReplicationConfiguration: Codable, Sendable, Equatable {
     /// The leader's settings with these values applied.
     ///
     /// Sets `policy`, `queueBytes`, `queueFrames`, `backlogBytes`, `ackTimeout`,
-    /// `heartbeatInterval`, `heartbeatTimeout`, `maxLagTime`, `producerTimeout`, `batchBytes`
-    /// and `flushInterval`; the follower-only values are ignored.
+    /// `heartbeatInterval`, `heartbeatTimeout`, `maxLagTime`, `producerTimeout`, `batchBytes`,
+    /// `flushInterval` and `catchUpBytesPerSecond`; the follower-only values are ignored.
     ///
     /// - Parameter leader: the configuration to change; its other values are left as they are.
     public func apply(to leader: inout ReplicationLeaderConfiguration) {
@@ -302,6 +312,7 @@ public struct ReplicationConfiguration: Codable, Sendable, Equatable {
         leader.producerTimeout = .seconds(producerTimeoutSeconds)
         leader.batchBytes = batchBytes
         leader.flushInterval = .seconds(flushIntervalSeconds)
+        leader.catchUpBytesPerSecond = catchUpBytesPerSecond
     }
 
     /// The follower's settings with these values applied.

@@ -124,6 +124,8 @@ struct LeaderRobustnessTests {
     }
 
     /// A leader restart takes a new epoch; the follower reconnects, full-syncs and converges.
+    /// The epoch history is removed first, as a crash leaves it without the epoch's end:
+    /// otherwise the follower, which holds everything, would resume without a full sync.
     @Test func followersResyncWithARestartedLeader() async throws {
         let cluster = try ReplicationTestCluster.Workspace()
         let first = try ReplicationLeader(configuration: cluster.leaderConfiguration(), secret: cluster.secret, logger: ReplicationTestCluster.Workspace.logger)
@@ -135,6 +137,7 @@ struct LeaderRobustnessTests {
             #expect(caughtUp)
             firstRun.cancel()
             _ = try? await firstRun.value
+            try FileManager.default.removeItem(atPath: cluster.root + "/leader/" + EpochHistoryFile.rawPath)
 
             var configuration = cluster.leaderConfiguration()
             configuration.port = port
