@@ -26,7 +26,7 @@ struct Bench: Sendable {
         for file in 0..<files {
             let url = URL(fileURLWithPath: leaderDirectory + "/" + Self.path(of: file))
             try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-            FileManager.default.createFile(atPath: url.path, contents: nil)
+            _ = FileManager.default.createFile(atPath: url.path, contents: nil)
             let handle = try FileHandle(forWritingTo: url)
             var remaining = bytes / files + (file < bytes % files ? 1 : 0)
             while remaining > 0 {

@@ -270,6 +270,18 @@ struct ScenarioRunner {
                 liveFollowers: status.followers.filter { $0.state == .live }.count
             )
             samples.append(point)
+            // A follower that needs a full sync (it fell out of the backlog) shows its progress
+            // every second: a sync above a few seconds is visible in the output.
+            if samples.count % 4 == 0 {
+                for follower in status.followers where follower.state == .syncing {
+                    guard let sync = follower.fullSync, sync.bytes > 0 else { continue }
+                    settings.progress.note(String(
+                        format: "%.2f s: %@ full sync: %d/%d files, %d/%d bytes (kept %d), %.1f MB/s, %d s left", seconds,
+                        follower.nodeID, sync.filesDone, sync.files, sync.bytesDone, sync.bytes, sync.bytesKept,
+                        Double(sync.bytesPerSecond) / 1e6, sync.secondsLeft
+                    ))
+                }
+            }
             if settings.trace {
                 let followers = status.followers.map {
                     "\($0.nodeID) \($0.state) queued \($0.queuedBytes) B, lag \($0.lagBytes) B / " + String(format: "%.2f s", $0.lagSeconds)

@@ -38,7 +38,7 @@ struct FullSyncReceiver: Sendable {
         var writtenBytes: UInt64?
         /// The running CRC32C of the current 1 MiB chunk, from the chunk's start.
         var runningChecksum: UInt32 = CRC32C.start
-        /// Bytes written since the last flush.
+        /// Bytes written since writeback was last started.
         var unsyncedBytes: UInt64 = 0
     }
 
@@ -48,10 +48,10 @@ struct FullSyncReceiver: Sendable {
         case remove(ReplicatedPath)
     }
 
-    /// A file being received is flushed every this many bytes as it arrives: the flushing is
-    /// spread over the sync, and no single flush of a large file keeps the follower from
-    /// reading (and from making progress) for long.
-    static let flushEveryBytes: UInt64 = 8 << 20
+    /// Writeback of a file being received starts every this many bytes as it arrives, without
+    /// waiting for it: the disk writes are spread over the sync, and the install's one
+    /// `syncfs` has little left to flush.
+    static let writebackEveryBytes: UInt64 = 8 << 20
 
     private let directory: DataDirectory
     private let index: ChunkIndex
@@ -273,8 +273,11 @@ struct FullSyncReceiver: Sendable {
         file.writtenBytes = written
         file.unsyncedBytes += UInt64(size)
         let complete = written == entry.size
-        if durable, complete || file.unsyncedBytes >= Self.flushEveryBytes {
-            try ApplyError.catching { () throws(StorageError) in try handle.sync() }
+        if durable, complete || file.unsyncedBytes >= Self.writebackEveryBytes {
+            // Writeback starts now and runs while more arrives; the install's one syncfs
+            // makes it durable and finds little left to write.
+            let start = Int(written - file.unsyncedBytes)
+            try ApplyError.catching { () throws(StorageError) in try handle.startWriteback(from: start, length: Int(file.unsyncedBytes)) }
             file.unsyncedBytes = 0
         }
         incoming![chunk.fileIndex] = file

@@ -46,11 +46,30 @@ struct FullSyncSender {
         var start: Int
     }
 
+    /// One frame's worth of a requested file; `ordinal` counts the requested files.
+    struct Piece {
+        var ordinal: Int
+        var fileIndex: Int
+        var offset: Int
+        var length: Int
+    }
+
+    /// Reads and compresses `piece` on the thread pool.
+    private func frame(for piece: Piece, of files: [CutFile]) -> Task<ByteBuffer, any Error> {
+        let file = files[piece.fileIndex]
+        return Task {
+            try await NIOThreadPool.singleton.runIfActive {
+                // A compressor per 1 MiB chunk: its 16 KiB state is noise next to the read.
+                try Self.chunkFrame(file: file, index: piece.fileIndex, offset: piece.offset, length: piece.length, compressor: LZ4BlockCompressor())
+            }
+        }
+    }
+
     /// Runs the sync and returns the cut LSN.
     func run(requests: AsyncStream<SyncRequest>) async throws -> UInt64 {
         let started = ContinuousClock.now
         let (cutLSN, cutFiles) = try await takeCut()
-        let files = try await checksum(cutFiles)
+        let (files, indexChanged) = try await checksum(cutFiles)
         try await send(.syncBegin(SyncBegin(cutLSN: cutLSN, fileCount: UInt32(files.count))))
         try await sendManifest(files)
 
@@ -94,33 +113,34 @@ struct FullSyncSender {
         var lastReport = ContinuousClock.now
         var progress = SyncProgress(cutLSN: cutLSN, filesDone: 0, files: transfers.count, bytesDone: 0, bytes: totalBytes, bytesKept: keptBytes, bytesPerSecond: 0, secondsLeft: 0)
         report(&progress, started: started, log: false)
-        for (done, transfer) in transfers.enumerated() {
-            let file = files[transfer.fileIndex]
-            var offset = transfer.start
-            while offset < file.size {
-                let length = min(configuration.chunkBytes, file.size - offset)
-                let frame = try await NIOThreadPool.singleton.runIfActive { [offset] in
-                    // A compressor per 1 MiB chunk: its 16 KiB state is noise next to the read.
-                    try Self.chunkFrame(file: file, index: transfer.fileIndex, offset: offset, length: length, compressor: LZ4BlockCompressor())
-                }
-                try await leader.catchUpLimiter.pace(frame.readableBytes) { [channel = session.channel] in
-                    channel.triggerUserOutboundEvent(LivenessEvent.syncMoved, promise: nil)
-                }
-                // Returns once the channel took it, which it does only while the follower reads.
-                let wireBytes = frame.readableBytes
-                try await outbound.write(frame)
-                session.channel.triggerUserOutboundEvent(LivenessEvent.syncChunkSent, promise: nil)
-                leader.core.recordSyncSent(contentBytes: length, wireBytes: wireBytes)
-                offset += length
-                sentBytes += length
-                if ContinuousClock.now - lastReport >= .milliseconds(200) {
-                    // Status every 200 ms, the log line every second.
-                    let log = ContinuousClock.now - lastReport >= .seconds(1)
-                    lastReport = ContinuousClock.now
-                    progress.filesDone = done
-                    progress.bytesDone = sentBytes
-                    report(&progress, started: started, log: log)
-                }
+        // The next frame is read and compressed while the current one is written, so the
+        // leader's reading and compressing overlap the network and the follower's writing.
+        let pieces = transfers.enumerated().flatMap { ordinal, transfer in
+            stride(from: transfer.start, to: files[transfer.fileIndex].size, by: configuration.chunkBytes).map { offset in
+                Piece(ordinal: ordinal, fileIndex: transfer.fileIndex, offset: offset, length: min(configuration.chunkBytes, files[transfer.fileIndex].size - offset))
+            }
+        }
+        var next = pieces.first.map { frame(for: $0, of: files) }
+        defer { next?.cancel() }
+        for (position, piece) in pieces.enumerated() {
+            let frame = try await next!.value
+            next = position + 1 < pieces.count ? self.frame(for: pieces[position + 1], of: files) : nil
+            try await leader.catchUpLimiter.pace(frame.readableBytes) { [channel = session.channel] in
+                channel.triggerUserOutboundEvent(LivenessEvent.syncMoved, promise: nil)
+            }
+            // Returns once the channel took it, which it does only while the follower reads.
+            let wireBytes = frame.readableBytes
+            try await outbound.write(frame)
+            session.channel.triggerUserOutboundEvent(LivenessEvent.syncChunkSent, promise: nil)
+            leader.core.recordSyncSent(contentBytes: piece.length, wireBytes: wireBytes)
+            sentBytes += piece.length
+            if ContinuousClock.now - lastReport >= .milliseconds(200) {
+                // Status every 200 ms, the log line every second.
+                let log = ContinuousClock.now - lastReport >= .seconds(1)
+                lastReport = ContinuousClock.now
+                progress.filesDone = piece.ordinal
+                progress.bytesDone = sentBytes
+                report(&progress, started: started, log: log)
             }
         }
         // Stream from the cut on before the follower can ack it: its ack must find the cut
@@ -131,6 +151,7 @@ struct FullSyncSender {
         leader.core.finishFullSync(session, cutLSN: cutLSN)
         try await session.channel.triggerUserOutboundEvent(LivenessEvent.syncFinished(cutLSN: cutLSN)).get()
         try await send(.syncEnd(cutLSN: cutLSN))
+        if indexChanged { await storeChunkIndex() }
         logger.info(
             "full sync sent",
             metadata: [
@@ -141,10 +162,9 @@ struct FullSyncSender {
         return cutLSN
     }
 
-    /// Every cut file's chunk checksums, from the index where it holds; the index is stored
-    /// again when any chunk had to be read, after a flush, so it never describes bytes that
-    /// a crash could still take back.
-    private func checksum(_ cutFiles: [(path: ReplicatedPath, handle: DataFile, size: Int)]) async throws -> [CutFile] {
+    /// Every cut file's chunk checksums, from the index where it holds, and whether any chunk
+    /// had to be read (then the index is stored again once the sync is sent).
+    private func checksum(_ cutFiles: [(path: ReplicatedPath, handle: DataFile, size: Int)]) async throws -> (files: [CutFile], indexChanged: Bool) {
         // Reading its own files is progress too: the follower is not the one holding the sync up.
         let (files, bytesRead) = try await NIOThreadPool.singleton.runIfActive { [channel = session.channel, index = leader.chunkIndex] in
             var bytesRead = 0
@@ -163,17 +183,20 @@ struct FullSyncSender {
             }
             return (files, bytesRead)
         }
-        if bytesRead > 0 {
-            do {
-                try await NIOThreadPool.singleton.runIfActive { [directory = leader.directory, index = leader.chunkIndex] in
-                    try directory.syncFileSystem()
-                    try ChunkIndexFile(directory: directory).store(index.snapshot)
-                }
-            } catch {
-                leader.repeatedWarnings.log(logger, .warning, "cannot store the chunk index; the next restart reads the files again", key: "chunk-index", metadata: ["error": "\(error)"])
+        return (files, bytesRead > 0)
+    }
+
+    /// Stores the chunk index after a flush, so it never describes bytes a crash could still
+    /// take back. Done once the sync is sent: the flush may take a while after heavy writes.
+    private func storeChunkIndex() async {
+        do {
+            try await NIOThreadPool.singleton.runIfActive { [directory = leader.directory, index = leader.chunkIndex] in
+                try directory.syncFileSystem()
+                try ChunkIndexFile(directory: directory).store(index.snapshot)
             }
+        } catch {
+            leader.repeatedWarnings.log(logger, .warning, "cannot store the chunk index; the next restart reads the files again", key: "chunk-index", metadata: ["error": "\(error)"])
         }
-        return files
     }
 
     /// Manifest frames of about 256 KiB, far below the frame limit; a file whose entry alone

@@ -92,7 +92,8 @@ struct LeaderServer {
             leader.lifecycle.closeAllConnections()
         }
         leader.lifecycle.stopped()
-        leader.recordEpochEnd()
+        // A flush and two small files: off the cooperative threads.
+        try? await NIOThreadPool.singleton.runIfActive { [leader] in leader.recordEpochEnd() }
         leader.logger.info("leader stopped", metadata: ["epoch": "\(leader.epoch)"])
     }
 

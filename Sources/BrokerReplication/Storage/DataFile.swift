@@ -1,3 +1,5 @@
+import CFileSystemSync
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -88,6 +90,14 @@ final class DataFile: Sendable {
 
     func truncate(to size: Int) throws(StorageError) {
         if ftruncate(descriptor, off_t(size)) != 0 { throw StorageError(operation: "truncate \(path) to \(size) bytes", errno: errno) }
+    }
+
+    /// Starts writing `length` bytes from `offset` back to the disk without waiting: a later
+    /// `sync()` or a `syncfs` then finds little left to flush.
+    func startWriteback(from offset: Int, length: Int) throws(StorageError) {
+        if brpl_start_writeback(descriptor, Int64(offset), Int64(length)) != 0 {
+            throw StorageError(operation: "start writeback of \(path)", errno: errno)
+        }
     }
 
     func sync() throws(StorageError) {

@@ -9,4 +9,10 @@
 /// hence this one-function C target.
 int brpl_syncfs(int descriptor);
 
+/// Starts writing back the dirty pages of `length` bytes from `offset` without waiting for
+/// them: sync_file_range(2) with SYNC_FILE_RANGE_WRITE on Linux (declared under _GNU_SOURCE
+/// only), nothing elsewhere. It makes nothing durable; a later fsync or syncfs does, and
+/// then has little left to write. Returns -1 and sets errno on failure.
+int brpl_start_writeback(int descriptor, long long offset, long long length);
+
 #endif

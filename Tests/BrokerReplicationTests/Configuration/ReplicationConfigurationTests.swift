@@ -28,6 +28,19 @@ struct ReplicationConfigurationTests {
         try leader.validate()
     }
 
+    @Test func theCatchUpRateComesFromTheFileOrTheEnvironmentAndIsUnlimitedWithout() throws {
+        var leader = ReplicationLeaderConfiguration(dataDirectory: "/tmp/x", clusterID: "c", nodeID: "n")
+        try ReplicationConfiguration.load(file: nil, environment: [:]).apply(to: &leader)
+        #expect(leader.catchUpBytesPerSecond == nil)
+        let path = try file(#"{"catchUpBytesPerSecond": 52428800}"#)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try ReplicationConfiguration.load(file: path, environment: [:]).apply(to: &leader)
+        #expect(leader.catchUpBytesPerSecond == 50 << 20)
+        try ReplicationConfiguration.load(file: path, environment: ["BRPL_CATCH_UP_BYTES_PER_SECOND": "2000000"]).apply(to: &leader)
+        #expect(leader.catchUpBytesPerSecond == 2_000_000)
+        try leader.validate()
+    }
+
     @Test func theEnvironmentOverridesTheFile() throws {
         let path = try file(#"{"policy": "minInSyncReplicas", "ackTimeoutSeconds": 9}"#)
         defer { try? FileManager.default.removeItem(atPath: path) }
@@ -51,6 +64,8 @@ struct ReplicationConfigurationTests {
         (#"{"ackTimeoutSeconds": 0}"#, [:], "ackTimeoutSeconds: must be a positive number of seconds, got 0.0"),
         (#"{"queueSize": 5}"#, [:], "queueSize: unknown key"),
         (nil, ["BRPL_QUEUE_BYTES": "12MB"], #"queueBytes: BRPL_QUEUE_BYTES="12MB" is not a whole number"#),
+        (#"{"catchUpBytesPerSecond": 1000}"#, [:], "catchUpBytesPerSecond: must be at least 65536 (64 KiB/s), or absent for unlimited, got 1000"),
+        (nil, ["BRPL_CATCH_UP_BYTES_PER_SECOND": "2MB"], #"catchUpBytesPerSecond: BRPL_CATCH_UP_BYTES_PER_SECOND="2MB" is not a whole number"#),
         (nil, ["BRPL_PRODUCER_TIMEOUT_SECONDS": "soon"], #"producerTimeoutSeconds: BRPL_PRODUCER_TIMEOUT_SECONDS="soon" is not a number of seconds"#),
     ]
 
