@@ -192,26 +192,6 @@ struct FullSyncReceiver: Sendable {
         return requests
     }
 
-    /// The longest prefix of the local file that matches `entry`, compared chunk by chunk from
-    /// the start, and the CRC32C of its last partial chunk when it ends inside one.
-    static func matchingPrefix(
-        of entry: SyncManifestEntry, localSize: Int, reader: inout ChunkReader
-    ) throws(StorageError) -> (keep: Int, prefixChecksum: UInt32) {
-        for (chunk, expected) in entry.chunkChecksums.enumerated() {
-            let start = chunk * ChunkIndex.chunkBytes
-            let length = entry.length(ofChunk: chunk)
-            if localSize >= start + length {
-                if try reader.checksum(ofChunk: chunk, length: length) != expected { return (start, 0) }
-            } else if localSize > start {
-                // The local copy ends inside this chunk: the leader checks the part it holds.
-                return (localSize, try reader.checksum(ofChunk: chunk, length: localSize - start))
-            } else {
-                return (start, 0)
-            }
-        }
-        return (Int(entry.size), 0)
-    }
-
     /// Writes one chunk of a requested file in place and checks each 1 MiB chunk it completes.
     ///
     /// A file's first chunk starts at the offset requested, or at that offset's chunk start
@@ -284,32 +264,6 @@ struct FullSyncReceiver: Sendable {
         if complete { current = nil }
     }
 
-    /// Folds `bytes`, which start at `offset` of the file, into the running checksum of their
-    /// chunk, and checks every chunk they complete against the manifest.
-    private static func verify(
-        _ bytes: UnsafeRawBufferPointer, at offset: Int, of entry: SyncManifestEntry, running: inout UInt32
-    ) throws(ApplyError) {
-        var position = offset
-        var rest = bytes[...]
-        while !rest.isEmpty {
-            let chunk = position / ChunkIndex.chunkBytes
-            let chunkEnd = chunk * ChunkIndex.chunkBytes + entry.length(ofChunk: chunk)
-            let take = min(rest.count, chunkEnd - position)
-            running = CRC32C.update(running, with: UnsafeRawBufferPointer(rebasing: rest.prefix(take)))
-            rest = rest.dropFirst(take)
-            position += take
-            if position == chunkEnd {
-                let checksum = CRC32C.finish(running)
-                guard checksum == entry.chunkChecksums[chunk] else {
-                    throw .inconsistent(
-                        "\(entry.path) chunk \(chunk) arrived with CRC32C \(hex(checksum)) but the manifest says \(hex(entry.chunkChecksums[chunk]))"
-                    )
-                }
-                running = CRC32C.start
-            }
-        }
-    }
-
     /// Checks every requested file arrived whole, removes leftovers of the stream before the
     /// sync, flushes the file system once, and records the files' chunks in the index.
     ///
@@ -348,52 +302,5 @@ struct FullSyncReceiver: Sendable {
             try ChunkIndexFile(directory: directory).store(index.snapshot)
         }
         finished = true
-    }
-}
-
-private func hex(_ value: UInt32) -> String {
-    let digits = String(value, radix: 16)
-    return "0x" + String(repeating: "0", count: 8 - digits.count) + digits
-}
-
-extension DataDirectory {
-    /// Removes `.brpl/<name>` and the files in it; a missing directory is fine.
-    ///
-    /// Opened component by component with `O_NOFOLLOW`, like every other path, so a symlink
-    /// planted there is refused rather than followed.
-    fileprivate func removeReservedDirectory(_ name: String) throws(StorageError) {
-        let operation = "remove \(Self.reservedDirectory)/\(name)"
-        let root = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard root >= 0 else { throw StorageError(operation: operation, errno: errno) }
-        defer { close(root) }
-        let reserved = openat(root, Self.reservedDirectory, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-        if reserved < 0 && errno == ENOENT { return }
-        guard reserved >= 0 else { throw StorageError(operation: operation, errno: errno) }
-        defer { close(reserved) }
-        let target = openat(reserved, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-        if target < 0 && errno == ENOENT { return }
-        guard target >= 0 else { throw StorageError(operation: operation, errno: errno) }
-        guard let listing = fdopendir(target) else {
-            let error = errno
-            close(target)
-            throw StorageError(operation: operation, errno: error)
-        }
-        defer { closedir(listing) }
-        // Collect first: removing entries while reading the directory may skip some. Names
-        // stay raw bytes (NUL-terminated), whatever their encoding.
-        var names: [[CChar]] = []
-        while let entry = readdir(listing) {
-            let entryName = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                raw.prefix { $0 != 0 }.map { CChar(bitPattern: $0) } + [0]
-            }
-            if entryName != [46, 0] && entryName != [46, 46, 0] { names.append(entryName) }
-        }
-        for entryName in names where unlinkat(dirfd(listing), entryName, 0) != 0 && errno != ENOENT {
-            let shown = String(decoding: entryName.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self)
-            throw StorageError(operation: operation + ": remove \(shown)", errno: errno)
-        }
-        if unlinkat(reserved, name, AT_REMOVEDIR) != 0 && errno != ENOENT {
-            throw StorageError(operation: operation, errno: errno)
-        }
     }
 }

@@ -92,8 +92,9 @@ struct LeaderServer {
             leader.lifecycle.closeAllConnections()
         }
         leader.lifecycle.stopped()
-        // A flush and two small files: off the cooperative threads.
-        try? await NIOThreadPool.singleton.runIfActive { [leader] in leader.recordEpochEnd() }
+        // A flush and two small files, off the cooperative threads. Detached: a run() ended
+        // by cancellation must still record its end, and the pool refuses cancelled callers.
+        _ = try? await Task.detached { [leader] in try await NIOThreadPool.singleton.runIfActive { leader.recordEpochEnd() } }.value
         leader.logger.info("leader stopped", metadata: ["epoch": "\(leader.epoch)"])
     }
 
