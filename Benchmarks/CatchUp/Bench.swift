@@ -7,11 +7,14 @@ import NIOCore
 /// One leader directory and the followers that catch up from it, all in this process.
 struct Bench: Sendable {
     let root: String
+    /// Random bytes instead of events: what LZ4 cannot shrink.
+    let incompressible: Bool
     let secret: SharedSecret
     let logger = Logger(label: "catch-up") { _ in SwiftLogNoOpLogHandler() }
 
-    init(root: String) {
+    init(root: String, incompressible: Bool) {
         self.root = root
+        self.incompressible = incompressible
         self.secret = try! SharedSecret(bytes: Array("catch-up benchmark shared secret".utf8))
     }
 
@@ -30,12 +33,24 @@ struct Bench: Sendable {
             let handle = try FileHandle(forWritingTo: url)
             var remaining = bytes / files + (file < bytes % files ? 1 : 0)
             while remaining > 0 {
-                let block = Self.events(min(remaining, 4 << 20), from: &corpus)
+                let block = content(min(remaining, 4 << 20), from: &corpus)
                 try handle.write(contentsOf: block)
                 remaining -= block.count
             }
             try handle.close()
         }
+    }
+
+    /// Exactly `count` bytes: events, or random bytes when `incompressible`.
+    func content(_ count: Int, from corpus: inout BrokerMessageCorpus) -> Data {
+        guard incompressible else { return Self.events(count, from: &corpus) }
+        var generator = SystemRandomNumberGenerator()
+        var block = Data(count: count)
+        block.withUnsafeMutableBytes { raw in
+            for index in stride(from: 0, to: count - count % 8, by: 8) { raw.storeBytes(of: generator.next(), toByteOffset: index, as: UInt64.self) }
+            for index in (count - count % 8)..<count { raw[index] = UInt8.random(in: 0...255, using: &generator) }
+        }
+        return block
     }
 
     /// Exactly `count` bytes of whole and cut events.
@@ -115,7 +130,7 @@ struct Bench: Sendable {
             for file in 0..<files {
                 var remaining = appendBytes / files
                 while remaining > 0 {
-                    let piece = Self.events(min(remaining, 64 << 10), from: &corpus)
+                    let piece = content(min(remaining, 64 << 10), from: &corpus)
                     try await leader.append(to: Self.path(of: file), bytes: ByteBuffer(bytes: piece))
                     remaining -= piece.count
                 }

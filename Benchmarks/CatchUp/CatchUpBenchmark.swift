@@ -17,8 +17,8 @@ struct CatchUpBenchmark: AsyncParsableCommand {
         discussion: """
             The leader and the follower run in this process over 127.0.0.1; rsync runs as a \
             daemon and a client process (apt-get install rsync). Files hold broker-like JSON \
-            events of about 150 bytes. Everything is written under a temporary directory that \
-            is removed at the end.
+            events of about 150 bytes (or random bytes with --incompressible). Everything is \
+            written under a temporary directory that is removed at the end.
             """
     )
 
@@ -36,6 +36,9 @@ struct CatchUpBenchmark: AsyncParsableCommand {
 
     @Flag(name: .customLong("skip-rsync"), help: "Do not run rsync (when it is not installed).")
     var skipRsync = false
+
+    @Flag(help: "Fill the files with random bytes, which LZ4 cannot compress, instead of JSON events.")
+    var incompressible = false
 
     @Option(help: ArgumentHelp("Write the results as JSON to this file.", valueName: "path"))
     var json: String?
@@ -69,7 +72,7 @@ struct CatchUpBenchmark: AsyncParsableCommand {
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("catch-up-\(UUID().uuidString.prefix(8))").path
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: root) }
-        let bench = Bench(root: root)
+        let bench = Bench(root: root, incompressible: incompressible)
         print("writing \(directoryBytes) bytes over \(files) files ...")
         try bench.writeDirectory(bytes: directoryBytes, files: files)
         // A broker's files are long on disk when a follower joins: flush them now, so neither
