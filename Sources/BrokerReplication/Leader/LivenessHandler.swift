@@ -20,8 +20,8 @@ final class LivenessHandler: ChannelDuplexHandler {
     private var timer: Scheduled<Void>?
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        if monitor != nil {
-            let now = ContinuousClock.now
+        if monitor != nil, let watch {
+            let now = watch.now()
             switch unwrapInboundIn(data) {
             case .ack(let lsn): update { $0.acked(lsn, at: now) }
             case .heartbeatReply(let reply) where reply.durableLSN > 0: update { $0.acked(reply.durableLSN, at: now) }
@@ -37,7 +37,7 @@ final class LivenessHandler: ChannelDuplexHandler {
             context.triggerUserOutboundEvent(event, promise: promise)
             return
         }
-        let now = ContinuousClock.now
+        let now = (self.watch?.now ?? event.now)()
         switch event {
         case .start(let watch):
             self.watch = watch
@@ -88,7 +88,7 @@ final class LivenessHandler: ChannelDuplexHandler {
     /// Heartbeats on an idle link; eviction on a missing ack or silence (Docs/Semantics.md, "Liveness").
     private func check(context: ChannelHandlerContext) {
         guard let watch, let monitor else { return }
-        let now = ContinuousClock.now
+        let now = watch.now()
         switch monitor.check(at: now) {
         case .none:
             break
@@ -138,6 +138,15 @@ enum LivenessEvent: Sendable {
         var leaderLSN: @Sendable () -> UInt64
         /// Evicts the follower for this reason; the flag says whether it was in a full sync.
         var evict: @Sendable (EvictionReason, Bool) -> Void
+        /// The clock the handler reads: the real one, or a test's.
+        var now: @Sendable () -> ContinuousClock.Instant = { ContinuousClock.now }
+    }
+
+    /// The clock of a watch being started; the real one for every other event (which only
+    /// arrives once a watch runs, and then reads the watch's clock).
+    fileprivate var now: @Sendable () -> ContinuousClock.Instant {
+        if case .start(let watch) = self { return watch.now }
+        return { ContinuousClock.now }
     }
 }
 
