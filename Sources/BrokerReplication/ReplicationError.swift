@@ -30,6 +30,7 @@ public struct ReplicationError: Error, Hashable, Sendable, CustomStringConvertib
             case protocolViolation
             case coordination
             case promotionRefused
+            case notLeader
         }
 
         private let value: Value
@@ -65,6 +66,9 @@ public struct ReplicationError: Error, Hashable, Sendable, CustomStringConvertib
         public static let coordination = Code(.coordination)
         /// The follower cannot be promoted safely (it may lack confirmed writes), or it already was.
         public static let promotionRefused = Code(.promotionRefused)
+        /// This node no longer leads: its election lease expired or was lost, it resigned, or it
+        /// steps down; nothing more is confirmed here. Publish to the new leader.
+        public static let notLeader = Code(.notLeader)
 
         /// The code's name, e.g. `notEnoughReplicas`.
         public var description: String {
@@ -80,6 +84,7 @@ public struct ReplicationError: Error, Hashable, Sendable, CustomStringConvertib
             case .protocolViolation: "protocolViolation"
             case .coordination: "coordination"
             case .promotionRefused: "promotionRefused"
+            case .notLeader: "notLeader"
             }
         }
     }
@@ -180,6 +185,16 @@ public struct ReplicationError: Error, Hashable, Sendable, CustomStringConvertib
     public static func partialWrite(_ message: String) -> ReplicationError {
         ReplicationError(code: .partialWrite, message: message)
     }
+
+    /// This node no longer leads, so it confirms nothing more.
+    ///
+    /// - Parameter message: why leadership ended (a lost lease, a resignation, a stalled disk).
+    public static func notLeader(_ message: String) -> ReplicationError {
+        ReplicationError(code: .notLeader, message: message)
+    }
+
+    /// True for ``notLeader(_:)``: publish to the new leader instead.
+    public var isNotLeader: Bool { code == .notLeader }
 
     /// True for ``writeTimedOut(_:)``.
     public var isWriteTimedOut: Bool { code == .writeTimedOut }

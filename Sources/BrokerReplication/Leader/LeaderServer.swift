@@ -38,7 +38,7 @@ struct LeaderServer {
         }
         let port = server.channel.localAddress?.port ?? leader.configuration.port
         do {
-            _ = try await leader.coordinator.claimEpoch(after: leader.epoch - 1)
+            _ = try await leader.coordinator.claimEpoch(EpochClaim(epoch: leader.epoch, nodeID: leader.configuration.nodeID, requirement: .newerEpoch))
         } catch {
             try? await server.channel.close()
             leader.lifecycle.failed(error)
