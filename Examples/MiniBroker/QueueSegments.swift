@@ -1,3 +1,4 @@
+import BrokerReplication
 import Foundation
 import Synchronization
 
@@ -63,6 +64,29 @@ struct QueueNameError: Error, CustomStringConvertible {
         }
         guard allowed else {
             throw QueueNameError(description: "queue name \(name.debugDescription) may hold only ASCII letters, digits, '-' and '_'")
+        }
+    }
+}
+
+/// A cluster node's ``QueueSegments``, started afresh each time the node becomes leader: the
+/// files changed while it followed, so what a former leadership counted no longer holds.
+final class NodeSegments: Sendable {
+    private let dataDirectory: String
+    private let segmentBytes: Int
+    private let current = Mutex<(leader: ObjectIdentifier, segments: QueueSegments)?>(nil)
+
+    init(dataDirectory: String, segmentBytes: Int) {
+        self.dataDirectory = dataDirectory
+        self.segmentBytes = segmentBytes
+    }
+
+    /// The segments that writes through `leader` go to.
+    func segments(for leader: ReplicationLeader) -> QueueSegments {
+        current.withLock { current in
+            if let current, current.leader == ObjectIdentifier(leader) { return current.segments }
+            let segments = QueueSegments(dataDirectory: dataDirectory, segmentBytes: segmentBytes)
+            current = (ObjectIdentifier(leader), segments)
+            return segments
         }
     }
 }

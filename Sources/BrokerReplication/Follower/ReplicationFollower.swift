@@ -190,30 +190,49 @@ public final class ReplicationFollower: Service, Sendable {
         }
     }
 
-    /// Stops following and prepares the data directory for a ``ReplicationLeader``: the broker
-    /// then starts one on the same data directory, which takes ``Promotion/epoch``.
+    /// Claims the next epoch for this follower and stops following, so the broker can start a
+    /// ``ReplicationLeader`` on the same data directory, which takes ``Promotion/epoch``.
     ///
-    /// The follower must be in the in-sync set `coordinator` last persisted for its leader's
-    /// epoch; in evict mode such a follower holds every confirmed write. Under
-    /// `minInSyncReplicas(n)` a confirm needs only `n` members, so with more than `n` in sync
-    /// promote the member with the highest ``FollowerStatus/lastDurableLSN``. A refusal found
-    /// before stopping leaves the follower running. `force: true` skips the check, and may lose confirmed writes.
+    /// The check that this follower is in the in-sync set `coordinator` last persisted for its
+    /// leader's epoch and the claim of the next epoch are one compare-and-set
+    /// (``Coordinator/claimEpoch(_:)`` with ``EpochClaim/Requirement/inSync(dataEpoch:)``),
+    /// made before the follower stops: two followers promoting at once cannot both succeed,
+    /// and the old leader's next in-sync write is refused. In evict mode a member holds every
+    /// confirmed write. Under `minInSyncReplicas(n)` a confirm needs only `n` members, so with
+    /// more than `n` in sync promote the member with the highest
+    /// ``FollowerStatus/lastDurableLSN``. `force: true` claims with
+    /// ``EpochClaim/Requirement/newerEpoch`` instead, and may lose confirmed writes.
     ///
     /// - Parameters:
-    ///   - coordinator: the coordinator the leader used; it must be readable here.
+    ///   - coordinator: the coordinator the leader used; it must be reachable here.
     ///   - force: skip the in-sync check and promote anyway (default `false`); the result's
     ///     ``Promotion/forced`` records it.
     /// - Returns: the follower's last durable position and the epoch that the next
     ///   ``ReplicationLeader`` on this data directory takes.
     /// - Throws: ``ReplicationError`` with code ``ReplicationError/Code/promotionRefused`` and
-    ///   the reason, ``ReplicationError/Code/coordination`` when the coordinator cannot be read
-    ///   (a broker's own ``Coordinator`` may throw its own error instead),
-    ///   ``ReplicationError/Code/storage`` when the epoch cannot be stored.
+    ///   the reason (the follower keeps running then), ``ReplicationError/Code/coordination``
+    ///   when the coordinator cannot be read or refuses the epoch (a broker's own
+    ///   ``Coordinator`` may throw its own error instead), ``ReplicationError/Code/storage``
+    ///   when the epoch cannot be stored locally.
     public func promote(coordinator: any Coordinator, force: Bool = false) async throws -> Promotion {
         let cluster = try await coordinator.load()
-        if !force, let reason = PromotionCheck.refusal(nodeID: configuration.nodeID, position: stateFile.load(), cluster: cluster) {
+        let claimed = stateFile.load()
+        if !force, let reason = PromotionCheck.refusal(nodeID: configuration.nodeID, position: claimed, cluster: cluster) {
             throw ReplicationError.promotionRefused(reason)
         }
+        let epochFile: LeaderEpochFile
+        let floor: UInt64
+        do {
+            epochFile = try LeaderEpochFile(directory: directory)
+            floor = max(try epochFile.load(), claimed.epoch, cluster.epoch)
+        } catch {
+            throw ReplicationError(error)
+        }
+        try control.withLock { control throws(ReplicationError) in
+            if control.promoted { throw .promotionRefused("follower \"\(configuration.nodeID)\" was already promoted") }
+        }
+        let claim = EpochClaim(epoch: floor + 1, nodeID: configuration.nodeID, requirement: force ? .newerEpoch : .inSync(dataEpoch: claimed.epoch))
+        _ = try await coordinator.claimEpoch(claim)
         let loop = try control.withLock { control throws(ReplicationError) -> Task<Void, Never>? in
             if control.promoted { throw .promotionRefused("follower \"\(configuration.nodeID)\" was already promoted") }
             control.promoted = true
@@ -224,20 +243,20 @@ public final class ReplicationFollower: Service, Sendable {
         loop?.cancel()
         await loop?.value
         let position = stateFile.load()
-        // The position may have moved while the loop stopped (a full sync starts by forgetting it).
-        if !force, let reason = PromotionCheck.refusal(nodeID: configuration.nodeID, position: position, cluster: cluster) {
+        // Only a full sync, which starts by forgetting the position, can move it to another
+        // epoch; the epoch is claimed by then, so the broker must not lead on these files.
+        if position.epoch != claimed.epoch {
             control.withLock { $0.promoted = false; $0.loop = nil }
-            throw ReplicationError.promotionRefused(reason + "; the follower stopped, call run() to follow again")
+            throw ReplicationError.promotionRefused(
+                "follower \"\(configuration.nodeID)\" claimed epoch \(claim.epoch), but a full sync began while it stopped: its files no longer hold epoch \(claimed.epoch); call run() to follow again"
+            )
         }
-        let floor: UInt64
         do {
-            let epochFile = try LeaderEpochFile(directory: directory)
-            floor = max(try epochFile.load(), position.epoch, cluster.epoch)
             try epochFile.store(floor)
         } catch {
             throw ReplicationError(error)
         }
-        let promotion = Promotion(previousEpoch: position.epoch, lastDurableLSN: position.lastDurableLSN, epoch: floor + 1, forced: force)
+        let promotion = Promotion(previousEpoch: position.epoch, lastDurableLSN: position.lastDurableLSN, epoch: claim.epoch, forced: force)
         if position.epoch > 0 {
             // The files are exactly as of the promoted position: the other followers of that
             // epoch that hold the same position resume with the new leader, without a sync.

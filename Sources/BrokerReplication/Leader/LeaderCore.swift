@@ -20,6 +20,8 @@ final class LeaderCore: Sendable {
     private let nextConnectionID = Atomic<UInt64>(1)
     /// Each file's writer, by path, with at most `maximumOpenFiles` of them holding a descriptor.
     let writers: WriterTable
+    /// The local writes in progress, to see a stalled disk while it stalls.
+    let localWrites = LocalWriteWatch()
     private let onEviction: @Sendable (FollowerSession, EvictionReason, String) -> Void
 
     init(settings: Settings, files: [(path: ReplicatedPath, size: Int)], onEviction: @escaping @Sendable (FollowerSession, EvictionReason, String) -> Void) {
@@ -118,6 +120,14 @@ final class LeaderCore: Sendable {
             state.withLock { $0.cancelWrite(id: id) }?.resume(throwing: CancellationError())
         }
     }
+
+    /// Fails every waiting confirm and held write with `notLeader`, and every later one.
+    func stepDown(reason: String) {
+        withMachine { ((), $0.stepDown(reason: reason)) }
+    }
+
+    /// Why the leader stepped down; nil while it leads.
+    var steppedDown: String? { state.withLock { $0.steppedDown } }
 
     /// Producers held back by the min-ISR policy right now.
     var throttledProducers: Int { state.withLock { $0.throttledProducers } }

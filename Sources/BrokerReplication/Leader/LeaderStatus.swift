@@ -97,6 +97,12 @@ public struct LeaderStatus: Sendable, Codable, Equatable {
     /// The first LSN the backlog still holds, nil while it is empty; a follower that needs
     /// older records gets a full sync.
     public var backlogFirstLSN: UInt64?
+    /// Why this leader stepped down (``ReplicationLeader/stepDown(reason:)``); nil while it
+    /// leads. Once set, every confirm and write fails with ``ReplicationError/Code/notLeader``.
+    public var steppedDown: String?
+    /// Seconds the oldest local write in progress (a `pwrite`, or a replace's fsync) has run
+    /// so far; 0 when none runs. It grows while the disk stalls.
+    public var oldestLocalWriteSeconds: Double
 
     /// One eviction: who, why, and when (wall-clock time, for operators and logs).
     public struct Eviction: Sendable, Codable, Equatable {
@@ -148,7 +154,8 @@ extension ReplicationLeader {
             },
             fullSyncs: counters.fullSyncs, partialResyncs: counters.partialResyncs, epochResumes: counters.epochResumes,
             fullSyncBytes: counters.syncContentBytes, fullSyncWireBytes: counters.syncWireBytes, sealedBatches: counters.sealedBatches,
-            payloadBytes: counters.payloadBytes, wireBytes: counters.wireBytes, backlogBytes: backlog.bytes, backlogFirstLSN: backlog.first
+            payloadBytes: counters.payloadBytes, wireBytes: counters.wireBytes, backlogBytes: backlog.bytes, backlogFirstLSN: backlog.first,
+            steppedDown: core.steppedDown, oldestLocalWriteSeconds: core.localWrites.oldestAge(at: now).timeInterval
         )
     }
 }

@@ -34,7 +34,11 @@ extension ReplicationLeader {
         let writer = core.writer(for: path)
         let written: T?
         do {
-            written = try await writer.lock.withLock(before: deadline, { try await body(writer, deadline) })
+            written = try await writer.lock.withLock(before: deadline, {
+                // Checked with the file's lock held: a write queued before a step-down is refused too.
+                if let reason = core.steppedDown { throw ReplicationError.notLeader("write to \(path.string) refused: \(reason); nothing was written") }
+                return try await body(writer, deadline)
+            })
         } catch {
             throw ReplicationError.publicError(for: error)
         }
@@ -64,7 +68,7 @@ extension ReplicationLeader {
         repeat {
             let chunk = remaining.readSlice(length: min(remaining.readableBytes, configuration.chunkBytes))!
             do {
-                try chunk.withUnsafeReadableBytes { buffer throws(StorageError) in try handle.write(buffer, at: size) }
+                try core.localWrites.measure { () throws(StorageError) in try chunk.withUnsafeReadableBytes { buffer throws(StorageError) in try handle.write(buffer, at: size) } }
             } catch {
                 // Leave no half-written bytes behind the replicated size.
                 try? handle.truncate(to: size)

@@ -95,7 +95,7 @@ extension ReplicationLeader {
         try await core.admitWrite(bytes: runBytes, timeout: deadline - .now)
         let (handle, startSize) = try writer.open(in: directory)
         do {
-            try withUnsafeReadableBytes(of: run) { buffers throws(StorageError) in try handle.write(buffers, at: startSize) }
+            try core.localWrites.measure { () throws(StorageError) in try withUnsafeReadableBytes(of: run) { buffers throws(StorageError) in try handle.write(buffers, at: startSize) } }
         } catch {
             // Leave no half-written bytes behind the replicated size.
             try? handle.truncate(to: startSize)

@@ -27,8 +27,10 @@ extension ReplicationLeader {
             var notDurable: (any Error)?
             do {
                 let handle = try directory.openFile(rawPath: temporary, create: true, truncate: true)
-                try contents.withUnsafeReadableBytes { buffer throws(StorageError) in try handle.write(buffer, at: 0) }
-                try handle.sync()
+                try core.localWrites.measure { () throws(StorageError) in
+                    try contents.withUnsafeReadableBytes { buffer throws(StorageError) in try handle.write(buffer, at: 0) }
+                    try handle.sync()
+                }
                 try directory.rename(rawPath: temporary, over: path, durable: false)
                 writer.setHandle(handle, size: contents.readableBytes)
                 do {

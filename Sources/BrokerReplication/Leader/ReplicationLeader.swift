@@ -180,6 +180,22 @@ public final class ReplicationLeader: Service, Sendable {
         metrics.confirmed(after: ContinuousClock.now - start)
     }
 
+    /// Stops confirming because this node no longer leads: every waiting confirm and every
+    /// later one fails with ``ReplicationError/Code/notLeader`` and `reason`, and so does every
+    /// later write. Writes already made stay in the files, unconfirmed; the next leader's
+    /// followers drop them if they were not replicated. It does not stop ``run()``: a broker
+    /// (or ``ClusterNode``) then shuts the leader down.
+    ///
+    /// Call it as soon as leadership is in doubt (a lease about to expire, a lost election):
+    /// a confirm given after another leader was elected could be lost in a failover.
+    ///
+    /// - Parameter reason: why, as confirms will report it, e.g. "the etcd lease expired".
+    public func stepDown(reason: String) {
+        guard core.steppedDown == nil else { return }
+        core.stepDown(reason: reason)
+        logger.warning("leader stepped down; confirms fail from now on", metadata: ["reason": "\(reason)", "epoch": "\(epoch)"])
+    }
+
     // MARK: Serving
 
     /// The port the leader listens on, once ``run()`` has bound it.

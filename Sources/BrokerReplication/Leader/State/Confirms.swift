@@ -72,6 +72,12 @@ struct Confirms<Waiter> {
         return expired
     }
 
+    /// Every waiter, removed: the leader stepped down and confirms nothing more.
+    mutating func removeAll() -> [Pending] {
+        defer { pending = [] }
+        return pending
+    }
+
     /// The highest LSN a confirm holds for now, given the last assigned LSN.
     func confirmedLSN(lastAssigned last: UInt64) -> UInt64 {
         let acks = inSync.persisted.map { inSync.followers[$0]?.ackedLSN ?? 0 }.sorted(by: >)

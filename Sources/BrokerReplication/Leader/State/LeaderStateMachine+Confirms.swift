@@ -11,6 +11,10 @@ extension LeaderStateMachine {
         _ lsn: UInt64, waiter: Waiter, timeout: Duration, at now: ContinuousClock.Instant
     ) -> (confirmed: Bool, actions: Actions) {
         var actions = Actions()
+        if let reason = steppedDown {
+            actions.failed.append((waiter, .notLeader("LSN \(lsn) is not confirmed: \(reason)")))
+            return (false, actions)
+        }
         if confirms.request(lsn, waiter: waiter, timeout: timeout, now: now) { return (true, actions) }
         // Only a confirm that waits seals its batch early: sealing for one that already holds
         // (an empty in-sync set) would send a frame per confirm, which no follower catching
@@ -27,6 +31,22 @@ extension LeaderStateMachine {
         guard case .minInSyncReplicas = settings.policy, confirms.isGating else { return true }
         let room = roomCheck
         return throttle.request(id: id, bytes: bytes, waiter: waiter, timeout: timeout, now: now, hasRoom: room)
+    }
+
+    /// The leader no longer leads (a lost lease, a resignation): every waiting confirm and
+    /// held write fails now with `notLeader`, and so does every later one. Writes already
+    /// made stay in the files, unconfirmed.
+    mutating func stepDown(reason: String) -> Actions {
+        var actions = Actions()
+        guard steppedDown == nil else { return actions }
+        steppedDown = reason
+        for confirm in confirms.removeAll() {
+            actions.failed.append((confirm.waiter, .notLeader("LSN \(confirm.lsn) is not confirmed: \(reason)")))
+        }
+        for held in throttle.removeAll() {
+            actions.failed.append((held.waiter, .notLeader("write of \(held.bytes) bytes refused: \(reason); nothing was written")))
+        }
+        return actions
     }
 
     /// A held producer was cancelled.

@@ -75,6 +75,8 @@ struct LeaderStateMachine<Link: Identifiable, Waiter> {
     var confirms: Confirms<Waiter>
     var throttle = WriteThrottle<Waiter>()
     var counters = LeaderCounters()
+    /// Why this leader stepped down (nil while it leads): it confirms and admits nothing more.
+    var steppedDown: String?
     private var nextWaiterID: UInt64 = 1
 
     init(settings: LeaderSettings, files: [(path: ReplicatedPath, size: Int)]) {

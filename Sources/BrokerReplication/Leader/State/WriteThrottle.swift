@@ -51,6 +51,12 @@ struct WriteThrottle<Waiter> {
         return expired
     }
 
+    /// Every held producer, removed: the leader stepped down and takes no more writes.
+    mutating func removeAll() -> [Held] {
+        defer { held = [] }
+        return Array(held)
+    }
+
     /// A held producer was cancelled: it leaves the queue.
     mutating func cancel(id: UInt64) -> Waiter? {
         guard let index = held.firstIndex(where: { $0.id == id }) else { return nil }
