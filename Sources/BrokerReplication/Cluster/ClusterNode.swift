@@ -151,7 +151,7 @@ public final class ClusterNode: Service, Sendable {
     private func checkLeadership(_ leader: ReplicationLeader, _ run: RoleRun) async -> Active {
         let now = ContinuousClock.now
         guard let reason = LeadershipCheck.stepDownReason(
-            now: now, deadline: election.leadershipDeadline(), oldestWrite: leader.core.localWrites.oldestAge(at: now),
+            now: now, deadline: election.leadershipDeadline(), oldestWrite: leader.core.localWrites.oldestAge(at: now) ?? .zero,
             stallLimit: configuration.writeStallLimit, leaderEnded: run.endedReason
         ) else { return .leading(leader, run) }
         leader.stepDown(reason: reason)

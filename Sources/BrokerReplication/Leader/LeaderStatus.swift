@@ -101,8 +101,8 @@ public struct LeaderStatus: Sendable, Codable, Equatable {
     /// leads. Once set, every confirm and write fails with ``ReplicationError/Code/notLeader``.
     public var steppedDown: String?
     /// Seconds the oldest local write in progress (a `pwrite`, or a replace's fsync) has run
-    /// so far; 0 when none runs. It grows while the disk stalls.
-    public var oldestLocalWriteSeconds: Double
+    /// so far; nil when none runs. It grows while the disk stalls.
+    public var oldestLocalWriteSeconds: Double?
 
     /// One eviction: who, why, and when (wall-clock time, for operators and logs).
     public struct Eviction: Sendable, Codable, Equatable {
@@ -155,7 +155,7 @@ extension ReplicationLeader {
             fullSyncs: counters.fullSyncs, partialResyncs: counters.partialResyncs, epochResumes: counters.epochResumes,
             fullSyncBytes: counters.syncContentBytes, fullSyncWireBytes: counters.syncWireBytes, sealedBatches: counters.sealedBatches,
             payloadBytes: counters.payloadBytes, wireBytes: counters.wireBytes, backlogBytes: backlog.bytes, backlogFirstLSN: backlog.first,
-            steppedDown: core.steppedDown, oldestLocalWriteSeconds: core.localWrites.oldestAge(at: now).timeInterval
+            steppedDown: core.steppedDown, oldestLocalWriteSeconds: core.localWrites.oldestAge(at: now).map(\.timeInterval)
         )
     }
 }

@@ -23,9 +23,8 @@ final class LocalWriteWatch: Sendable {
         return try write()
     }
 
-    /// How long the oldest write in progress has run so far; zero when none runs.
-    func oldestAge(at now: ContinuousClock.Instant) -> Duration {
-        guard let oldest = started.withLock({ $0.writes.values.min() }) else { return .zero }
-        return now - oldest
+    /// How long the oldest write in progress has run so far; nil when none runs.
+    func oldestAge(at now: ContinuousClock.Instant) -> Duration? {
+        started.withLock { $0.writes.values.min() }.map { now - $0 }
     }
 }

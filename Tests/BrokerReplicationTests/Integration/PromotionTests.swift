@@ -103,7 +103,7 @@ struct PromotionTests {
         #expect(f2Again.status().fullSyncs == 0, "the epoch history says the new epoch starts where f2 stands")
         #expect(f2Again.status().resumes == 1 && newLeader.status().epochResumes == 1)
         #expect(try ReplicationTestCluster.files(under: cluster.root + "/f2") == ReplicationTestCluster.files(under: cluster.root + "/f1"))
-        #expect(try await coordinator.load() == CoordinatorState(epoch: promotion.epoch, inSyncReplicas: ["f2"]))
+        #expect(try await coordinator.load() == CoordinatorState(epoch: promotion.epoch, inSyncReplicas: ["f2"], leader: "f1"))
 
         // After the takeover the outsider is refused for being behind the new epoch, even more so.
         let stale = await #expect(throws: ReplicationError.self) { try await outsider.promote(coordinator: coordinator) }
@@ -161,5 +161,48 @@ extension ReplicationLeader {
             return try await replace("snapshots/\(index % 3)", contents: ByteBuffer(string: "snapshot \(index)"))
         }
         return try await append(to: "segments/\(index % 5)", bytes: ByteBuffer(string: "after \(index)"))
+    }
+}
+
+@Suite("Promotion races", .serialized, .heavy)
+struct PromotionRaceTests {
+    /// Two in-sync followers promote at once: the check and the claim are one compare-and-set,
+    /// so exactly one gets the epoch, and the other keeps following.
+    @Test func twoFollowersPromotingAtOnceHaveOneWinner() async throws {
+        let cluster = try ReplicationTestCluster.Workspace()
+        let coordinator = LocalCoordinator(path: cluster.root + "/shared/coordinator.json")
+        var configuration = cluster.leaderConfiguration()
+        configuration.coordinator = coordinator
+        configuration.maxLagTime = .seconds(120)
+        let leader = try ReplicationLeader(configuration: configuration, secret: cluster.secret, logger: ReplicationTestCluster.Workspace.logger)
+        let serving = Task { try await leader.run() }
+        let port = try await leader.listeningPort()
+        let followers = try ["f1", "f2"].map {
+            try ReplicationFollower(configuration: cluster.followerConfiguration($0, port: port), secret: cluster.secret, logger: ReplicationTestCluster.Workspace.logger)
+        }
+        let following = followers.map { follower in Task { try await follower.run() } }
+        #expect(try await ReplicationTestCluster.Workspace.eventually { leader.status().isr == ["f1", "f2"] })
+        let lsn = try await leader.append(to: "segment", bytes: ByteBuffer(string: "confirmed"))
+        try await leader.waitForReplication(upTo: lsn)
+        serving.cancel()
+        _ = await serving.result
+
+        async let first = Result { try await followers[0].promote(coordinator: coordinator) }
+        async let second = Result { try await followers[1].promote(coordinator: coordinator) }
+        let outcomes = await [first, second]
+        let winners = outcomes.compactMap { try? $0.get() }
+        #expect(winners.count == 1, "\(outcomes)")
+        let state = try await coordinator.load()
+        #expect(state.epoch == leader.epoch + 1 && state.inSyncReplicas.isEmpty)
+        #expect(["f1", "f2"].contains(state.leader ?? ""))
+        for task in following { task.cancel() }
+        for task in following { _ = await task.result }
+    }
+}
+
+extension Result where Failure == any Error {
+    /// The outcome of an async throwing call.
+    fileprivate init(_ body: () async throws -> Success) async {
+        do { self = .success(try await body()) } catch { self = .failure(error) }
     }
 }
