@@ -4,6 +4,21 @@ import Foundation
 import NIOCore
 import NIOFoundationCompat
 
+/// The one HTTP client of this module, a global like `HTTPClient.shared` and for the same
+/// reason never shut down (so no client can leak or be shut down twice), but configured for
+/// a coordinator: a refused connection fails the request at once instead of being retried
+/// until the timeout, no redirects, no decompression.
+let etcdHTTPClient: HTTPClient = {
+    var configuration = HTTPClient.Configuration(
+        redirectConfiguration: .disallow,
+        timeout: .init(connect: .seconds(10)),
+        connectionPool: .init(idleTimeout: .seconds(60)),
+        decompression: .disabled
+    )
+    configuration.connectionPool.retryConnectionEstablishment = false
+    return HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
+}()
+
 /// One key as etcd stores it: what the election and the coordinator compare against.
 struct EtcdKeyValue: Sendable, Equatable {
     /// The key.
@@ -47,8 +62,7 @@ struct EtcdTxnResult: Sendable {
 ///
 /// Every failure becomes ``ReplicationError/coordination(_:)`` naming the member, the request
 /// and what etcd answered, so a broker's log says which etcd to look at; cancellation of the
-/// calling task stays a `CancellationError`. Requests go through `HTTPClient.shared`, which
-/// needs no shutdown.
+/// calling task stays a `CancellationError`. Requests go through ``etcdHTTPClient``.
 struct EtcdClient: Sendable {
     /// The member and key prefix.
     let endpoint: EtcdEndpoint
@@ -60,7 +74,7 @@ struct EtcdClient: Sendable {
     init(endpoint: EtcdEndpoint, timeout: Duration = .seconds(2)) {
         self.endpoint = endpoint
         self.timeout = timeout
-        self.http = HTTPClient.shared
+        self.http = etcdHTTPClient
     }
 
     /// The key, nil when it does not exist.
@@ -187,10 +201,19 @@ struct EtcdClient: Sendable {
                     return nil
                 }
                 defer { group.cancelAll() }
-                guard let first = try await group.next(), let bytes = first else {
-                    throw ReplicationError.coordination("cannot reach etcd at \(address) (\(what)): no answer within \(timeout)")
+                if let first = try await group.next(), let bytes = first { return bytes }
+                // The timeout won: cancel the request, and report why it got nowhere if the
+                // client knows (the last connection error of a request still queued).
+                group.cancelAll()
+                var cause = ""
+                do {
+                    _ = try await group.next()
+                } catch let error as HTTPClientError where error == .cancelled {
+                } catch is CancellationError {
+                } catch {
+                    cause = " (\(error))"
                 }
-                return bytes
+                throw ReplicationError.coordination("cannot reach etcd at \(address) (\(what)): no answer within \(timeout)\(cause)")
             }
         } catch let error as ReplicationError {
             throw error

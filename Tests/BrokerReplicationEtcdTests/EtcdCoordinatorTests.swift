@@ -110,6 +110,7 @@ struct EtcdCoordinatorTests {
         #expect(loadError?.code == .coordination)
         #expect(loadError?.message.contains("cannot reach etcd at 127.0.0.1:\(port)") == true)
         #expect(loadError?.message.contains("kv/range") == true)
+        #expect(loadError?.message.lowercased().contains("refused") == true, "says why: \(loadError?.message ?? "")")
 
         let campaignError = await replicationError { _ = try await a.campaign(record("a")) }
         #expect(campaignError?.code == .coordination)
