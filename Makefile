@@ -4,12 +4,18 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: deps build demo test bench-micro bench-catch-up clean
 
-# liblz4-dev (and pkg-config, which finds it) come from Debian's packages when missing.
+# liblz4-dev (and pkg-config, which finds it) come from Debian's packages when missing, and so
+# does etcd-server, the etcd that BrokerReplicationEtcdTests start.
 deps:
 	@if ! command -v pkg-config >/dev/null 2>&1 || ! pkg-config --exists liblz4; then \
 		echo "installing liblz4-dev and pkg-config with apt-get"; \
 		$(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq liblz4-dev pkg-config lz4; \
+	fi
+	@if ! command -v etcd >/dev/null 2>&1; then \
+		echo "installing etcd-server (BrokerReplicationEtcdTests run a real etcd) with apt-get"; \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq etcd-server; \
 	fi
 
 build: deps

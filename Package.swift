@@ -9,6 +9,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "BrokerReplication", targets: ["BrokerReplication"]),
+        .library(name: "BrokerReplicationEtcd", targets: ["BrokerReplicationEtcd"]),
         .library(name: "BrokerReplicationTesting", targets: ["BrokerReplicationTesting"]),
         .library(name: "LZ4", targets: ["LZ4"]),
         .executable(name: "replication-node", targets: ["ReplicationNode"]),
@@ -27,6 +28,7 @@ let package = Package(
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
     ],
     targets: [
         .systemLibrary(
@@ -52,6 +54,18 @@ let package = Package(
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        // The coordinator and leader election over etcd v3's HTTP/JSON gateway: its own module,
+        // so that a broker using LocalCoordinator never builds AsyncHTTPClient.
+        .target(
+            name: "BrokerReplicationEtcd",
+            dependencies: [
+                "BrokerReplication",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         // Broker-like JSON events of about 150 bytes, the same from run to run: the load of
@@ -128,6 +142,15 @@ let package = Package(
                 "ReplicationNode", "MiniBroker", "BrokerReplication", "BrokerReplicationTesting", "HeavyTestGate",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(
+            name: "BrokerReplicationEtcdTests",
+            dependencies: [
+                "BrokerReplicationEtcd",
+                "BrokerReplication",
+                "BrokerReplicationTesting",
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .testTarget(

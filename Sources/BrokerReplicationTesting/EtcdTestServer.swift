@@ -1,0 +1,219 @@
+import Foundation
+
+/// A single-member etcd on loopback ports for tests of `BrokerReplicationEtcd`: its own data
+/// directory, removed on ``stop()``, and ``pause()``/``resume()`` to freeze it the way a
+/// stalled or partitioned etcd looks to a leader.
+///
+/// ```swift
+/// let etcd = try await EtcdTestServer.start()
+/// defer { etcd.stop() }
+/// let election = try EtcdElection(endpoint: EtcdEndpoint(url: etcd.url(prefix: "/test")), nodeID: "a")
+/// ```
+///
+/// It runs the `etcd` binary found on `PATH` (Debian's `etcd-server`, which `make test`
+/// installs), listening on 127.0.0.1 only.
+public final class EtcdTestServer: @unchecked Sendable {
+    /// Errors of starting the server, with what to do about them.
+    public struct StartError: Error, CustomStringConvertible {
+        /// What failed.
+        public let description: String
+    }
+
+    /// `127.0.0.1:PORT`, where the member serves clients (and its HTTP/JSON gateway).
+    public let endpoint: String
+    /// The client port.
+    public let clientPort: Int
+    /// The temporary directory holding the data directory and `etcd.log`.
+    public let directory: String
+
+    private let process: Process
+    private let lock = NSLock()
+    private var stopped = false
+
+    private init(process: Process, clientPort: Int, directory: String) {
+        self.process = process
+        self.clientPort = clientPort
+        self.endpoint = "127.0.0.1:\(clientPort)"
+        self.directory = directory
+    }
+
+    deinit {
+        stop()
+    }
+
+    /// Starts etcd on free loopback ports and waits (at most about 20 s) until it answers.
+    ///
+    /// - Throws: ``StartError`` when etcd is not installed, or does not answer in time (the
+    ///   message holds the end of its log).
+    public static func start() async throws -> EtcdTestServer {
+        guard let binary = findBinary() else {
+            throw StartError(description: "etcd not found on PATH: `make test` installs Debian's etcd-server")
+        }
+        var lastError: (any Error)?
+        for _ in 0..<5 {
+            let server = try launch(binary: binary)
+            do {
+                try await server.waitUntilReady()
+                return server
+            } catch {
+                lastError = error
+                server.stop()
+                // A port taken between choosing and binding: try again with other ports.
+            }
+        }
+        throw lastError ?? StartError(description: "etcd did not start")
+    }
+
+    /// `etcd://127.0.0.1:PORT<prefix>`, the URL `EtcdEndpoint(url:)` parses.
+    ///
+    /// - Parameter prefix: the key prefix, e.g. `/test-fencing`; a test uses its own.
+    public func url(prefix: String) -> String {
+        let path = prefix.hasPrefix("/") ? prefix : "/" + prefix
+        return "etcd://\(endpoint)\(path)"
+    }
+
+    /// Freezes etcd (SIGSTOP): connections stay open but nothing is answered, as with a
+    /// stalled member; lease time does not pass inside it until ``resume()``.
+    public func pause() {
+        kill(process.processIdentifier, SIGSTOP)
+    }
+
+    /// Lets a paused etcd go on (SIGCONT).
+    public func resume() {
+        kill(process.processIdentifier, SIGCONT)
+    }
+
+    /// Ends etcd (SIGTERM, then SIGKILL after 5 s) and removes its directory; does nothing the
+    /// second time.
+    public func stop() {
+        let first = lock.withLock {
+            defer { stopped = true }
+            return !stopped
+        }
+        guard first else { return }
+        if process.isRunning {
+            kill(process.processIdentifier, SIGTERM)
+            kill(process.processIdentifier, SIGCONT)
+            let deadline = Date().addingTimeInterval(5)
+            while process.isRunning, Date() < deadline { usleep(20_000) }
+            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+            process.waitUntilExit()
+        }
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    // MARK: - Starting
+
+    private static func findBinary() -> String? {
+        var candidates = (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":").map { "\($0)/etcd" }
+        candidates.append("/usr/bin/etcd")
+        return candidates.first { FileManager.default.isExecutableFile(atPath: $0) }
+    }
+
+    private static func launch(binary: String) throws -> EtcdTestServer {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("brpl-etcd-\(UUID().uuidString.prefix(8))").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let clientPort = try freePort()
+        var peerPort = try freePort()
+        while peerPort == clientPort { peerPort = try freePort() }
+        let client = "http://127.0.0.1:\(clientPort)"
+        let peer = "http://127.0.0.1:\(peerPort)"
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = [
+            "--name", "t", "--data-dir", directory + "/data",
+            "--listen-client-urls", client, "--advertise-client-urls", client,
+            "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+            "--initial-cluster", "t=\(peer)", "--log-level", "error",
+        ]
+        let logPath = directory + "/etcd.log"
+        FileManager.default.createFile(atPath: logPath, contents: nil)
+        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
+        process.standardOutput = log
+        process.standardError = log
+        process.standardInput = FileHandle.nullDevice
+        do {
+            try process.run()
+        } catch {
+            try? FileManager.default.removeItem(atPath: directory)
+            throw StartError(description: "cannot run \(binary): \(error)")
+        }
+        try? log.close()
+        return EtcdTestServer(process: process, clientPort: clientPort, directory: directory)
+    }
+
+    /// Polls `POST /v3/kv/range` until etcd answers 200, it exits, or 20 s pass.
+    private func waitUntilReady() async throws {
+        let deadline = ContinuousClock.now + .seconds(20)
+        while ContinuousClock.now < deadline {
+            guard process.isRunning else {
+                throw StartError(description: "etcd exited with status \(process.terminationStatus) before it answered: \(logTail())")
+            }
+            if Self.answersRange(port: clientPort) { return }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        throw StartError(description: "etcd at \(endpoint) did not answer within 20 s: \(logTail())")
+    }
+
+    private func logTail() -> String {
+        let text = (try? String(contentsOfFile: directory + "/etcd.log", encoding: .utf8)) ?? ""
+        return String(text.suffix(2000))
+    }
+
+    /// A loopback port nothing listens on (the kernel just gave it to a socket that is closed
+    /// again): where a test points a client that must find etcd unreachable.
+    ///
+    /// - Throws: ``StartError`` when no socket can be bound.
+    public static func unusedLoopbackPort() throws -> Int {
+        try freePort()
+    }
+
+    /// A port the kernel just gave a loopback socket bound to port 0.
+    private static func freePort() throws -> Int {
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard descriptor >= 0 else { throw StartError(description: "socket failed: errno \(errno)") }
+        defer { close(descriptor) }
+        var address = loopback(port: 0)
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
+                bind(descriptor, pointer, length) == 0 && getsockname(descriptor, pointer, &length) == 0
+            }
+        }
+        guard bound else { throw StartError(description: "cannot bind a loopback port: errno \(errno)") }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    private static func loopback(port: UInt16) -> sockaddr_in {
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = port.bigEndian
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        return address
+    }
+
+    /// One blocking HTTP/1.0 request (1 s timeouts): whether it answered `200`.
+    private static func answersRange(port: Int) -> Bool {
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard descriptor >= 0 else { return false }
+        defer { close(descriptor) }
+        var timeout = timeval(tv_sec: 1, tv_usec: 0)
+        setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        setsockopt(descriptor, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var address = loopback(port: UInt16(port))
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
+            }
+        }
+        guard connected else { return false }
+        let body = #"{"key":"AA=="}"#
+        let request = "POST /v3/kv/range HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
+        let sent = request.withCString { send(descriptor, $0, strlen($0), 0) }
+        guard sent == request.utf8.count else { return false }
+        var buffer = [UInt8](repeating: 0, count: 64)
+        let received = recv(descriptor, &buffer, buffer.count, 0)
+        guard received > 0 else { return false }
+        return String(decoding: buffer[..<received], as: UTF8.self).hasPrefix("HTTP/1.0 200") || String(decoding: buffer[..<received], as: UTF8.self).hasPrefix("HTTP/1.1 200")
+    }
+}
