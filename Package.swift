@@ -96,6 +96,7 @@ let package = Package(
             name: "MiniBroker",
             dependencies: [
                 "BrokerReplication",
+                "BrokerReplicationEtcd",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -16,7 +16,7 @@ struct MiniBroker: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "mini-broker",
         abstract: "A tiny message broker that replicates its segment files with BrokerReplication.",
-        subcommands: [LeaderCommand.self, FollowerCommand.self]
+        subcommands: [LeaderCommand.self, FollowerCommand.self, NodeCommand.self]
     )
 
     /// Logs to stderr and reports swift-metrics to a Prometheus registry; call once, first.
