@@ -208,7 +208,7 @@ struct EtcdClient: Sendable {
                 var cause = ""
                 do {
                     _ = try await group.next()
-                } catch let error as HTTPClientError where error == .cancelled {
+                } catch let error as HTTPClientError where error == .cancelled || error == .deadlineExceeded {
                 } catch is CancellationError {
                 } catch {
                     cause = " (\(error))"
@@ -217,6 +217,8 @@ struct EtcdClient: Sendable {
             }
         } catch let error as ReplicationError {
             throw error
+        } catch let error as HTTPClientError where error == .deadlineExceeded {
+            throw ReplicationError.coordination("cannot reach etcd at \(address) (\(what)): no answer within \(timeout)")
         } catch {
             if Task.isCancelled { throw CancellationError() }
             throw ReplicationError.coordination("cannot reach etcd at \(address) (\(what)): \(error)")

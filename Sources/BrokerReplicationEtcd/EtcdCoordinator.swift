@@ -133,8 +133,8 @@ public final class EtcdCoordinator: Coordinator {
         } else {
             owner = "nobody"
         }
-        let term = election.termRevision.map { " of term revision \($0)" } ?? ""
-        return ReplicationError.coordination("fenced: \"\(election.nodeID)\" no longer leads (etcd at \(election.endpoint.address) refused the write of \(what)\(term): the leader key \(election.leaderKey) belongs to \(owner))")
+        let term = election.termRevision.map { ", not to this node's term revision \($0)" } ?? ""
+        return ReplicationError.coordination("fenced: \"\(election.nodeID)\" no longer leads (etcd at \(election.endpoint.address) refused the write of \(what): the leader key \(election.leaderKey) belongs to \(owner)\(term))")
     }
 
     private func decodeState(_ keyValue: EtcdKeyValue?) throws -> CoordinatorState {

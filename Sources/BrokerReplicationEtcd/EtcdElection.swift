@@ -115,13 +115,11 @@ public final class EtcdElection: LeaderElection {
                 continue
             }
             if result.succeeded {
-                won(term: result.revision, lease: lease)
                 logger.info("won the election", metadata: ["term": "\(result.revision)", "lease": "\(lease)"])
-                return true
+                return won(term: result.revision, lease: lease)
             }
             if let current = result.ranges.first ?? nil, current.lease == lease {
-                won(term: current.createRevision, lease: lease)
-                return true
+                return won(term: current.createRevision, lease: lease)
             }
             state.withLock { $0.leading = false }
             return false
@@ -267,11 +265,14 @@ public final class EtcdElection: LeaderElection {
         }
     }
 
-    private func won(term: Int64, lease: Int64) {
+    /// Records the term won with `lease`; false when the lease was found lost meanwhile (a
+    /// renewal answered without a TTL), so the win does not count.
+    private func won(term: Int64, lease: Int64) -> Bool {
         state.withLock { state in
-            guard state.lease == lease else { return }
             state.termRevision = term
+            guard state.lease == lease else { return false }
             state.leading = true
+            return true
         }
     }
 
