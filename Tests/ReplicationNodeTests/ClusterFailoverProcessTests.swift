@@ -62,6 +62,7 @@ struct ClusterFailoverProcessTests {
         }
         let leader = try #require(newLeader)
         let tookOver = ContinuousClock.now - killedAt
+        print("failover measurement: SIGKILL of the leader to a new leader's status: \(tookOver) (lease TTL \(ttl))")
         let follower = others.first { $0 != leader }!
         try await waitUntil("\(follower) follows \(leader)", brokers: cluster.running) {
             cluster.status(follower).map { $0.role == "follower" && $0.leader == leader } ?? false
@@ -89,10 +90,18 @@ struct ClusterFailoverProcessTests {
 
         // SIGTERM: the leader resigns once its followers hold everything, and one of them leads.
         cluster.signal(leader, SIGTERM)
+        let terminatedAt = ContinuousClock.now
+        var handedOver: Duration?
+        try await waitUntil("a follower takes over from the resigning \(leader)", brokers: cluster.running.filter { $0.name.hasPrefix(follower) || $0.name.hasPrefix(oldLeader) }) {
+            guard [follower, oldLeader].contains(where: { cluster.status($0)?.role == "leader" }) else { return false }
+            handedOver = ContinuousClock.now - terminatedAt
+            return true
+        }
+        print("failover measurement: SIGTERM of the leader to a new leader's status: \(handedOver ?? .zero) (lease TTL \(ttl))")
         let status = try await cluster.processes[leader]?.waitForExit(timeout: .seconds(20))
         #expect(status == 0, "\(leader) did not exit with 0 after SIGTERM\n\(cluster.logs())")
         #expect(cluster.processes[leader]?.logTail(lines: 400).contains("resigned the leadership") == true)
-        try await waitUntil("a follower takes over from the resigned \(leader)", brokers: cluster.running) {
+        try await waitUntil("the two others agree on the new leader", brokers: cluster.running) {
             cluster.leader(among: [follower, oldLeader]) != nil
         }
         for name in [follower, oldLeader] { cluster.signal(name, SIGTERM) }
@@ -116,6 +125,7 @@ struct ClusterFailoverProcessTests {
         try await waitUntil("the leader steps down", brokers: cluster.running, within: ttl + .seconds(5)) {
             cluster.status(leader)?.role == "candidate"
         }
+        print("failover measurement: etcd frozen to the leader's step-down seen in its status: \(ContinuousClock.now - frozenAt) (lease TTL \(ttl))")
         try await Task.sleep(for: ttl)
         let lateConfirms = publisher.all.filter { $0.status == 200 && $0.sentAt > frozenAt + ttl }
         #expect(lateConfirms.isEmpty, "\(lateConfirms.count) requests sent more than the lease TTL after etcd froze were confirmed")

@@ -68,7 +68,7 @@ extension ReplicationLeader {
         repeat {
             let chunk = remaining.readSlice(length: min(remaining.readableBytes, configuration.chunkBytes))!
             do {
-                try core.localWrites.measure { () throws(StorageError) in try chunk.withUnsafeReadableBytes { buffer throws(StorageError) in try handle.write(buffer, at: size) } }
+                try core.localWrites.measure { () throws(StorageError) in directory.injectedFaults.stallIfAsked(); try chunk.withUnsafeReadableBytes { buffer throws(StorageError) in try handle.write(buffer, at: size) } }
             } catch {
                 // Leave no half-written bytes behind the replicated size.
                 try? handle.truncate(to: size)
