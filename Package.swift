@@ -149,6 +149,7 @@ let package = Package(
             name: "BrokerReplicationEtcdTests",
             dependencies: [
                 "BrokerReplicationEtcd",
+                "HeavyTestGate",
                 "BrokerReplication",
                 "BrokerReplicationTesting",
                 .product(name: "Logging", package: "swift-log"),

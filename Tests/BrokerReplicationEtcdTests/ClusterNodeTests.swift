@@ -1,4 +1,5 @@
 import BrokerReplicationTesting
+import HeavyTestGate
 import Foundation
 import Testing
 
@@ -6,15 +7,16 @@ import Testing
 @testable import BrokerReplicationEtcd
 
 /// `ClusterNode`s in this process with a real etcd, for what a process test cannot cause: a
-/// leader's disk that hangs.
-@Suite("Cluster nodes on etcd", .serialized)
+/// leader's disk that hangs. Heavy: the hung write blocks one of the cooperative threads.
+@Suite("Cluster nodes on etcd", .serialized, .heavy)
 struct ClusterNodeTests {
     func node(_ cluster: ReplicationTestCluster.Workspace, _ name: String, etcd: EtcdTestServer, prefix: String) throws -> ClusterNode {
         var leader = cluster.leaderConfiguration(name)
         leader.port = try EtcdTestServer.unusedLoopbackPort()
         var configuration = ClusterNodeConfiguration(leader: leader, follower: cluster.followerConfiguration(name, port: leader.port))
         configuration.writeStallLimit = .seconds(1)
-        let election = try makeElection(etcd, prefix: prefix, nodeID: name, leaseTTL: .seconds(2))
+        // A lease with slack, so that only the stall can end the leadership on a loaded machine.
+        let election = try makeElection(etcd, prefix: prefix, nodeID: name, leaseTTL: .seconds(5))
         return try ClusterNode(configuration: configuration, election: election, secret: cluster.secret, logger: ReplicationTestCluster.Workspace.logger)
     }
 
