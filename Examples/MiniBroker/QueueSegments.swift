@@ -73,7 +73,7 @@ struct QueueNameError: Error, CustomStringConvertible {
 final class NodeSegments: Sendable {
     private let dataDirectory: String
     private let segmentBytes: Int
-    private let current = Mutex<(leader: ObjectIdentifier, segments: QueueSegments)?>(nil)
+    private let current = Mutex<(leader: ReplicationLeader, segments: QueueSegments)?>(nil)
 
     init(dataDirectory: String, segmentBytes: Int) {
         self.dataDirectory = dataDirectory
@@ -83,9 +83,9 @@ final class NodeSegments: Sendable {
     /// The segments that writes through `leader` go to.
     func segments(for leader: ReplicationLeader) -> QueueSegments {
         current.withLock { current in
-            if let current, current.leader == ObjectIdentifier(leader) { return current.segments }
+            if let current, current.leader === leader { return current.segments }
             let segments = QueueSegments(dataDirectory: dataDirectory, segmentBytes: segmentBytes)
-            current = (ObjectIdentifier(leader), segments)
+            current = (leader, segments)
             return segments
         }
     }

@@ -181,8 +181,7 @@ public final class ClusterNode: Service, Sendable {
             return await follow(current, from: active)
         }
         if current != nil {
-            // This node's record from a campaign it could not complete: give it up.
-            try? await election.resign()
+            try? await election.resign()  // a record of a campaign this node could not complete
             return active
         }
         publish(role: .candidate, leader: nil, follower: nil, record: nil)
@@ -248,6 +247,8 @@ public final class ClusterNode: Service, Sendable {
             return .leading(leader, run)
         } catch {
             note("won the election but cannot lead: \(error)", level: .error)
+            // A refused promotion leaves the follower running: only the next poll's may run.
+            await stop(active, graceful: false)
             try? await election.resign()
             return .candidate
         }
@@ -332,10 +333,7 @@ public final class ClusterNode: Service, Sendable {
 
     private func publish(role: ClusterNodeStatus.Role, leader: ReplicationLeader?, follower: ReplicationFollower?, record: LeaderRecord?) {
         shared.withLock { shared in
-            shared.role = role
-            shared.leader = leader
-            shared.follower = follower
-            shared.leaderRecord = record
+            (shared.role, shared.leader, shared.follower, shared.leaderRecord) = (role, leader, follower, record)
             if let leader { shared.knownEpoch = max(shared.knownEpoch, leader.epoch) }
         }
     }
