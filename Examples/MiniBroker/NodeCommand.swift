@@ -16,7 +16,7 @@ struct NodeCommand: AsyncParsableCommand {
     @Option(name: .customLong("node-id"), help: "This node's name; keep it stable across restarts.")
     var nodeID: String
 
-    @Option(help: ArgumentHelp("The etcd that elects the leader and stores the in-sync set.", valueName: "etcd://host:port[/prefix]"))
+    @Option(help: ArgumentHelp("The etcd members that elect the leader and store the in-sync set.", valueName: "etcd://host:port[,host:port...][/prefix]"))
     var coordinator: String
 
     @Option(name: .customLong("lease-ttl"), help: "Seconds a leader's etcd lease lasts without renewal: how long a failover waits for a dead leader.")

@@ -3,6 +3,7 @@ import BrokerReplication
 import Foundation
 import NIOCore
 import NIOFoundationCompat
+import Synchronization
 
 /// The one HTTP client of this module, a global like `HTTPClient.shared` and for the same
 /// reason never shut down (so no client can leak or be shut down twice), but configured for
@@ -63,19 +64,30 @@ struct EtcdTxnResult: Sendable {
 /// Every failure becomes ``ReplicationError/coordination(_:)`` naming the member, the request
 /// and what etcd answered, so a broker's log says which etcd to look at; cancellation of the
 /// calling task stays a `CancellationError`. Requests go through ``etcdHTTPClient``.
+///
+/// Requests go to one member until it fails to answer (a refused connection, a timeout, a 5xx
+/// answer such as a member cut off from its quorum), then to the next: a refused connection
+/// moves on within the same request, a timeout at the next request, so one request never
+/// waits more than `timeout`. Every request is safe to send again: the election and the
+/// coordinator make each transaction a compare-and-set that recognises its own earlier effect.
 struct EtcdClient: Sendable {
-    /// The member and key prefix.
+    /// The members and key prefix.
     let endpoint: EtcdEndpoint
     /// How long one request may take, connection included.
     let timeout: Duration
     private let http: HTTPClient
+    /// The member requests go to now.
+    private let current = MemberCursor()
 
-    /// A client of `endpoint`'s gateway whose requests each last at most `timeout`.
+    /// A client of `endpoint`'s gateways whose requests each last at most `timeout`.
     init(endpoint: EtcdEndpoint, timeout: Duration = .seconds(2)) {
         self.endpoint = endpoint
         self.timeout = timeout
         self.http = etcdHTTPClient
     }
+
+    /// The member requests go to now, for tests and logs.
+    var currentMember: EtcdEndpoint.Member { endpoint.members[current.index % endpoint.members.count] }
 
     /// The key, nil when it does not exist.
     func get(_ key: String) async throws -> EtcdKeyValue? {
@@ -161,20 +173,49 @@ struct EtcdClient: Sendable {
         return try decode(bytes, what: what)
     }
 
-    /// POSTs `body` to `/v3/<path>` and returns the answer's body (its first line only for a
-    /// stream), racing the request against `timeout`.
+    /// POSTs `body` to `/v3/<path>` of the current member, moving on to the next while members
+    /// refuse, and returns the answer's body (its first line only for a stream).
     private func post(_ path: String, body: some Encodable, what: String, timeout: Duration, firstLineOnly: Bool) async throws -> ByteBuffer {
-        var request = HTTPClientRequest(url: "http://\(endpoint.address)/v3/\(path)")
+        let members = endpoint.members
+        let first = current.index
+        var failures: [String] = []
+        for offset in 0..<members.count {
+            let index = (first + offset) % members.count
+            do {
+                let bytes = try await post(to: members[index], path, body: body, what: what, timeout: timeout, firstLineOnly: firstLineOnly)
+                current.settle(on: index)
+                return bytes
+            } catch let failure as MemberFailure {
+                failures.append(failure.error.message)
+                current.moveOn(from: index, count: members.count)
+                if failure.timedOut { break }
+            }
+        }
+        if failures.count == 1 { throw ReplicationError.coordination(failures[0]) }
+        throw ReplicationError.coordination("no etcd member answered: " + failures.joined(separator: "; "))
+    }
+
+    /// A member that did not answer (refused, timed out, or answered 5xx): the next one may.
+    private struct MemberFailure: Error {
+        var error: ReplicationError
+        var timedOut: Bool
+    }
+
+    /// POSTs `body` to `/v3/<path>` of `member`, racing the request against `timeout`.
+    private func post(
+        to member: EtcdEndpoint.Member, _ path: String, body: some Encodable, what: String, timeout: Duration, firstLineOnly: Bool
+    ) async throws -> ByteBuffer {
+        var request = HTTPClientRequest(url: "http://\(member)/v3/\(path)")
         request.method = .POST
         request.headers.add(name: "Content-Type", value: "application/json")
         do {
             request.body = .bytes(ByteBuffer(data: try JSONEncoder().encode(body)))
         } catch {
-            throw ReplicationError.coordination("cannot encode \(what) for etcd at \(endpoint.address): \(error)")
+            throw ReplicationError.coordination("cannot encode \(what) for etcd at \(member): \(error)")
         }
         let http = self.http
         let prepared = request
-        let address = endpoint.address
+        let address = member.description
         let limit = 4 << 20
         do {
             return try await withThrowingTaskGroup(of: ByteBuffer?.self) { group in
@@ -189,7 +230,9 @@ struct EtcdClient: Sendable {
                         if firstLineOnly, received.readableBytesView.contains(UInt8(ascii: "\n")) { break }
                     }
                     guard (200..<300).contains(response.status.code) else {
-                        throw ReplicationError.coordination("etcd at \(address) answered \(what) with HTTP \(response.status.code): \(Self.text(received))")
+                        let error = ReplicationError.coordination("etcd at \(address) answered \(what) with HTTP \(response.status.code): \(Self.text(received))")
+                        if response.status.code >= 500 { throw MemberFailure(error: error, timedOut: false) }
+                        throw error
                     }
                     if firstLineOnly, let newline = received.readableBytesView.firstIndex(of: UInt8(ascii: "\n")) {
                         return received.getSlice(at: received.readerIndex, length: newline - received.readerIndex)
@@ -213,15 +256,17 @@ struct EtcdClient: Sendable {
                 } catch {
                     cause = " (\(error))"
                 }
-                throw ReplicationError.coordination("cannot reach etcd at \(address) (\(what)): no answer within \(timeout)\(cause)")
+                throw MemberFailure(error: .coordination("cannot reach etcd at \(address) (\(what)): no answer within \(timeout)\(cause)"), timedOut: true)
             }
         } catch let error as ReplicationError {
             throw error
+        } catch let failure as MemberFailure {
+            throw failure
         } catch let error as HTTPClientError where error == .deadlineExceeded {
-            throw ReplicationError.coordination("cannot reach etcd at \(address) (\(what)): no answer within \(timeout)")
+            throw MemberFailure(error: .coordination("cannot reach etcd at \(address) (\(what)): no answer within \(timeout)"), timedOut: true)
         } catch {
             if Task.isCancelled { throw CancellationError() }
-            throw ReplicationError.coordination("cannot reach etcd at \(address) (\(what)): \(error)")
+            throw MemberFailure(error: .coordination("cannot reach etcd at \(address) (\(what)): \(error)"), timedOut: false)
         }
     }
 
@@ -267,5 +312,23 @@ struct EtcdClient: Sendable {
         case .deleteRange(let key):
             EtcdWireRequestOp(requestDeleteRange: EtcdDeleteRangeRequest(key: etcdBase64(key)))
         }
+    }
+}
+
+/// Which member an ``EtcdClient`` asks, shared by its copies.
+private final class MemberCursor: Sendable {
+    private let current = Mutex(0)
+
+    var index: Int { current.withLock { $0 } }
+
+    /// `index` answered: stay with it.
+    func settle(on index: Int) {
+        current.withLock { $0 = index }
+    }
+
+    /// `index` did not answer: the next request tries the member after it, unless another
+    /// request has moved on already.
+    func moveOn(from index: Int, count: Int) {
+        current.withLock { if $0 == index { $0 = (index + 1) % count } }
     }
 }

@@ -51,7 +51,10 @@ public final class EtcdTestServer: @unchecked Sendable {
         }
         var lastError: (any Error)?
         for _ in 0..<5 {
-            let server = try launch(binary: binary)
+            let clientPort = try freePort()
+            var peerPort = try freePort()
+            while peerPort == clientPort { peerPort = try freePort() }
+            let server = try launch(binary: binary, name: "t", clientPort: clientPort, peerPort: peerPort, initialCluster: nil)
             do {
                 try await server.waitUntilReady()
                 return server
@@ -62,6 +65,44 @@ public final class EtcdTestServer: @unchecked Sendable {
             }
         }
         throw lastError ?? StartError(description: "etcd did not start")
+    }
+
+    /// Starts a cluster of `count` members on free loopback ports and waits (at most about
+    /// 20 s) until every member answers: for tests of a node that must move to another member
+    /// when its own stops answering.
+    ///
+    /// - Parameter count: how many members (3 for a cluster that survives one member down).
+    /// - Returns: the members; stop each one.
+    /// - Throws: ``StartError`` when etcd is not installed, or a member does not answer in time.
+    public static func startCluster(members count: Int) async throws -> [EtcdTestServer] {
+        guard let binary = findBinary() else {
+            throw StartError(description: "etcd not found on PATH: `make test` installs Debian's etcd-server")
+        }
+        var lastError: (any Error)?
+        for _ in 0..<5 {
+            var ports: Set<Int> = []
+            while ports.count < 2 * count { ports.insert(try freePort()) }
+            let pairs = Array(ports.sorted()).chunked(by: 2)
+            let initialCluster = pairs.enumerated().map { "m\($0.offset)=http://127.0.0.1:\($0.element[1])" }.joined(separator: ",")
+            var servers: [EtcdTestServer] = []
+            do {
+                for (index, pair) in pairs.enumerated() {
+                    servers.append(try launch(binary: binary, name: "m\(index)", clientPort: pair[0], peerPort: pair[1], initialCluster: initialCluster))
+                }
+                for server in servers { try await server.waitUntilReady() }
+                return servers
+            } catch {
+                lastError = error
+                for server in servers { server.stop() }
+            }
+        }
+        throw lastError ?? StartError(description: "the etcd cluster did not start")
+    }
+
+    /// `etcd://HOST:PORT,HOST:PORT...<prefix>` naming every member of `members`.
+    public static func url(of members: [EtcdTestServer], prefix: String) -> String {
+        let path = prefix.hasPrefix("/") ? prefix : "/" + prefix
+        return "etcd://" + members.map(\.endpoint).joined(separator: ",") + path
     }
 
     /// `etcd://127.0.0.1:PORT<prefix>`, the URL `EtcdEndpoint(url:)` parses.
@@ -110,21 +151,22 @@ public final class EtcdTestServer: @unchecked Sendable {
         return candidates.first { FileManager.default.isExecutableFile(atPath: $0) }
     }
 
-    private static func launch(binary: String) throws -> EtcdTestServer {
+    /// Runs one member; `initialCluster` names every member of a cluster (nil: alone).
+    private static func launch(binary: String, name: String, clientPort: Int, peerPort: Int, initialCluster: String?) throws -> EtcdTestServer {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("brpl-etcd-\(UUID().uuidString.prefix(8))").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        let clientPort = try freePort()
-        var peerPort = try freePort()
-        while peerPort == clientPort { peerPort = try freePort() }
         let client = "http://127.0.0.1:\(clientPort)"
         let peer = "http://127.0.0.1:\(peerPort)"
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
         process.arguments = [
-            "--name", "t", "--data-dir", directory + "/data",
+            "--name", name, "--data-dir", directory + "/data",
             "--listen-client-urls", client, "--advertise-client-urls", client,
             "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-            "--initial-cluster", "t=\(peer)", "--log-level", "error",
+            "--initial-cluster", initialCluster ?? "\(name)=\(peer)",
+            // The same token for every member of one cluster, another for every cluster.
+            "--initial-cluster-token", "brpl-test-\(initialCluster.map { String($0.hashValue) } ?? String(peerPort))",
+            "--log-level", "error",
         ]
         let logPath = directory + "/etcd.log"
         FileManager.default.createFile(atPath: logPath, contents: nil)
@@ -215,5 +257,12 @@ public final class EtcdTestServer: @unchecked Sendable {
         let received = recv(descriptor, &buffer, buffer.count, 0)
         guard received > 0 else { return false }
         return String(decoding: buffer[..<received], as: UTF8.self).hasPrefix("HTTP/1.0 200") || String(decoding: buffer[..<received], as: UTF8.self).hasPrefix("HTTP/1.1 200")
+    }
+}
+
+extension Array {
+    /// Consecutive slices of `size` elements (the last may be shorter).
+    fileprivate func chunked(by size: Int) -> [[Element]] {
+        stride(from: 0, to: count, by: size).map { Array(self[$0..<Swift.min($0 + size, count)]) }
     }
 }

@@ -16,8 +16,7 @@ struct EtcdEndpointTests {
     @Test("a prefix loses its trailing slashes and round-trips through description")
     func prefix() throws {
         let endpoint = try EtcdEndpoint(url: "etcd://etcd.internal:23790/brokers/orders/")
-        #expect(endpoint.host == "etcd.internal")
-        #expect(endpoint.port == 23790)
+        #expect(endpoint.members == [EtcdEndpoint.Member(host: "etcd.internal", port: 23790)])
         #expect(endpoint.prefix == "/brokers/orders")
         #expect(endpoint.description == "etcd://etcd.internal:23790/brokers/orders")
         #expect(try EtcdEndpoint(url: endpoint.description) == endpoint)
@@ -26,9 +25,18 @@ struct EtcdEndpointTests {
     @Test("an IPv6 host in brackets")
     func ipv6() throws {
         let endpoint = try EtcdEndpoint(url: "etcd://[::1]:2379/x")
-        #expect(endpoint.host == "::1")
+        #expect(endpoint.members.first?.host == "::1")
         #expect(endpoint.address == "[::1]:2379")
         #expect(endpoint.prefix == "/x")
+    }
+
+    @Test("several members, tried in the order given")
+    func members() throws {
+        let endpoint = try EtcdEndpoint(url: "etcd://10.0.0.1:2379,[::1]:2380,etcd-c:2381/orders")
+        #expect(endpoint.members.map(\.description) == ["10.0.0.1:2379", "[::1]:2380", "etcd-c:2381"])
+        #expect(endpoint.address == "10.0.0.1:2379,[::1]:2380,etcd-c:2381")
+        #expect(endpoint.prefix == "/orders")
+        #expect(try EtcdEndpoint(url: endpoint.description) == endpoint)
     }
 
     @Test(
@@ -44,6 +52,8 @@ struct EtcdEndpointTests {
             "etcd://:2379",
             "etcd://[::1/x",
             "etcd://127.0.0.1:2379/a b",
+            "etcd://127.0.0.1:2379,/x",
+            "etcd://127.0.0.1:2379,127.0.0.2/x",
         ]
     )
     func malformed(url: String) {
