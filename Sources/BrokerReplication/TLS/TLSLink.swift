@@ -97,12 +97,19 @@ final class PlaintextGuard: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundOut = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
+    /// Set once a plaintext follower was refused: what else it sends is dropped.
+    private var refused = false
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if refused { return }
         let buffer = unwrapInboundIn(data)
         guard let first = buffer.getInteger(at: buffer.readerIndex, as: UInt8.self) else { return }
         if TLSLink.classify(firstByte: first) == .plaintextFollower {
+            refused = true
             let refusal = WireMessage.refusal(TLSLink.plaintextRefusal).encoded(using: context.channel.allocator)
-            context.writeAndFlush(wrapOutboundOut(refusal)).whenComplete { _ in context.close(promise: nil) }
+            // Close only once the socket took the refusal, so the follower can read why.
+            let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+            context.writeAndFlush(wrapOutboundOut(refusal)).whenComplete { _ in bound.value.close(promise: nil) }
             context.fireErrorCaught(PlaintextFollower())
             return
         }

@@ -42,9 +42,9 @@ struct TLSConfigurationTests {
         #expect(error.message.contains("nowhere.pem") && error.message.contains("does not exist"), "\(error.message)")
         var follower = try certificates.followerTLS(nodeID: "f1")
         follower.trustedRootsFile = cluster.root + "/no-ca.pem"
-        let followerError = try #require(followerError(cluster, follower))
-        #expect(followerError.code == .invalidConfiguration)
-        #expect(followerError.message.contains("no-ca.pem") && followerError.message.contains("tls.trustedRootsFile"), "\(followerError.message)")
+        let refused = try #require(followerError(cluster, follower))
+        #expect(refused.code == .invalidConfiguration)
+        #expect(refused.message.contains("no-ca.pem") && refused.message.contains("tls.trustedRootsFile"), "\(refused.message)")
     }
 
     @Test func aFileThatIsNotPEMIsNamed() throws {
