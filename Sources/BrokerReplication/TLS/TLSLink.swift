@@ -83,6 +83,7 @@ enum TLSLink {
             ("ALERT_CERTIFICATE_EXPIRED", "the leader refused this follower's certificate: it has expired"),
             ("ALERT_BAD_CERTIFICATE", "the leader refused this follower's certificate"),
             ("ALERT_CERTIFICATE_UNKNOWN", "the leader refused this follower's certificate"),
+            ("EOF during handshake", "the leader closed the connection during the TLS handshake: a plaintext leader, which does not speak TLS on this port?"),
             ("uncleanShutdown", "the leader closed the connection during TLS (a plaintext leader, or it refused this follower's certificate)"),
         ]
         return reasons.first { text.contains($0.0) }?.1 ?? "the TLS handshake or stream failed"

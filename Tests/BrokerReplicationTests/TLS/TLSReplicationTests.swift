@@ -57,7 +57,7 @@ struct TLSReplicationTests {
         let leaderTLS = try certificates.leaderTLS(requireClientCertificate: true)
         try await withLeader(cluster, configure: { $0.tls = leaderTLS }) { leader, port in
             let lastError = try await Self.refusal(cluster, "f1", port: port, tls: certificates.followerTLS(nodeID: "f1", issuer: .otherCA))
-            #expect(lastError?.contains("TLS") == true, "\(lastError ?? "no error")")
+            #expect(lastError?.contains("the leader does not trust this follower's certificate") == true, "\(lastError ?? "no error")")
             #expect(leader.status().followers.isEmpty)
         }
     }
@@ -68,7 +68,7 @@ struct TLSReplicationTests {
         let leaderTLS = try certificates.leaderTLS(requireClientCertificate: true)
         try await withLeader(cluster, configure: { $0.tls = leaderTLS }) { leader, port in
             let lastError = try await Self.refusal(cluster, "f1", port: port, tls: certificates.followerTLS(nodeID: "f1", expired: true))
-            #expect(lastError?.contains("TLS") == true, "\(lastError ?? "no error")")
+            #expect(lastError?.contains("it has expired") == true, "\(lastError ?? "no error")")
             #expect(leader.status().followers.isEmpty)
         }
     }
@@ -94,6 +94,7 @@ struct TLSReplicationTests {
         try await withLeader(cluster, configure: { $0.tls = leaderTLS }) { _, port in
             let lastError = try await Self.refusal(cluster, "f1", port: port, tls: nil)
             #expect(lastError?.contains("the leader requires TLS") == true, "\(lastError ?? "no error")")
+            #expect(lastError?.contains("refused by the leader") == true, "\(lastError ?? "no error")")
         }
     }
 
@@ -102,7 +103,8 @@ struct TLSReplicationTests {
         let certificates = try TestCertificates(directory: cluster.root + "/tls")
         try await withLeader(cluster) { _, port in
             let lastError = try await Self.refusal(cluster, "f1", port: port, tls: certificates.followerTLS(nodeID: "f1"))
-            #expect(lastError?.contains("TLS") == true, "\(lastError ?? "no error")")
+            #expect(lastError?.contains("TLS with the leader failed") == true, "\(lastError ?? "no error")")
+            #expect(lastError?.contains("plaintext leader") == true, "\(lastError ?? "no error")")
         }
     }
 }
