@@ -25,7 +25,14 @@ struct LeaderServer {
                 .bind(host: leader.configuration.host, port: leader.configuration.port) { channel in
                     channel.eventLoop.makeCompletedFuture {
                         try TCPKeepalive.configure(channel)
-                        if let tlsContext { try TLSLink.addServerHandlers(tlsContext, to: channel) }
+                        if let tlsContext {
+                            try TLSLink.addServerHandlers(tlsContext, to: channel) { address in
+                                leader.repeatedWarnings.log(
+                                    leader.logger, .warning, "follower refused in TLS", key: "plaintext \(address)",
+                                    metadata: ["address": "\(address)", "error": "\(PlaintextFollower())"]
+                                )
+                            }
+                        }
                         try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder(limits: limits, preamble: .expected)))
                         try channel.pipeline.syncOperations.addHandler(WireMessageDecoder(limits: limits))
                         try channel.pipeline.syncOperations.addHandler(LivenessHandler())

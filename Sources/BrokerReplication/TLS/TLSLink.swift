@@ -30,9 +30,10 @@ enum TLSLink {
     }
 
     /// Adds the leader's TLS handlers in front of the frame decoder: the guard, then TLS.
-    static func addServerHandlers(_ context: NIOSSLContext, to channel: any Channel) throws {
+    /// `onPlaintextFollower` is told the peer's address when the guard refuses one.
+    static func addServerHandlers(_ context: NIOSSLContext, to channel: any Channel, onPlaintextFollower: @escaping @Sendable (String) -> Void) throws {
         let operations = channel.pipeline.syncOperations
-        try operations.addHandler(PlaintextGuard())
+        try operations.addHandler(PlaintextGuard(onPlaintextFollower: onPlaintextFollower))
         try operations.addHandler(NIOSSLServerHandler(context: context))
     }
 
@@ -57,7 +58,6 @@ enum TLSLink {
     /// The leader's account of a connection that failed before its handshake because of TLS
     /// (a plaintext follower, a certificate that does not verify), or nil for any other error.
     static func describeLeaderFailure(_ error: any Error) -> String? {
-        if let plaintext = error as? PlaintextFollower { return plaintext.description }
         let text = String(describing: error)
         guard error is NIOSSLError || error is BoringSSLError || text.contains("SSL") else { return nil }
         return "TLS handshake failed: \(text)"
@@ -100,6 +100,11 @@ final class PlaintextGuard: ChannelInboundHandler, RemovableChannelHandler {
 
     /// Set once a plaintext follower was refused: what else it sends is dropped.
     private var refused = false
+    private let onPlaintextFollower: @Sendable (String) -> Void
+
+    init(onPlaintextFollower: @escaping @Sendable (String) -> Void) {
+        self.onPlaintextFollower = onPlaintextFollower
+    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         if refused { return }
@@ -107,11 +112,16 @@ final class PlaintextGuard: ChannelInboundHandler, RemovableChannelHandler {
         guard let first = buffer.getInteger(at: buffer.readerIndex, as: UInt8.self) else { return }
         if TLSLink.classify(firstByte: first) == .plaintextFollower {
             refused = true
+            onPlaintextFollower(context.channel.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "unknown")
+            // Without TLS in the way, the close below ends the connection quietly instead of
+            // as a failed TLS handshake.
+            if let tls = try? context.pipeline.syncOperations.handler(type: NIOSSLHandler.self) {
+                context.pipeline.syncOperations.removeHandler(tls, promise: nil)
+            }
             let refusal = WireMessage.refusal(TLSLink.plaintextRefusal).encoded(using: context.channel.allocator)
             // Close only once the socket took the refusal, so the follower can read why.
             let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
             context.writeAndFlush(wrapOutboundOut(refusal)).whenComplete { _ in bound.value.close(promise: nil) }
-            context.fireErrorCaught(PlaintextFollower())
             return
         }
         context.fireChannelRead(data)
