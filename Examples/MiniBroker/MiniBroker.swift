@@ -49,6 +49,28 @@ struct BrokerOptions: ParsableArguments {
     @Option(name: .customLong("config"), help: ArgumentHelp("Replication settings as JSON; BRPL_* variables override them.", valueName: "file"))
     var configFile: String?
 
+    @Option(name: .customLong("tls-cert"), help: ArgumentHelp("TLS on the replication link: this node's PEM certificate chain (overrides tlsCertificateFile).", valueName: "file"))
+    var tlsCertificateFile: String?
+
+    @Option(name: .customLong("tls-key"), help: ArgumentHelp("The PEM private key of --tls-cert (overrides tlsPrivateKeyFile).", valueName: "file"))
+    var tlsPrivateKeyFile: String?
+
+    @Option(name: .customLong("tls-ca"), help: ArgumentHelp("The PEM CA bundle the peer's certificate must chain to (overrides tlsTrustedRootsFile).", valueName: "file"))
+    var tlsTrustedRootsFile: String?
+
+    @Flag(name: .customLong("tls-require-client-cert"), help: "Leader: require a follower certificate that names the follower's node id (mutual TLS).")
+    var tlsRequireClientCertificate = false
+
+    /// The replication settings from `--config` and the environment, then the `--tls-*` options.
+    func loadConfiguration() throws -> ReplicationConfiguration {
+        var configuration = try ReplicationConfiguration.load(file: configFile)
+        try configuration.overrideTLS(
+            certificateFile: tlsCertificateFile, privateKeyFile: tlsPrivateKeyFile, trustedRootsFile: tlsTrustedRootsFile,
+            requireClientCertificate: tlsRequireClientCertificate
+        )
+        return configuration
+    }
+
     /// Runs the replication service and the HTTP server together until SIGTERM or SIGINT.
     ///
     /// On a graceful shutdown the group stops its services in reverse order: the HTTP server
@@ -82,7 +104,7 @@ struct LeaderCommand: AsyncParsableCommand {
         var configuration = ReplicationLeaderConfiguration(dataDirectory: options.dataDirectory, clusterID: options.clusterID, nodeID: nodeID)
         configuration.host = address.host
         configuration.port = address.port
-        try ReplicationConfiguration.load(file: options.configFile).apply(to: &configuration)
+        try options.loadConfiguration().apply(to: &configuration)
         let leader = try ReplicationLeader(configuration: configuration, secret: SharedSecret(contentsOfFile: options.secretFile))
         let segments = QueueSegments(dataDirectory: options.dataDirectory, segmentBytes: segmentBytes)
         try await options.serve(leader, routes: BrokerRoutes(role: .leader(leader, segments), registry: registry), logger: logger)
@@ -106,7 +128,7 @@ struct FollowerCommand: AsyncParsableCommand {
         var configuration = ReplicationFollowerConfiguration(
             dataDirectory: options.dataDirectory, leaderHost: address.host, leaderPort: address.port,
             clusterID: options.clusterID, nodeID: nodeID)
-        try ReplicationConfiguration.load(file: options.configFile).apply(to: &configuration)
+        try options.loadConfiguration().apply(to: &configuration)
         let follower = try ReplicationFollower(configuration: configuration, secret: SharedSecret(contentsOfFile: options.secretFile))
         try await options.serve(follower, routes: BrokerRoutes(role: .follower(follower), registry: registry), logger: logger)
     }

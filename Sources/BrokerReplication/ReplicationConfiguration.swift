@@ -76,6 +76,14 @@ public struct ReplicationConfiguration: Codable, Sendable, Equatable {
     /// Leader: bytes per second for catch-up traffic (full syncs and resumes from the
     /// backlog) across all followers; absent (default): unlimited. At least 65,536.
     public var catchUpBytesPerSecond: Int?
+    /// TLS (both roles): the PEM certificate chain this node presents; absent: see ``tls``.
+    public var tlsCertificateFile: String?
+    /// TLS (both roles): the PEM private key of `tlsCertificateFile`.
+    public var tlsPrivateKeyFile: String?
+    /// TLS (both roles): the PEM CA bundle the peer's certificate must chain to.
+    public var tlsTrustedRootsFile: String?
+    /// TLS (leader): require a follower certificate naming its node id (default false).
+    public var tlsRequireClientCertificate: Bool = false
 
     /// A configuration with every value at its default.
     public init() {}
@@ -85,7 +93,7 @@ public struct ReplicationConfiguration: Codable, Sendable, Equatable {
         "policy", "minInSyncReplicas", "queueBytes", "queueFrames", "backlogBytes", "ackTimeoutSeconds",
         "heartbeatIntervalSeconds", "heartbeatTimeoutSeconds", "maxLagTimeSeconds", "producerTimeoutSeconds",
         "durability", "batchBytes", "flushIntervalSeconds", "connectTimeoutSeconds", "reconnectBaseSeconds", "reconnectCapSeconds",
-        "catchUpBytesPerSecond",
+        "catchUpBytesPerSecond", "tlsCertificateFile", "tlsPrivateKeyFile", "tlsTrustedRootsFile", "tlsRequireClientCertificate",
     ]
 
     private enum CodingKeys: String, CodingKey, CaseIterable {
@@ -94,6 +102,7 @@ public struct ReplicationConfiguration: Codable, Sendable, Equatable {
         case durability, batchBytes, flushIntervalSeconds
         case connectTimeoutSeconds, reconnectBaseSeconds, reconnectCapSeconds
         case catchUpBytesPerSecond
+        case tlsCertificateFile, tlsPrivateKeyFile, tlsTrustedRootsFile, tlsRequireClientCertificate
     }
 
     /// Decodes the keys a file sets; every key missing keeps its default.
@@ -135,6 +144,10 @@ public struct ReplicationConfiguration: Codable, Sendable, Equatable {
         if let v = try value(.connectTimeoutSeconds, Double.self, "must be a number of seconds") { connectTimeoutSeconds = v }
         if let v = try value(.reconnectBaseSeconds, Double.self, "must be a number of seconds") { reconnectBaseSeconds = v }
         if let v = try value(.reconnectCapSeconds, Double.self, "must be a number of seconds") { reconnectCapSeconds = v }
+        if let v = try value(.tlsCertificateFile, String.self, "must be a file path") { tlsCertificateFile = v }
+        if let v = try value(.tlsPrivateKeyFile, String.self, "must be a file path") { tlsPrivateKeyFile = v }
+        if let v = try value(.tlsTrustedRootsFile, String.self, "must be a file path") { tlsTrustedRootsFile = v }
+        if let v = try value(.tlsRequireClientCertificate, Bool.self, "must be true or false") { tlsRequireClientCertificate = v }
     }
 
     /// Reads a JSON file, then applies `BRPL_*` overrides from `environment`, then validates.
@@ -225,6 +238,7 @@ public struct ReplicationConfiguration: Codable, Sendable, Equatable {
         if let v = try seconds("connectTimeoutSeconds") { connectTimeoutSeconds = v }
         if let v = try seconds("reconnectBaseSeconds") { reconnectBaseSeconds = v }
         if let v = try seconds("reconnectCapSeconds") { reconnectCapSeconds = v }
+        try applyTLSEnvironment(environment)
     }
 
     /// Checks each value, and that every retry budget is shorter than the deadline it serves
@@ -257,47 +271,14 @@ public struct ReplicationConfiguration: Codable, Sendable, Equatable {
             throw invalid("reconnectBaseSeconds", "must be at most reconnectCapSeconds (\(reconnectCapSeconds)), got \(reconnectBaseSeconds)")
         }
         try validateRetryBudgets()
-    }
-
-    /// Room left between `maxLagTimeSeconds` and `producerTimeoutSeconds` for the leader to
-    /// notice a laggard (every 20 ms) and store the smaller in-sync set (a file write and fsyncs).
-    static let inSyncStoreAllowanceSeconds = 0.5
-
-    /// Every retry budget is shorter than the deadline it serves (Docs/Semantics.md, "Reconnects"):
-    /// a budget as long as its deadline turns one bad peer into a failure for everyone waiting.
-    private func validateRetryBudgets() throws(ReplicationError) {
-        let invalid = ReplicationError.invalidSetting
-        if heartbeatIntervalSeconds >= heartbeatTimeoutSeconds {
-            throw invalid(
-                "heartbeatIntervalSeconds",
-                "must be shorter than heartbeatTimeoutSeconds (\(heartbeatTimeoutSeconds)), got \(heartbeatIntervalSeconds): an idle link would time out between two heartbeats"
-            )
-        }
-        if ackTimeoutSeconds >= producerTimeoutSeconds {
-            throw invalid(
-                "ackTimeoutSeconds",
-                "must be shorter than producerTimeoutSeconds (\(producerTimeoutSeconds)), got \(ackTimeoutSeconds): confirms would fail before a dead follower is evicted from the in-sync set"
-            )
-        }
-        if maxLagTimeSeconds + Self.inSyncStoreAllowanceSeconds > producerTimeoutSeconds {
-            throw invalid(
-                "maxLagTimeSeconds",
-                "must be at least \(Self.inSyncStoreAllowanceSeconds) s shorter than producerTimeoutSeconds (\(producerTimeoutSeconds)), got \(maxLagTimeSeconds): a confirm waits for a lagging in-sync follower until it has lagged that long and its removal is stored"
-            )
-        }
-        if policy == .minInSyncReplicas, reconnectCapSeconds + connectTimeoutSeconds >= producerTimeoutSeconds {
-            throw invalid(
-                "reconnectCapSeconds",
-                "reconnectCapSeconds + connectTimeoutSeconds (\(reconnectCapSeconds + connectTimeoutSeconds)) must be shorter than producerTimeoutSeconds (\(producerTimeoutSeconds)) under minInSyncReplicas: producers held back for an evicted follower would give up before it can reconnect"
-            )
-        }
+        try validateTLS()
     }
 
     /// The leader's settings with these values applied.
     ///
     /// Sets `policy`, `queueBytes`, `queueFrames`, `backlogBytes`, `ackTimeout`,
     /// `heartbeatInterval`, `heartbeatTimeout`, `maxLagTime`, `producerTimeout`, `batchBytes`,
-    /// `flushInterval` and `catchUpBytesPerSecond`; the follower-only values are ignored.
+    /// `flushInterval`, `catchUpBytesPerSecond` and `tls`; the follower-only values are ignored.
     ///
     /// - Parameter leader: the configuration to change; its other values are left as they are.
     public func apply(to leader: inout ReplicationLeaderConfiguration) {
@@ -313,12 +294,13 @@ public struct ReplicationConfiguration: Codable, Sendable, Equatable {
         leader.batchBytes = batchBytes
         leader.flushInterval = .seconds(flushIntervalSeconds)
         leader.catchUpBytesPerSecond = catchUpBytesPerSecond
+        leader.tls = tls
     }
 
     /// The follower's settings with these values applied.
     ///
     /// Sets `durability`, `leaderSilenceTimeout` (from `heartbeatTimeoutSeconds`),
-    /// `connectTimeout`, `reconnectBase` and `reconnectCap`; the leader-only values are ignored.
+    /// `connectTimeout`, `reconnectBase`, `reconnectCap` and `tls`; the leader-only values are ignored.
     ///
     /// - Parameter follower: the configuration to change; its other values are left as they are.
     public func apply(to follower: inout ReplicationFollowerConfiguration) {
@@ -327,6 +309,7 @@ public struct ReplicationConfiguration: Codable, Sendable, Equatable {
         follower.connectTimeout = .seconds(connectTimeoutSeconds)
         follower.reconnectBase = .seconds(reconnectBaseSeconds)
         follower.reconnectCap = .seconds(reconnectCapSeconds)
+        follower.tls = tls
     }
 }
 

@@ -21,6 +21,18 @@ struct NodeOptions: ParsableArguments {
     @Option(name: .customLong("coordinator"), help: ArgumentHelp("The coordinator state file (JSON) holding the leader epoch and the in-sync set. The leader writes it (default <data-dir>/.brpl/coordinator.json); a follower reads it to check a promotion.", valueName: "file"))
     var coordinatorFile: String?
 
+    @Option(name: .customLong("tls-cert"), help: ArgumentHelp("TLS on the replication link: this node's PEM certificate chain (overrides tlsCertificateFile).", valueName: "file"))
+    var tlsCertificateFile: String?
+
+    @Option(name: .customLong("tls-key"), help: ArgumentHelp("The PEM private key of --tls-cert (overrides tlsPrivateKeyFile).", valueName: "file"))
+    var tlsPrivateKeyFile: String?
+
+    @Option(name: .customLong("tls-ca"), help: ArgumentHelp("The PEM CA bundle the peer's certificate must chain to (overrides tlsTrustedRootsFile).", valueName: "file"))
+    var tlsTrustedRootsFile: String?
+
+    @Flag(name: .customLong("tls-require-client-cert"), help: "Leader: require a follower certificate that names the follower's node id (mutual TLS).")
+    var tlsRequireClientCertificate = false
+
     func validate() throws {
         if let coordinatorFile, coordinatorFile.isEmpty { throw ValidationError("--coordinator must not be empty") }
         guard !dataDirectory.isEmpty else { throw ValidationError("--data-dir must not be empty") }
@@ -30,11 +42,16 @@ struct NodeOptions: ParsableArguments {
         _ = try loadConfiguration()
     }
 
-    /// The replication settings from `--config` and the environment; a ``ValidationError``
+    /// The replication settings from `--config` and the environment, then the `--tls-*` options; a ``ValidationError``
     /// naming the key when a value is wrong.
     func loadConfiguration() throws -> ReplicationConfiguration {
         do {
-            return try ReplicationConfiguration.load(file: configFile)
+            var configuration = try ReplicationConfiguration.load(file: configFile)
+            try configuration.overrideTLS(
+                certificateFile: tlsCertificateFile, privateKeyFile: tlsPrivateKeyFile, trustedRootsFile: tlsTrustedRootsFile,
+                requireClientCertificate: tlsRequireClientCertificate
+            )
+            return configuration
         } catch {
             throw ValidationError("--config: \(error.message)")
         }

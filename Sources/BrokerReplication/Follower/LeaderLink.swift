@@ -1,5 +1,6 @@
 import Logging
 import NIOCore
+import NIOSSL
 import NIOPosix
 import Synchronization
 
@@ -28,12 +29,15 @@ struct LeaderLink {
     func run() async throws {
         let limits = configuration.wireLimits
         let silence = TimeAmount(configuration.leaderSilenceTimeout)
+        let tlsContext = follower.tlsContext
+        let host = configuration.leaderHost
         let connection = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .connectTimeout(TimeAmount(configuration.connectTimeout))
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .connect(host: configuration.leaderHost, port: configuration.leaderPort) { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try TCPKeepalive.configure(channel)
+                    if let tlsContext { try TLSLink.addClientHandler(tlsContext, host: host, to: channel) }
                     let operations = channel.pipeline.syncOperations
                     try operations.addHandler(IdleStateHandler(readTimeout: silence))
                     try operations.addHandler(LeaderSilenceHandler())

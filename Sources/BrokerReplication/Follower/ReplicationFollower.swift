@@ -1,4 +1,5 @@
 import Logging
+import NIOSSL
 import ServiceLifecycle
 import NIOCore
 import NIOPosix
@@ -16,6 +17,8 @@ public final class ReplicationFollower: Service, Sendable {
     /// ``ReplicationFollowerConfiguration/validate()``.
     public let configuration: ReplicationFollowerConfiguration
     let secret: SharedSecret
+    /// The TLS context of ``ReplicationFollowerConfiguration/tls``, made once; nil: plaintext.
+    let tlsContext: NIOSSLContext?
     let logger: Logger
     let directory: DataDirectory
     let stateFile: FollowerStateFile
@@ -96,6 +99,7 @@ public final class ReplicationFollower: Service, Sendable {
     ///   and the errno).
     public init(configuration: ReplicationFollowerConfiguration, secret: SharedSecret, logger: Logger = Logger(label: "BrokerReplication.follower")) throws(ReplicationError) {
         try configuration.validate()
+        self.tlsContext = try configuration.tls.map { tls throws(ReplicationError) in try tls.makeClientContext() }
         self.configuration = configuration
         self.secret = secret
         var logger = logger
@@ -177,8 +181,9 @@ public final class ReplicationFollower: Service, Sendable {
                 // Only this task's own cancellation stops the follower; a CancellationError from
                 // inside a connection that ended is just another failed connection.
                 if Task.isCancelled { break }
-                record(error: "\(error)", code: Self.lastErrorCode(for: error))
-                repeatedWarnings.log(logger, .warning, "connection to the leader ended", key: "ended", metadata: ["error": "\(error)"])
+                let described = TLSLink.describeFollowerFailure(error, tls: tlsContext != nil) ?? "\(error)"
+                record(error: described, code: Self.lastErrorCode(for: error))
+                repeatedWarnings.log(logger, .warning, "connection to the leader ended", key: "ended", metadata: ["error": "\(described)"])
             }
             if Task.isCancelled { break }
             // Only a connection that moved the follower forward restarts the backoff, so a

@@ -33,6 +33,10 @@ public struct ReplicationFollowerConfiguration: Sendable {
     public var refusalDelay: Duration = .seconds(5)
     /// Must match the leader's limits.
     public var wireLimits: WireLimits = .default
+    /// TLS to the leader; nil (the default): plaintext. Must match the leader: it needs at
+    /// least ``ReplicationTLS/trustedRootsFile``, and a certificate naming ``nodeID`` when the
+    /// leader requires client certificates. The files are read when the follower is created.
+    public var tls: ReplicationTLS?
 
     /// A configuration with the given identity and leader address; every other value has its default.
     ///

@@ -69,11 +69,16 @@ struct FollowerLink {
             if let session {
                 core.evict(session, reason: .decodeError, detail: error.description)
             } else {
-                leader.repeatedWarnings.log(logger, .warning, "follower connection refused", key: "refused \(channel.remoteAddress?.ipAddress ?? "?")", metadata: ["error": "\(error)"])
+                let described = TLSLink.describePlaintextLeaderFailure(error, tls: configuration.tls != nil) ?? "\(error)"
+                leader.repeatedWarnings.log(logger, .warning, "follower connection refused", key: "refused \(channel.remoteAddress?.ipAddress ?? "?")", metadata: ["error": "\(described)"])
             }
         } catch {
             if let session, core.isServing(session) {
                 logger.info("follower connection ended", metadata: ["follower": "\(session.nodeID)", "error": "\(error)"])
+            } else if session == nil, let tlsFailure = TLSLink.describeLeaderFailure(error) {
+                leader.repeatedWarnings.log(
+                    logger, .warning, "follower refused in TLS", key: "tls \(channel.remoteAddress?.ipAddress ?? "?")", metadata: ["error": "\(tlsFailure)"]
+                )
             }
         }
         handshakeTimer.cancel()
@@ -120,6 +125,13 @@ struct FollowerLink {
                 throw error
             }
             guard let message else { return nil }
+            if configuration.tls?.requireClientCertificate == true, case .hello(let hello) = message {
+                // The TLS handshake is over once a frame arrives: the certificate was verified.
+                let identity = await CertificateIdentity.ofPeer(on: channel) ?? CertificateIdentity(dnsNames: [], commonName: nil)
+                if !identity.admits(nodeID: hello.nodeID) {
+                    return try await refuse(identity.refusal(nodeID: hello.nodeID), logger: logger)
+                }
+            }
             switch handshake.received(message) {
             case .sendChallenge(let challenge):
                 try await write(.challenge(challenge), to: outbound)

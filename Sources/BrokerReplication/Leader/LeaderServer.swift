@@ -1,4 +1,5 @@
 import NIOCore
+import NIOSSL
 import NIOPosix
 import ServiceLifecycle
 
@@ -14,6 +15,7 @@ struct LeaderServer {
     /// Listens for followers and serves them until the task is cancelled.
     func run() async throws {
         let limits = leader.configuration.wireLimits
+        let tlsContext = leader.tlsContext
         let server: NIOAsyncChannel<NIOAsyncChannel<WireMessage, ByteBuffer>, Never>
         do {
             server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
@@ -23,6 +25,14 @@ struct LeaderServer {
                 .bind(host: leader.configuration.host, port: leader.configuration.port) { channel in
                     channel.eventLoop.makeCompletedFuture {
                         try TCPKeepalive.configure(channel)
+                        if let tlsContext {
+                            try TLSLink.addServerHandlers(tlsContext, to: channel) { address in
+                                leader.repeatedWarnings.log(
+                                    leader.logger, .warning, "follower refused in TLS", key: "plaintext \(address)",
+                                    metadata: ["address": "\(address)", "error": "\(PlaintextFollower())"]
+                                )
+                            }
+                        }
                         try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder(limits: limits, preamble: .expected)))
                         try channel.pipeline.syncOperations.addHandler(WireMessageDecoder(limits: limits))
                         try channel.pipeline.syncOperations.addHandler(LivenessHandler())
@@ -47,7 +57,10 @@ struct LeaderServer {
         leader.core.startGating()
         leader.logger.info(
             "leader listening",
-            metadata: ["address": "\(leader.configuration.host):\(port)", "epoch": "\(leader.epoch)", "policy": "\(leader.configuration.policy)"]
+            metadata: [
+                "address": "\(leader.configuration.host):\(port)", "epoch": "\(leader.epoch)", "policy": "\(leader.configuration.policy)",
+                "tls": "\(leader.configuration.tls.map { $0.requireClientCertificate ? "mutual" : "on" } ?? "off")",
+            ]
         )
 
         let shutdownRequests = AsyncStream<Void>.makeStream()

@@ -1,6 +1,7 @@
 import CoreMetrics
 import ServiceLifecycle
 import Logging
+import NIOSSL
 import NIOCore
 
 /// The leader side of replication: the broker writes its durable files through it, and it
@@ -23,6 +24,8 @@ public final class ReplicationLeader: Service, Sendable {
     /// This leader's epoch: one more than the previous leader of this data directory.
     public let epoch: UInt64
     let secret: SharedSecret
+    /// The TLS context of ``ReplicationLeaderConfiguration/tls``, made once; nil: plaintext.
+    let tlsContext: NIOSSLContext?
     let logger: Logger
     let directory: DataDirectory
     let core: LeaderCore
@@ -52,6 +55,7 @@ public final class ReplicationLeader: Service, Sendable {
     ///   directory cannot be used (the message names the file, the operation and the errno).
     public init(configuration: ReplicationLeaderConfiguration, secret: SharedSecret, logger: Logger = Logger(label: "BrokerReplication.leader")) throws(ReplicationError) {
         try configuration.validate()
+        self.tlsContext = try configuration.tls.map { tls throws(ReplicationError) in try tls.makeServerContext() }
         self.configuration = configuration
         self.secret = secret
         self.lifecycle = LeaderLifecycle(maximumHandshakingConnections: configuration.maximumHandshakingConnections)

@@ -69,6 +69,11 @@ public struct ReplicationLeaderConfiguration: Sendable {
     /// On a graceful shutdown, how long the leader waits for in-sync followers to ack
     /// everything before it closes their connections.
     public var shutdownTimeout: Duration = .seconds(5)
+    /// TLS on the replication port; nil (the default): plaintext. With
+    /// ``ReplicationTLS/requireClientCertificate`` every follower must present a certificate
+    /// that names its node id (``ReplicationTLS/nodeIdentityRule``). The files are read when
+    /// the leader is created.
+    public var tls: ReplicationTLS?
 
     /// A configuration with the given identity and data directory; every other value has its default.
     ///
