@@ -41,13 +41,15 @@ struct LeaderLink {
                     let operations = channel.pipeline.syncOperations
                     try operations.addHandler(IdleStateHandler(readTimeout: silence))
                     try operations.addHandler(LeaderSilenceHandler())
-                    try operations.addHandler(ByteToMessageHandler(FrameDecoder(limits: limits, preamble: .none)))
+                    // TLS authenticates every byte; without it, every frame carries a tag.
+                    try operations.addHandler(ByteToMessageHandler(FrameDecoder(limits: limits, preamble: .none, authenticatesFrames: tlsContext == nil)))
+                    if tlsContext == nil { try operations.addHandler(FrameAuthenticationHandler(side: .follower)) }
                     return try NIOAsyncChannel<Frame, ByteBuffer>(wrappingChannelSynchronously: channel)
                 }
             }
         try await connection.executeThenClose { inbound, outbound in
             var frames = inbound.makeAsyncIterator()
-            let welcome = try await handshake(frames: &frames, outbound: outbound, allocator: connection.channel.allocator)
+            let welcome = try await handshake(frames: &frames, outbound: outbound, channel: connection.channel)
             var position = follower.stateFile.load()
             switch welcome.resync {
             case .fullSync:
@@ -88,12 +90,18 @@ struct LeaderLink {
     private func handshake(
         frames: inout NIOAsyncChannelInboundStream<Frame>.AsyncIterator,
         outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>,
-        allocator: ByteBufferAllocator
+        channel: any Channel
     ) async throws -> Welcome {
+        let allocator = channel.allocator
         var handshake = FollowerHandshake(clusterID: configuration.clusterID, nodeID: configuration.nodeID, secret: follower.secret)
         try await outbound.write(WireMessage.hello(handshake.hello).encoded(using: allocator, preamble: true))
         while true {
             let message = try await nextMessage(&frames)
+            if follower.tlsContext == nil, case .challenge(let challenge) = message {
+                // In place before this follower's next frame, so before the leader can send a tagged one.
+                let keys = FrameAuthentication.SessionKeys(secret: follower.secret, followerNonce: handshake.followerNonce, leaderNonce: challenge.leaderNonce)
+                try await channel.triggerUserOutboundEvent(FrameAuthenticationHandler.Start(keys: keys)).get()
+            }
             let position = follower.stateFile.load()
             switch handshake.received(message, position: (position.epoch, position.lastDurableLSN)) {
             case .sendAuthenticate(let authenticate):

@@ -11,7 +11,7 @@ public enum EvictionReason: String, Hashable, Sendable, Codable, CodingKeyRepres
     case heartbeatTimeout = "heartbeat-timeout"
     /// It sent bytes the leader refused (see the logged wire error).
     case decodeError = "decode-error"
-    /// It failed the handshake.
+    /// It failed the handshake, or sent a frame whose authentication tag did not verify.
     case authentication
     /// It reported a disk error.
     case diskError = "disk-error"

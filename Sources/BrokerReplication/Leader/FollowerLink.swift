@@ -67,7 +67,8 @@ struct FollowerLink {
             }
         } catch let error as WireError {
             if let session {
-                core.evict(session, reason: .decodeError, detail: error.description)
+                let reason: EvictionReason = if case .authenticationFailed = error.code { .authentication } else { .decodeError }
+                core.evict(session, reason: reason, detail: error.description)
             } else {
                 let described = TLSLink.describePlaintextLeaderFailure(error, tls: configuration.tls != nil) ?? "\(error)"
                 leader.repeatedWarnings.log(logger, .warning, "follower connection refused", key: "refused \(channel.remoteAddress?.ipAddress ?? "?")", metadata: ["error": "\(described)"])
@@ -122,6 +123,11 @@ struct FollowerLink {
                 if case .unsupportedProtocolVersion = error.code {
                     return try await refuse(Refusal(code: .unsupportedVersion, reason: error.description), logger: logger)
                 }
+                if case .authenticationFailed = error.code {
+                    // Tagged like every frame: a follower whose frame was changed on the way reads
+                    // why; one with another secret cannot read it, and has refused us already.
+                    return try await refuse(Refusal(code: .authenticationFailed, reason: error.description), logger: logger)
+                }
                 throw error
             }
             guard let message else { return nil }
@@ -134,6 +140,11 @@ struct FollowerLink {
             }
             switch handshake.received(message) {
             case .sendChallenge(let challenge):
+                if leader.tlsContext == nil, case .hello(let hello) = message {
+                    // The keys are in place before the challenge leaves, so before any tagged frame can arrive.
+                    let keys = FrameAuthentication.SessionKeys(secret: leader.secret, followerNonce: hello.followerNonce, leaderNonce: challenge.leaderNonce)
+                    try await channel.triggerUserOutboundEvent(FrameAuthenticationHandler.Start(keys: keys)).get()
+                }
                 try await write(.challenge(challenge), to: outbound)
             case .refuse(let refusal):
                 return try await refuse(refusal, logger: logger)

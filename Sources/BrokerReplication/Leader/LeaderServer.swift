@@ -33,7 +33,12 @@ struct LeaderServer {
                                 )
                             }
                         }
-                        try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder(limits: limits, preamble: .expected)))
+                        // TLS authenticates every byte; without it, every frame carries a tag.
+                        let authenticatesFrames = tlsContext == nil
+                        try channel.pipeline.syncOperations.addHandler(
+                            ByteToMessageHandler(FrameDecoder(limits: limits, preamble: .expected, authenticatesFrames: authenticatesFrames))
+                        )
+                        if authenticatesFrames { try channel.pipeline.syncOperations.addHandler(FrameAuthenticationHandler(side: .leader)) }
                         try channel.pipeline.syncOperations.addHandler(WireMessageDecoder(limits: limits))
                         try channel.pipeline.syncOperations.addHandler(LivenessHandler())
                         return try NIOAsyncChannel<WireMessage, ByteBuffer>(wrappingChannelSynchronously: channel)

@@ -1,7 +1,7 @@
 import NIOCore
 
 /// The protocol version this build speaks; it is sent in the stream preamble.
-let replicationProtocolVersion: UInt16 = 2
+let replicationProtocolVersion: UInt16 = 3
 
 /// The first four bytes a follower sends on a new connection: ASCII "BRPL".
 let replicationMagic: [UInt8] = Array("BRPL".utf8)
@@ -68,12 +68,22 @@ enum FrameType: UInt8, Hashable, Sendable, CaseIterable, CustomStringConvertible
 
 /// One checksummed frame: its type and its body (the checksum is verified on the way in).
 @_spi(Benchmarks) public struct Frame: Hashable, Sendable {
+    /// What follows a frame's body on a link with frame authentication: the header's checksum,
+    /// which the tag covers instead of the parser, and the tag (``FrameAuthentication``).
+    struct Trailer: Hashable, Sendable {
+        var checksum: UInt32
+        var tag: ByteBuffer
+    }
+
     var type: FrameType
     var body: ByteBuffer
+    /// Set by a parser that expects tags, on every frame but the first.
+    var trailer: Trailer?
 
-    init(type: FrameType, body: ByteBuffer) {
+    init(type: FrameType, body: ByteBuffer, trailer: Trailer? = nil) {
         self.type = type
         self.body = body
+        self.trailer = trailer
     }
 
     /// Bytes before the body: length (4), type (1), CRC32C (4).
@@ -112,7 +122,10 @@ enum FrameType: UInt8, Hashable, Sendable, CaseIterable, CustomStringConvertible
 /// Cuts frames out of a byte stream: a pure parser that the NIO decoder and tests share.
 ///
 /// Lengths and types are checked from the header alone, before the body is awaited or
-/// allocated; the checksum is checked before the frame is handed on.
+/// allocated; the checksum is checked before the frame is handed on. On a link with frame
+/// authentication every frame but the first is followed by a tag: the parser cuts it off and
+/// leaves the checksum to the tag's check (``FrameAuthenticationHandler``), so that a changed
+/// byte is reported as what it is on such a link, a frame that fails authentication.
 @_spi(Benchmarks) public struct FrameParser: Sendable {
     @_spi(Benchmarks) public enum Preamble: Sendable {
         /// The leader's side: the stream starts with "BRPL" and a version.
@@ -127,11 +140,15 @@ enum FrameType: UInt8, Hashable, Sendable, CaseIterable, CustomStringConvertible
     /// frames, so nothing a peer may not send is ever buffered (a would-be follower cannot
     /// make the leader hold a 9 MiB data frame before it has authenticated).
     private let isLeaderSide: Bool
+    /// Whether frames after the first carry a tag (a link without TLS).
+    private let authenticatesFrames: Bool
+    private var framesRead = 0
 
-    @_spi(Benchmarks) public init(limits: WireLimits = .default, preamble: Preamble) {
+    @_spi(Benchmarks) public init(limits: WireLimits = .default, preamble: Preamble, authenticatesFrames: Bool = false) {
         self.limits = limits
         self.awaitingPreamble = preamble == .expected
         self.isLeaderSide = preamble == .expected
+        self.authenticatesFrames = authenticatesFrames
     }
 
     /// The preamble a follower writes first: magic "BRPL" and the protocol version.
@@ -172,15 +189,23 @@ enum FrameType: UInt8, Hashable, Sendable, CaseIterable, CustomStringConvertible
         guard bodyLength <= limit else {
             throw WireError(.frameTooLarge(type: type, bodyBytes: Int(bodyLength), limit: limit))
         }
-        guard buffer.readableBytes >= Frame.headerBytes + Int(bodyLength) else { return nil }
+        let tagged = authenticatesFrames && framesRead > 0
+        let tagBytes = tagged ? FrameAuthentication.tagBytes : 0
+        guard buffer.readableBytes >= Frame.headerBytes + Int(bodyLength) + tagBytes else { return nil }
         let expected = buffer.getInteger(at: buffer.readerIndex + 5, as: UInt32.self)!
         let body = buffer.getSlice(at: buffer.readerIndex + Frame.headerBytes, length: Int(bodyLength))!
-        let computed = Frame.checksum(type: rawType, body: body.readableBytesView)
-        guard computed == expected else {
-            throw WireError(.checksumMismatch(type: type, expected: expected, computed: computed))
+        var trailer: Frame.Trailer?
+        if tagged {
+            trailer = Frame.Trailer(checksum: expected, tag: buffer.getSlice(at: buffer.readerIndex + Frame.headerBytes + Int(bodyLength), length: tagBytes)!)
+        } else {
+            let computed = Frame.checksum(type: rawType, body: body.readableBytesView)
+            guard computed == expected else {
+                throw WireError(.checksumMismatch(type: type, expected: expected, computed: computed))
+            }
         }
-        buffer.moveReaderIndex(forwardBy: Frame.headerBytes + Int(bodyLength))
-        return Frame(type: type, body: body)
+        buffer.moveReaderIndex(forwardBy: Frame.headerBytes + Int(bodyLength) + tagBytes)
+        framesRead += 1
+        return Frame(type: type, body: body, trailer: trailer)
     }
 }
 
@@ -190,8 +215,8 @@ struct FrameDecoder: ByteToMessageDecoder {
 
     private var parser: FrameParser
 
-    init(limits: WireLimits = .default, preamble: FrameParser.Preamble) {
-        self.parser = FrameParser(limits: limits, preamble: preamble)
+    init(limits: WireLimits = .default, preamble: FrameParser.Preamble, authenticatesFrames: Bool = false) {
+        self.parser = FrameParser(limits: limits, preamble: preamble, authenticatesFrames: authenticatesFrames)
     }
 
     mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {

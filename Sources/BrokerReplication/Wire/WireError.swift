@@ -27,6 +27,7 @@ import LZ4
         case invalidPath(path: String, reason: String)
         case lsnGap(expected: UInt64, received: UInt64)
         case unexpectedFrame(type: FrameType, state: String)
+        case authenticationFailed(type: FrameType, sequence: UInt64)
     }
 
     let code: Code
@@ -52,7 +53,7 @@ import LZ4
         case .malformedFrame(let type, let reason):
             return "malformed \(type) frame: \(reason)"
         case .unknownCodec(let codec):
-            return "data frame uses unknown codec \(codec); version 2 knows only 1 (LZ4 block)"
+            return "data frame uses unknown codec \(codec); version 3 knows only 1 (LZ4 block)"
         case .batchTooLarge(let declaredBytes, let limit):
             return "batch declares \(declaredBytes) decompressed bytes, above the limit of \(limit) bytes"
         case .tooManyRecords(let declared, let limit):
@@ -72,6 +73,9 @@ import LZ4
             return "LSN went backwards: expected LSN \(expected), frame starts at \(received) (records repeated)"
         case .unexpectedFrame(let type, let state):
             return "unexpected \(type) frame while \(state)"
+        case .authenticationFailed(let type, let sequence):
+            return "\(type) frame \(sequence) failed authentication: its tag does not match its bytes "
+                + "(changed on the way, or the peer holds another shared secret); nothing in it was used"
         }
     }
 }

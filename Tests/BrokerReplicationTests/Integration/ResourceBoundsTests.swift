@@ -190,13 +190,15 @@ struct ResourceBoundsTests {
                             let clusterID = index % 2 == 0 ? "cluster-\(random)" : cluster.clusterID
                             var opening = ByteBuffer()
                             FrameParser.writePreamble(to: &opening)
-                            WireMessage.hello(Hello(clusterID: clusterID, nodeID: "node-\(random)", followerNonce: HandshakeProof.makeNonce())).write(to: &opening)
+                            let nonce = HandshakeProof.makeNonce()
+                            WireMessage.hello(Hello(clusterID: clusterID, nodeID: "node-\(random)", followerNonce: nonce)).write(to: &opening)
                             try raw.send(opening)
                             switch try raw.receive() {
                             case .refusal:
                                 refusals.add(1, ordering: .relaxed)
-                            case .challenge:
+                            case .challenge(let challenge):
                                 challenges.add(1, ordering: .relaxed)
+                                raw.useKeys(secret: cluster.secret, followerNonce: nonce, leaderNonce: challenge.leaderNonce)
                                 try raw.send(.refusal(Refusal(code: .authenticationFailed, reason: "random follower \(random)")))
                                 // Let the leader close first, so it has read the refusal.
                                 _ = try raw.receive()

@@ -8,9 +8,14 @@ import Glibc
 
 /// A follower on a plain blocking socket: it completes a real handshake and then does only
 /// what a test tells it, such as never reading again (a black hole that keeps the socket open).
+///
+/// It tags what it sends and checks the tags of what it receives, as the frame authentication
+/// of a link without TLS asks (``FrameTagger``, ``FrameVerifier``).
 final class RawFollower {
     let descriptor: Int32
-    private var parser = FrameParser(preamble: .none)
+    private var parser = FrameParser(preamble: .none, authenticatesFrames: true)
+    private var verifier = FrameVerifier(side: .follower)
+    private var tagger = FrameTagger(side: .follower)
     private var inbound = ByteBuffer()
 
     struct Failure: Error, CustomStringConvertible { let description: String }
@@ -47,7 +52,19 @@ final class RawFollower {
         close(descriptor)
     }
 
+    /// Sends whole frames (after the preamble, when it starts the stream), tagging each.
     func send(_ buffer: ByteBuffer) throws {
+        var tagged = ByteBuffer()
+        for piece in try tagger.tag(buffer) {
+            switch piece {
+            case .bytes(let bytes): tagged.writeImmutableBuffer(bytes)
+            case .tag(let tag): tagged.writeBytes(tag)
+            }
+        }
+        try sendUntagged(tagged)
+    }
+
+    private func sendUntagged(_ buffer: ByteBuffer) throws {
         var remaining = buffer
         while remaining.readableBytes > 0 {
             let sent = remaining.withUnsafeReadableBytes { Glibc.send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
@@ -65,13 +82,23 @@ final class RawFollower {
     /// Reads until one whole message arrives; nil when the leader closed the connection.
     func receive() throws -> WireMessage? {
         while true {
-            if let frame = try parser.next(from: &inbound) { return try WireMessage(decoding: frame) }
+            if let frame = try parser.next(from: &inbound) {
+                try verifier.verify(frame)
+                return try WireMessage(decoding: frame)
+            }
             var chunk = [UInt8](repeating: 0, count: 65536)
             let count = recv(descriptor, &chunk, chunk.count, 0)
             if count == 0 { return nil }
             guard count > 0 else { throw Failure(description: "recv: errno \(errno)") }
             inbound.writeBytes(chunk[0..<count])
         }
+    }
+
+    /// Derives this connection's frame keys, as a follower does once the challenge came.
+    func useKeys(secret: SharedSecret, followerNonce: [UInt8], leaderNonce: [UInt8]) {
+        let keys = FrameAuthentication.SessionKeys(secret: secret, followerNonce: followerNonce, leaderNonce: leaderNonce)
+        verifier.keys = keys
+        tagger.keys = keys
     }
 
     /// Does the follower's half of the handshake; returns the leader's welcome or refusal.
@@ -83,6 +110,7 @@ final class RawFollower {
         try send(opening)
         guard let reply = try receive() else { throw Failure(description: "closed after hello") }
         guard case .challenge(let challenge) = reply else { return reply }
+        useKeys(secret: secret, followerNonce: nonce, leaderNonce: challenge.leaderNonce)
         let proof = HandshakeProof.proof(
             role: .follower, secret: secret, clusterID: cluster, leaderNodeID: challenge.leaderNodeID, followerNodeID: nodeID,
             followerNonce: nonce, leaderNonce: challenge.leaderNonce

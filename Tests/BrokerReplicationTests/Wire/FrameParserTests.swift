@@ -95,9 +95,9 @@ struct FrameParserTests {
     @Test func refusesAnUnsupportedVersionWithBothVersions() {
         var parser = FrameParser(preamble: .expected)
         var buffer = ByteBuffer()
-        FrameParser.writePreamble(to: &buffer, version: 1)
+        FrameParser.writePreamble(to: &buffer, version: 2)
         let error = #expect(throws: WireError.self) { try parser.next(from: &buffer) }
-        #expect(error?.code == .unsupportedProtocolVersion(received: 1, supported: 2), "version 1 had whole-file manifests")
+        #expect(error?.code == .unsupportedProtocolVersion(received: 2, supported: 3), "version 2 had no frame authentication")
     }
 
     /// A would-be follower cannot make the leader buffer a data frame (up to 9 MiB) before it
