@@ -66,6 +66,32 @@ struct FrameAuthenticationTests {
         return (frames, nil)
     }
 
+    /// The worked example of Docs/Protocol.md, section 12: an ack for LSN 42 as a follower's
+    /// frame 2, tagged with keys from a known secret and nonces. The expected bytes were
+    /// computed apart from this code (Python's `hmac` and `hashlib`, HKDF written out).
+    @Test func theProtocolPagesWorkedExampleHoldsByteForByte() throws {
+        let secret = try SharedSecret(bytes: Array("0123456789abcdef0123456789abcdef".utf8))
+        let keys = FrameAuthentication.SessionKeys(secret: secret, followerNonce: Array(0..<32), leaderNonce: Array(32..<64))
+        var stream = ByteBuffer()
+        FrameParser.writePreamble(to: &stream)
+        for message: WireMessage in [
+            .hello(Hello(clusterID: "c", nodeID: "f", followerNonce: Array(0..<32))),
+            .authenticate(Authenticate(followerProof: Array(repeating: 0, count: 32), epoch: 1, lastDurableLSN: 0)),
+            .ack(durableLSN: 42),
+        ] {
+            message.write(to: &stream)
+        }
+        var tagger = FrameTagger(side: .follower)
+        tagger.keys = keys
+        let pieces = try tagger.tag(stream)
+        guard case .tag(let tag) = pieces.last, case .bytes(let ack) = pieces[pieces.count - 2] else {
+            Issue.record("\(pieces)")
+            return
+        }
+        #expect(Array(ack.readableBytesView.suffix(17)) == [0x00, 0x00, 0x00, 0x08, 0x20, 0x1A, 0xAD, 0xE9, 0xFB, 0, 0, 0, 0, 0, 0, 0, 0x2A])
+        #expect(tag == [0x50, 0x5E, 0xF8, 0xC2, 0xEF, 0xFD, 0xF1, 0x4A, 0x65, 0x6A, 0x9B, 0x9A, 0xCB, 0x93, 0x5F, 0x03])
+    }
+
     @Test func everyFrameButTheFirstCarriesAVerifiedTag() throws {
         let frames = Self.leaderFrames()
         let bytes = try Self.taggedStream(frames)
