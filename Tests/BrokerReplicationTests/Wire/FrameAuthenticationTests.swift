@@ -104,6 +104,24 @@ struct FrameAuthenticationTests {
         #expect(received.dropFirst().allSatisfy { $0.trailer?.tag.readableBytes == FrameAuthentication.tagBytes })
     }
 
+    /// Every split of the tagged stream on the receiving side gives the same verified frames.
+    @Test func everySplitOfATaggedStreamGivesTheSameFrames() throws {
+        let bytes = try Self.taggedStream(Self.leaderFrames())
+        let expected = Self.receive(bytes).frames
+        for split in 0...bytes.count {
+            var parser = FrameParser(preamble: .none, authenticatesFrames: true)
+            var verifier = FrameVerifier(side: .follower)
+            verifier.keys = Self.keys
+            var buffer = ByteBuffer(bytes: bytes[..<split])
+            var frames: [Frame] = []
+            while let frame = try parser.next(from: &buffer) { try verifier.verify(frame); frames.append(frame) }
+            buffer.writeBytes(bytes[split...])
+            while let frame = try parser.next(from: &buffer) { try verifier.verify(frame); frames.append(frame) }
+            #expect(frames == expected, "split at \(split)")
+            #expect(buffer.readableBytes == 0)
+        }
+    }
+
     /// However the writes cut the frames (every single cut, then random multi-cuts), the
     /// tagger emits the same bytes.
     @Test func theTaggerIsIndependentOfHowWritesCutTheFrames() throws {
