@@ -118,6 +118,10 @@ struct Report {
             let ratio = ratioToCeiling(healthy2)
             checks.append(TargetCheck(met: ratio >= 0.40, text:
                 "healthy-2 payload \(Self.megabytes(healthy2.payloadBytesPerSecond)) MB/s = \(percent(ratio)) of the LZ4 one-core ceiling \(Self.megabytes(ceiling.bytesPerSecond)) MB/s (target >= 40%)"))
+            if let tls = result("healthy-2-tls"), let ratio = ratioToHealthy2(tls) {
+                checks.append(TargetCheck(met: ratio >= 0.80, text:
+                    "healthy-2-tls payload \(Self.megabytes(tls.payloadBytesPerSecond)) MB/s = \(percent(ratio)) of healthy-2's \(Self.megabytes(healthy2.payloadBytesPerSecond)) MB/s over mutual TLS (target >= 80%)"))
+            }
             for name in ["blackhole-1-of-2", "frozen-1-of-2"] {
                 guard let faulty = result(name), let ratio = ratioToHealthy2(faulty) else { continue }
                 checks.append(TargetCheck(met: ratio >= 0.90, text: "\(name) payload throughput \(percent(ratio)) of healthy-2's (target >= 90%)"))

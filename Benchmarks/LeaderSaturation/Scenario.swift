@@ -31,6 +31,10 @@ struct Scenario: Sendable, Equatable {
     let fault: Fault
     let policy: ReplicationPolicy
     let summary: String
+    /// Replication over mutual TLS: the leader requires client certificates, each follower
+    /// presents one naming its node id (certificates made by `TestCertificates` in the run's
+    /// temporary directory).
+    var tls = false
 
     /// Producers ask for a confirm (`waitForReplication`) per burst: only under min-ISR,
     /// where a confirm is what the policy is for.
@@ -46,6 +50,7 @@ struct Scenario: Sendable, Equatable {
         Scenario(name: "no-followers", followers: 0, fault: .none, policy: .evictSlowFollowers, summary: "no follower: the leader alone"),
         Scenario(name: "healthy-1", followers: 1, fault: .none, policy: .evictSlowFollowers, summary: "1 healthy follower"),
         Scenario(name: "healthy-2", followers: 2, fault: .none, policy: .evictSlowFollowers, summary: "2 healthy followers"),
+        Scenario(name: "healthy-2-tls", followers: 2, fault: .none, policy: .evictSlowFollowers, summary: "2 healthy followers over mutual TLS", tls: true),
         Scenario(name: "healthy-4", followers: 4, fault: .none, policy: .evictSlowFollowers, summary: "4 healthy followers"),
         Scenario(name: "slow-1-of-2", followers: 2, fault: .bandwidthCap, policy: .evictSlowFollowers, summary: "f2 capped in bandwidth, evict mode"),
         Scenario(name: "blackhole-1-of-2", followers: 2, fault: .blackHole, policy: .evictSlowFollowers, summary: "f2 black-holed at 25% of the run"),

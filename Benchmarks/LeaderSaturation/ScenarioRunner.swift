@@ -82,6 +82,10 @@ struct ScenarioRunner {
         configuration.queueBytes = settings.queueBytes
         configuration.backlogBytes = settings.backlogBytes
         configuration.policy = scenario.policy
+        // Mutual TLS: the leader's certificate names 127.0.0.1 (what the followers dial), each
+        // follower's names its node id.
+        let certificates = scenario.tls ? try TestCertificates(directory: root + "/tls") : nil
+        if let certificates { configuration.tls = try certificates.leaderTLS(requireClientCertificate: true) }
         var logger = Logger(label: "BrokerReplication.leader")
         logger.logLevel = settings.verbose ? .info : .error
         let leader = try ReplicationLeader(configuration: configuration, secret: secret, logger: logger)
@@ -94,12 +98,18 @@ struct ScenarioRunner {
         for number in stride(from: 1, through: scenario.followers, by: 1) {
             let nodeID = "f\(number)"
             let target = nodeID == scenario.faultyNodeID && scenario.fault.usesProxy ? proxyPort! : port
+            var tlsArguments: [String] = []
+            if let certificates {
+                // --tls-require-client-cert is the leader's (in this process); a follower ignores it.
+                let tls = try certificates.followerTLS(nodeID: nodeID)
+                tlsArguments = ["--tls-cert", tls.certificateChainFile!, "--tls-key", tls.privateKeyFile!, "--tls-ca", tls.trustedRootsFile!]
+            }
             followers.append(try FollowerProcess(
                 nodeID: nodeID, binary: settings.replicationNode,
                 arguments: [
                     "--data-dir", root + "/" + nodeID, "--leader", "127.0.0.1:\(target)", "--secret-file", secretFile,
                     "--cluster-id", "leader-saturation", "--node-id", nodeID,
-                ],
+                ] + tlsArguments,
                 logPath: root + "/\(nodeID).log", statusPath: root + "/\(nodeID).status.json"
             ))
         }

@@ -100,11 +100,18 @@ public struct TestCertificates: Sendable {
         return issued
     }
 
-    /// A leader's TLS settings: a certificate for 127.0.0.1 and `localhost`, trusting the test CA.
+    /// A leader's TLS settings: a certificate for 127.0.0.1 and `localhost` (by default),
+    /// trusting the test CA.
     ///
-    /// - Parameter requireClientCertificate: mutual TLS, tied to node ids.
-    public func leaderTLS(requireClientCertificate: Bool = false) throws -> ReplicationTLS {
-        let issued = try issue(file: "leader", commonName: "leader", dnsNames: ["localhost"], ipAddresses: ["127.0.0.1"])
+    /// - Parameters:
+    ///   - requireClientCertificate: mutual TLS, tied to node ids.
+    ///   - issuer: which CA signs the leader's certificate (``Issuer/otherCA``: one no follower trusts).
+    ///   - dnsNames: the certificate's DNS names (another host's only, to test a name mismatch).
+    ///   - ipAddresses: the certificate's IPv4 addresses, dotted.
+    public func leaderTLS(
+        requireClientCertificate: Bool = false, issuer: Issuer = .testCA, dnsNames: [String] = ["localhost"], ipAddresses: [String] = ["127.0.0.1"]
+    ) throws -> ReplicationTLS {
+        let issued = try issue(file: "leader", commonName: "leader", dnsNames: dnsNames, ipAddresses: ipAddresses, issuer: issuer)
         return ReplicationTLS(
             certificateChainFile: issued.certificateFile, privateKeyFile: issued.privateKeyFile, trustedRootsFile: caFile,
             requireClientCertificate: requireClientCertificate

@@ -20,11 +20,14 @@ struct TLSReplicationTests {
         leader.flush()
     }
 
-    /// Runs a follower with `tls` against the leader on `port` until it shows an error.
-    static func refusal(_ cluster: Workspace, _ name: String, port: Int, tls: ReplicationTLS?) async throws -> String? {
+    /// Runs a follower with `tls` against the leader on `port` (dialled as `leaderHost`) until
+    /// it shows an error, and until it has tried at least `connects` times.
+    static func refusal(
+        _ cluster: Workspace, _ name: String, port: Int, tls: ReplicationTLS?, leaderHost: String = "127.0.0.1", connects: Int = 1
+    ) async throws -> String? {
         var lastError: String?
-        try await withFollower(cluster, name, port: port, configure: { $0.tls = tls }) { follower in
-            _ = try await Workspace.eventually(timeout: .seconds(30)) { follower.status().lastError != nil }
+        try await withFollower(cluster, name, port: port, configure: { $0.tls = tls; $0.leaderHost = leaderHost }) { follower in
+            _ = try await Workspace.eventually(timeout: .seconds(30)) { follower.status().lastError != nil && follower.status().connects >= connects }
             lastError = follower.status().lastError
             #expect(follower.status().lastDurableLSN == 0, "a refused follower received nothing")
         }
@@ -84,6 +87,42 @@ struct TLSReplicationTests {
             #expect(lastError?.contains("\"f2\"") == true, "\(lastError ?? "no error")")
             #expect(lastError?.contains("refused by the leader") == true, "\(lastError ?? "no error")")
             #expect(leader.status().followers.isEmpty)
+        }
+    }
+
+    @Test func aFollowerRefusesALeaderCertificateFromAnotherCA() async throws {
+        let cluster = try Workspace()
+        let certificates = try TestCertificates(directory: cluster.root + "/tls")
+        let leaderTLS = try certificates.leaderTLS(requireClientCertificate: true, issuer: .otherCA)
+        try await withLeader(cluster, configure: { $0.tls = leaderTLS }) { leader, port in
+            // Something to replicate, so that lastDurableLSN == 0 means the follower got nothing;
+            // the follower's own certificate is good: only the leader's is wrong.
+            try await Self.produce(leader, records: 200)
+            let tls = try certificates.followerTLS(nodeID: "f1")
+            let lastError = try await Self.refusal(cluster, "f1", port: port, tls: tls, connects: 3)
+            #expect(lastError?.contains("TLS with the leader failed") == true, "\(lastError ?? "no error")")
+            #expect(lastError?.contains("the leader's certificate does not verify against tlsTrustedRootsFile") == true, "\(lastError ?? "no error")")
+            #expect(lastError?.contains("CERTIFICATE_VERIFY_FAILED") == true, "\(lastError ?? "no error")")
+            #expect(leader.status().followers.isEmpty, "\(leader.status())")
+        }
+    }
+
+    /// The leader's certificate names only `elsewhere.example`; the follower dials it by
+    /// address (checked against IP SANs) or by name (checked against DNS SANs).
+    @Test(arguments: ["127.0.0.1", "localhost"])
+    func aFollowerRefusesALeaderCertificateNamingAnotherHost(dialling host: String) async throws {
+        let cluster = try Workspace()
+        let certificates = try TestCertificates(directory: cluster.root + "/tls")
+        let leaderTLS = try certificates.leaderTLS(requireClientCertificate: true, dnsNames: ["elsewhere.example"], ipAddresses: [])
+        try await withLeader(cluster, configure: { $0.tls = leaderTLS }) { leader, port in
+            try await Self.produce(leader, records: 200)
+            let tls = try certificates.followerTLS(nodeID: "f1")
+            let lastError = try await Self.refusal(cluster, "f1", port: port, tls: tls, leaderHost: host, connects: 3)
+            #expect(lastError?.contains("TLS with the leader failed") == true, "\(lastError ?? "no error")")
+            #expect(lastError?.contains("the leader's certificate does not name the leader's host") == true, "\(lastError ?? "no error")")
+            #expect(lastError?.contains("failedToValidateHostname") == true, "\(lastError ?? "no error")")
+            if host == "localhost" { #expect(lastError?.contains("localhost") == true, "\(lastError ?? "no error")") }
+            #expect(leader.status().followers.isEmpty, "\(leader.status())")
         }
     }
 
