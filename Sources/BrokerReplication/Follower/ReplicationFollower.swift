@@ -181,7 +181,7 @@ public final class ReplicationFollower: Service, Sendable {
                 // Only this task's own cancellation stops the follower; a CancellationError from
                 // inside a connection that ended is just another failed connection.
                 if Task.isCancelled { break }
-                let described = TLSLink.describeFollowerFailure(error, tls: tlsContext != nil) ?? "\(error)"
+                let described = TLSLink.describeFollowerFailure(error, tls: tlsContext != nil, leaderHost: configuration.leaderHost) ?? "\(error)"
                 record(error: described, code: Self.lastErrorCode(for: error))
                 repeatedWarnings.log(logger, .warning, "connection to the leader ended", key: "ended", metadata: ["error": "\(described)"])
             }

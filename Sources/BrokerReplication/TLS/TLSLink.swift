@@ -45,12 +45,13 @@ enum TLSLink {
     }
 
     /// The follower's account of a connection that failed in or around TLS, or nil when the
-    /// error has nothing to do with TLS. `tls` says whether the follower uses TLS.
-    static func describeFollowerFailure(_ error: any Error, tls: Bool) -> String? {
+    /// error has nothing to do with TLS. `tls` says whether the follower uses TLS;
+    /// `leaderHost` is the name or address it dials, which the leader's certificate must name.
+    static func describeFollowerFailure(_ error: any Error, tls: Bool, leaderHost: String) -> String? {
         let text = String(describing: error)
         guard tls else { return nil }
         if error is NIOSSLError || error is BoringSSLError || error is NIOSSLExtraError || text.contains("SSL") {
-            return "TLS with the leader failed: \(explain(text)) (\(text))"
+            return "TLS with the leader failed: \(explain(text, leaderHost: leaderHost)) (\(text))"
         }
         return nil
     }
@@ -71,12 +72,18 @@ enum TLSLink {
     }
 
     /// A plain-words reading of BoringSSL's reason codes, the ones a misconfiguration produces.
-    static func explain(_ text: String) -> String {
+    static func explain(_ text: String, leaderHost: String) -> String {
+        let isAddress = (try? SocketAddress(ipAddress: leaderHost, port: 0)) != nil
         let reasons: [(String, String)] = [
             ("WRONG_VERSION_NUMBER", "the leader does not speak TLS on this port (a plaintext leader?)"),
             ("PACKET_LENGTH_TOO_LONG", "the leader does not speak TLS on this port (a plaintext leader?)"),
-            ("CERTIFICATE_VERIFY_FAILED", "the leader's certificate does not verify against tlsTrustedRootsFile, or does not name the leader's host"),
-            ("failedToValidateHostname", "the leader's certificate does not name the leader's host"),
+            // swift-nio-ssl checks the name after the chain, apart (failedToValidateHostname).
+            ("CERTIFICATE_VERIFY_FAILED", "the leader's certificate does not verify against tlsTrustedRootsFile (issued by another CA, expired or not yet valid)"),
+            (
+                "failedToValidateHostname",
+                "the leader's certificate does not name \(leaderHost.debugDescription), the follower's leaderHost "
+                    + (isAddress ? "(an IP address must be one of its IP subject alternative names)" : "(it must be one of its DNS subject alternative names)")
+            ),
             ("ALERT_CERTIFICATE_REQUIRED", "the leader requires a client certificate (set tlsCertificateFile and tlsPrivateKeyFile)"),
             ("ALERT_HANDSHAKE_FAILURE", "the leader refused the TLS handshake (a client certificate required?)"),
             ("ALERT_UNKNOWN_CA", "the leader does not trust this follower's certificate (issued by a CA not in its tlsTrustedRootsFile)"),
