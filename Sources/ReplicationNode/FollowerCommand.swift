@@ -24,7 +24,7 @@ struct FollowerCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("The leader's replication address.", valueName: "host:port"))
     var leader: String
 
-    @Option(name: .customLong("node-id"), help: "This follower's name; the leader knows it by this (default follower-<pid>; set it to keep one name across restarts).")
+    @Option(name: .customLong("node-id"), help: "This follower's name; the leader knows it by this (default: the id stored in --data-dir's .brpl/node-id, created on first start).")
     var nodeID: String?
 
     @Flag(name: .customLong("promote"), help: "Promote this data directory at once and serve as leader (needs --coordinator and --promote-listen).")
@@ -50,7 +50,8 @@ struct FollowerCommand: AsyncParsableCommand {
         ReplicationNode.bootstrapLogging()
         let logger = Logger(label: "replication-node")
         let address = try HostPort(parsing: leader, flag: "--leader", ports: 1...65535)
-        let nodeID = self.nodeID ?? "follower-\(ProcessInfo.processInfo.processIdentifier)"
+        // Never the process id: a restarted follower must stay the node the in-sync set names.
+        let nodeID = try self.nodeID ?? ReplicationFollowerConfiguration.storedNodeID(dataDirectory: node.dataDirectory)
         var configuration = ReplicationFollowerConfiguration(
             dataDirectory: node.dataDirectory, leaderHost: address.host, leaderPort: address.port, clusterID: node.clusterID, nodeID: nodeID
         )
