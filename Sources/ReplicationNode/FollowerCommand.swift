@@ -47,7 +47,7 @@ struct FollowerCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        ReplicationNode.bootstrapLogging()
+        ReplicationNode.bootstrapLogging(format: node.logFormat, level: node.logLevel)
         let logger = Logger(label: "replication-node")
         let address = try HostPort(parsing: leader, flag: "--leader", ports: 1...65535)
         // Never the process id: a restarted follower must stay the node the in-sync set names.

@@ -66,7 +66,7 @@ struct LeaderCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        ReplicationNode.bootstrapLogging()
+        ReplicationNode.bootstrapLogging(format: node.logFormat, level: node.logLevel)
         let logger = Logger(label: "replication-node")
         let address = try HostPort(parsing: listen, flag: "--listen", ports: 0...65535)
         var configuration = ReplicationLeaderConfiguration(dataDirectory: node.dataDirectory, clusterID: node.clusterID, nodeID: nodeID)

@@ -1,5 +1,6 @@
 import ArgumentParser
 import BrokerReplication
+import Logging
 
 /// The options the leader and the follower share.
 struct NodeOptions: ParsableArguments {
@@ -32,6 +33,12 @@ struct NodeOptions: ParsableArguments {
 
     @Flag(name: .customLong("tls-require-client-cert"), help: "Leader: require a follower certificate that names the follower's node id (mutual TLS).")
     var tlsRequireClientCertificate = false
+
+    @Option(name: .customLong("log-format"), help: "How log lines are written to stderr: text, or json (one object per line).")
+    var logFormat: LogFormat = .text
+
+    @Option(name: .customLong("log-level"), help: "The lowest level logged: trace, debug, info, notice, warning, error or critical.")
+    var logLevel: Logger.Level = .info
 
     func validate() throws {
         if let coordinatorFile, coordinatorFile.isEmpty { throw ValidationError("--coordinator must not be empty") }

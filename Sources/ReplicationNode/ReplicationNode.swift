@@ -13,12 +13,18 @@ struct ReplicationNode: AsyncParsableCommand {
         subcommands: [LeaderCommand.self, FollowerCommand.self]
     )
 
-    /// Sends every log line to stderr at level info; call once, first thing in a subcommand.
-    static func bootstrapLogging() {
+    /// Sends every log line at `level` or above to stderr, as text or as one JSON object per
+    /// line; call once, first thing in a subcommand.
+    static func bootstrapLogging(format: LogFormat, level: Logger.Level) {
         LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = .info
-            return handler
+            switch format {
+            case .text:
+                var handler = StreamLogHandler.standardError(label: label)
+                handler.logLevel = level
+                return handler
+            case .json:
+                return JSONLogHandler(label: label, logLevel: level)
+            }
         }
     }
 }
