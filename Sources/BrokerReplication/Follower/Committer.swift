@@ -108,7 +108,7 @@ final class Committer: Sendable {
         // The future form ignores task cancellation: the async form skips its work once the
         // task is cancelled, and a cancelled follower's last commit (promotion, stopping)
         // must still happen, or what it applied would be neither durable nor reported.
-        try await NIOThreadPool.singleton.runIfActive(eventLoop: MultiThreadedEventLoopGroup.singleton.any()) {
+        try await NIOThreadPool.singleton.runIfActive(eventLoop: follower.eventLoopGroup.any()) {
             if durable { try directory.syncFileSystem() }
             try stateFile.store(position, durable: durable && isLast)
         }.get()

@@ -31,7 +31,7 @@ struct LeaderLink {
         let silence = TimeAmount(configuration.leaderSilenceTimeout)
         let tlsContext = follower.tlsContext
         let host = configuration.leaderHost
-        let connection = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        let connection = try await ClientBootstrap(group: follower.eventLoopGroup)
             .connectTimeout(TimeAmount(configuration.connectTimeout))
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .connect(host: configuration.leaderHost, port: configuration.leaderPort) { channel in

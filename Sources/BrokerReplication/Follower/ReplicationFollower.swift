@@ -24,6 +24,8 @@ public final class ReplicationFollower: Service, Sendable {
     let stateFile: FollowerStateFile
     /// Chunk checksums of the follower's files, so a full sync reads only what it lacks.
     let chunkIndex: ChunkIndex
+    /// Where its connection to the leader runs: the broker's own group, or SwiftNIO's singleton.
+    let eventLoopGroup: any EventLoopGroup
     private let progress: Mutex<FollowerStatus>
     private let control = Mutex(RunControl())
     private let repeatedWarnings = RateLimitedLog()
@@ -93,12 +95,21 @@ public final class ReplicationFollower: Service, Sendable {
     ///   - secret: the cluster's shared secret, the same as the leader's.
     ///   - logger: where the follower logs; each line gets the `node` metadata key set to
     ///     ``ReplicationFollowerConfiguration/nodeID``.
+    ///   - eventLoopGroup: where the connection to the leader runs (default: SwiftNIO's
+    ///     `MultiThreadedEventLoopGroup.singleton`). A broker that runs its own group passes
+    ///     it here; it must outlive ``run()``. File I/O still runs on SwiftNIO's shared thread pool.
     /// - Throws: ``ReplicationError`` with code ``ReplicationError/Code/invalidConfiguration``
     ///   for an invalid configuration, ``ReplicationError/Code/storage`` when the data
     ///   directory or its state file cannot be used (the message names the file, the operation
     ///   and the errno).
-    public init(configuration: ReplicationFollowerConfiguration, secret: SharedSecret, logger: Logger = Logger(label: "BrokerReplication.follower")) throws(ReplicationError) {
+    public init(
+        configuration: ReplicationFollowerConfiguration,
+        secret: SharedSecret,
+        logger: Logger = Logger(label: "BrokerReplication.follower"),
+        eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+    ) throws(ReplicationError) {
         try configuration.validate()
+        self.eventLoopGroup = eventLoopGroup
         self.tlsContext = try configuration.tls.map { tls throws(ReplicationError) in try tls.makeClientContext() }
         self.configuration = configuration
         self.secret = secret

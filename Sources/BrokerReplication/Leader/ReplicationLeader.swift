@@ -3,6 +3,7 @@ import ServiceLifecycle
 import Logging
 import NIOSSL
 import NIOCore
+import NIOPosix
 
 /// The leader side of replication: the broker writes its durable files through it, and it
 /// streams every change to the connected followers.
@@ -38,6 +39,8 @@ public final class ReplicationLeader: Service, Sendable {
     let repeatedWarnings = RateLimitedLog()
     /// Whether it listens, and the connections it has open.
     let lifecycle: LeaderLifecycle
+    /// Where its connections run: the broker's own group, or SwiftNIO's shared singleton.
+    let eventLoopGroup: any EventLoopGroup
 
     /// Opens the data directory, registers the files already in it, and takes the next epoch.
     ///
@@ -50,11 +53,21 @@ public final class ReplicationLeader: Service, Sendable {
     ///   - secret: the cluster's shared secret; followers must hold the same one.
     ///   - logger: where the leader logs; each line gets the `node` metadata key set to
     ///     ``ReplicationLeaderConfiguration/nodeID``.
+    ///   - eventLoopGroup: where the listening socket and the followers' connections run
+    ///     (default: SwiftNIO's `MultiThreadedEventLoopGroup.singleton`). A broker that runs
+    ///     its own group passes it here; it must outlive ``run()``. File I/O still runs on
+    ///     SwiftNIO's shared thread pool.
     /// - Throws: ``ReplicationError`` with code ``ReplicationError/Code/invalidConfiguration``
     ///   for an invalid configuration, ``ReplicationError/Code/storage`` when the data
     ///   directory cannot be used (the message names the file, the operation and the errno).
-    public init(configuration: ReplicationLeaderConfiguration, secret: SharedSecret, logger: Logger = Logger(label: "BrokerReplication.leader")) throws(ReplicationError) {
+    public init(
+        configuration: ReplicationLeaderConfiguration,
+        secret: SharedSecret,
+        logger: Logger = Logger(label: "BrokerReplication.leader"),
+        eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+    ) throws(ReplicationError) {
         try configuration.validate()
+        self.eventLoopGroup = eventLoopGroup
         self.tlsContext = try configuration.tls.map { tls throws(ReplicationError) in try tls.makeServerContext() }
         self.configuration = configuration
         self.secret = secret
