@@ -145,13 +145,9 @@ struct LeaderServer {
             do {
                 try await leader.coordinator.storeInSyncReplicas(change.sorted(), epoch: leader.epoch)
                 leader.core.inSyncPersisted(change)
-                leader.logger.info(
-                    "in-sync replicas changed",
-                    metadata: [
-                        "isr": "\(change.sorted())", "joined": "\(change.subtracting(before).sorted())",
-                        "left": "\(Set(before).subtracting(change).sorted())",
-                    ]
-                )
+                let (joined, left) = (change.subtracting(before).sorted(), Set(before).subtracting(change).sorted())
+                leader.logger.info("in-sync replicas changed", metadata: ["isr": "\(change.sorted())", "joined": "\(joined)", "left": "\(left)"])
+                leader.events.publish(.inSyncReplicasChanged(members: change.sorted(), joined: joined, left: left))
             } catch {
                 leader.core.inSyncPersisted(nil)
                 leader.repeatedWarnings.log(leader.logger, .error, "cannot persist the in-sync replicas; confirms keep the previous set", key: "persist", metadata: ["error": "\(error)"])

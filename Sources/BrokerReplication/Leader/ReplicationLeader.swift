@@ -1,4 +1,5 @@
 import CoreMetrics
+import Foundation
 import ServiceLifecycle
 import Logging
 import NIOSSL
@@ -41,6 +42,8 @@ public final class ReplicationLeader: Service, Sendable {
     let lifecycle: LeaderLifecycle
     /// Where its connections run: the broker's own group, or SwiftNIO's shared singleton.
     let eventLoopGroup: any EventLoopGroup
+    /// The subscribers of ``events(bufferingNewest:)``.
+    let events = LeaderEvents()
 
     /// Opens the data directory, registers the files already in it, and takes the next epoch.
     ///
@@ -92,8 +95,10 @@ public final class ReplicationLeader: Service, Sendable {
         let evictionLogger = logger
         let metrics = LeaderMetrics(factory: configuration.metricsFactory ?? MetricsSystem.factory)
         self.metrics = metrics
+        let events = self.events
         self.core = LeaderCore(settings: settings, files: files) { session, reason, detail in
             metrics.evicted(session.nodeID, reason: reason)
+            events.publish(.evicted(LeaderStatus.Eviction(nodeID: session.nodeID, reason: reason, detail: detail, at: Date())))
             evictionLogger.warning(
                 "follower evicted",
                 metadata: ["follower": "\(session.nodeID)", "address": "\(session.remoteAddress)", "reason": "\(reason)", "detail": "\(detail)"]
@@ -237,6 +242,8 @@ public final class ReplicationLeader: Service, Sendable {
     ///   or cannot store it (a broker's own ``Coordinator`` may throw its own error instead).
     ///   Once it listens, it returns without throwing.
     public func run() async throws {
+        // Whichever way it ends, the event streams end with it.
+        defer { events.finish() }
         try await LeaderServer(leader: self).run()
     }
 
