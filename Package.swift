@@ -32,6 +32,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
         .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
+        .package(url: "https://github.com/apple/swift-configuration.git", from: "1.4.0"),
     ],
     targets: [
         .systemLibrary(
@@ -60,6 +61,8 @@ let package = Package(
                 // TLS on the replication link, and the names in a follower's certificate.
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "X509", package: "swift-certificates"),
+                // ReplicationConfiguration(reader:): settings from flags, BRPL_* variables and a JSON file.
+                .product(name: "Configuration", package: "swift-configuration"),
             ]
         ),
         // The coordinator and leader election over etcd v3's HTTP/JSON gateway: its own module,
@@ -96,6 +99,7 @@ let package = Package(
             dependencies: [
                 "BrokerReplication",
                 "BrokerMessageCorpus",
+                .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -62,8 +62,8 @@ struct BrokerOptions: ParsableArguments {
     var tlsRequireClientCertificate = false
 
     /// The replication settings from `--config` and the environment, then the `--tls-*` options.
-    func loadConfiguration() throws -> ReplicationConfiguration {
-        var configuration = try ReplicationConfiguration.load(file: configFile)
+    func loadConfiguration() async throws -> ReplicationConfiguration {
+        var configuration = try await ReplicationConfiguration.load(file: configFile)
         try configuration.overrideTLS(
             certificateFile: tlsCertificateFile, privateKeyFile: tlsPrivateKeyFile, trustedRootsFile: tlsTrustedRootsFile,
             requireClientCertificate: tlsRequireClientCertificate
@@ -104,7 +104,7 @@ struct LeaderCommand: AsyncParsableCommand {
         var configuration = ReplicationLeaderConfiguration(dataDirectory: options.dataDirectory, clusterID: options.clusterID, nodeID: nodeID)
         configuration.host = address.host
         configuration.port = address.port
-        try options.loadConfiguration().apply(to: &configuration)
+        try await options.loadConfiguration().apply(to: &configuration)
         let leader = try ReplicationLeader(configuration: configuration, secret: SharedSecret(contentsOfFile: options.secretFile))
         let segments = QueueSegments(dataDirectory: options.dataDirectory, segmentBytes: segmentBytes)
         try await options.serve(leader, routes: BrokerRoutes(role: .leader(leader, segments), registry: registry), logger: logger)
@@ -128,7 +128,7 @@ struct FollowerCommand: AsyncParsableCommand {
         var configuration = ReplicationFollowerConfiguration(
             dataDirectory: options.dataDirectory, leaderHost: address.host, leaderPort: address.port,
             clusterID: options.clusterID, nodeID: nodeID)
-        try options.loadConfiguration().apply(to: &configuration)
+        try await options.loadConfiguration().apply(to: &configuration)
         let follower = try ReplicationFollower(configuration: configuration, secret: SharedSecret(contentsOfFile: options.secretFile))
         try await options.serve(follower, routes: BrokerRoutes(role: .follower(follower), registry: registry), logger: logger)
     }

@@ -39,7 +39,7 @@ struct NodeCommand: AsyncParsableCommand {
         var followerConfiguration = ReplicationFollowerConfiguration(
             dataDirectory: options.dataDirectory, leaderHost: replicationAddress.host, leaderPort: replicationAddress.port,
             clusterID: options.clusterID, nodeID: nodeID)
-        let settings = try options.loadConfiguration()
+        let settings = try await options.loadConfiguration()
         try settings.apply(to: &leaderConfiguration)
         try settings.apply(to: &followerConfiguration)
         var configuration = ClusterNodeConfiguration(leader: leaderConfiguration, follower: followerConfiguration, clientAddress: options.http)

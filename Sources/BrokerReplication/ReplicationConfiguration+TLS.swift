@@ -13,24 +13,6 @@ extension ReplicationConfiguration {
         )
     }
 
-    /// `BRPL_TLS_CERTIFICATE_FILE`, `BRPL_TLS_PRIVATE_KEY_FILE`, `BRPL_TLS_TRUSTED_ROOTS_FILE`
-    /// and `BRPL_TLS_REQUIRE_CLIENT_CERTIFICATE` (`true` or `false`).
-    mutating func applyTLSEnvironment(_ environment: [String: String]) throws(ReplicationError) {
-        func path(_ key: String) throws(ReplicationError) -> String? {
-            guard let text = environment[Self.environmentName(for: key)] else { return nil }
-            if text.isEmpty { throw .invalidSetting(key, "\(Self.environmentName(for: key)) is empty; unset it for no file") }
-            return text
-        }
-        if let v = try path("tlsCertificateFile") { tlsCertificateFile = v }
-        if let v = try path("tlsPrivateKeyFile") { tlsPrivateKeyFile = v }
-        if let v = try path("tlsTrustedRootsFile") { tlsTrustedRootsFile = v }
-        let name = Self.environmentName(for: "tlsRequireClientCertificate")
-        if let text = environment[name] {
-            guard let value = Bool(text) else { throw .invalidSetting("tlsRequireClientCertificate", "\(name)=\(text.debugDescription) is not true or false") }
-            tlsRequireClientCertificate = value
-        }
-    }
-
     /// The TLS keys that must come together: a key file with its certificate, and client
     /// certificates only with the roots that check them.
     func validateTLS() throws(ReplicationError) {

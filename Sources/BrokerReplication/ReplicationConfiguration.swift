@@ -9,7 +9,9 @@ import Foundation
 ///
 /// Environment variables override the file: `BRPL_` and the key in upper snake case, e.g.
 /// `BRPL_POLICY=evictSlowFollowers`, `BRPL_QUEUE_BYTES=33554432`, `BRPL_ACK_TIMEOUT_SECONDS=1.5`.
-/// A bad value fails with an error that names the key and what is allowed.
+/// A bad value fails with an error that names the key and what is allowed. Every value is read
+/// through swift-configuration: ``load(file:environment:)`` for the file and the environment, or
+/// ``init(reader:)`` with a broker's own `ConfigReader` (for example scoped to `replication`).
 ///
 /// One file serves both roles, so it also checks the rules that tie a follower's setting to a
 /// leader's (Docs/Semantics.md, "Reconnects": every retry budget is shorter than the deadline it serves):
@@ -20,10 +22,10 @@ import Foundation
 /// | `ackTimeoutSeconds` | `producerTimeoutSeconds` | a dead in-sync follower must be evicted, and so leave the in-sync set, before the confirms waiting for it fail |
 /// | `maxLagTimeSeconds` + 0.5 s to store the change | `producerTimeoutSeconds` | a lagging (but acking) in-sync follower must leave the in-sync set before the confirms waiting for it fail |
 /// | `reconnectCapSeconds` + `connectTimeoutSeconds` | `producerTimeoutSeconds` (min-ISR only) | an evicted follower must be able to reconnect before the producers it holds back give up |
-public struct ReplicationConfiguration: Codable, Sendable, Equatable {
+public struct ReplicationConfiguration: Sendable, Equatable {
     /// The `policy` key: which ``ReplicationPolicy`` the leader follows, spelled as in the file
     /// and in `BRPL_POLICY`.
-    public enum Policy: String, Hashable, Sendable, Codable, CaseIterable {
+    public enum Policy: String, Hashable, Sendable, CaseIterable {
         /// ``ReplicationPolicy/evictSlowFollowers``.
         case evictSlowFollowers
         /// ``ReplicationPolicy/minInSyncReplicas(_:)`` with n from the `minInSyncReplicas` key.
@@ -96,149 +98,12 @@ public struct ReplicationConfiguration: Codable, Sendable, Equatable {
         "catchUpBytesPerSecond", "tlsCertificateFile", "tlsPrivateKeyFile", "tlsTrustedRootsFile", "tlsRequireClientCertificate",
     ]
 
-    private enum CodingKeys: String, CodingKey, CaseIterable {
-        case policy, minInSyncReplicas, queueBytes, queueFrames, backlogBytes, ackTimeoutSeconds
-        case heartbeatIntervalSeconds, heartbeatTimeoutSeconds, maxLagTimeSeconds, producerTimeoutSeconds
-        case durability, batchBytes, flushIntervalSeconds
-        case connectTimeoutSeconds, reconnectBaseSeconds, reconnectCapSeconds
-        case catchUpBytesPerSecond
-        case tlsCertificateFile, tlsPrivateKeyFile, tlsTrustedRootsFile, tlsRequireClientCertificate
-    }
-
-    /// Decodes the keys a file sets; every key missing keeps its default.
-    ///
-    /// Values are not checked against each other here: ``load(file:environment:)`` calls
-    /// ``validate()`` after applying the environment.
-    ///
-    /// - Parameter decoder: a decoder holding one JSON object of settings.
-    /// - Throws: ``ReplicationError`` with code ``ReplicationError/Code/invalidConfiguration``
-    ///   for an unknown key (the message lists the known ones) or a value of the wrong type or
-    ///   spelling (the message names the key and what it must be); the decoder's own error
-    ///   when the value is not an object.
-    public init(from decoder: any Decoder) throws {
-        let container = try decoder.container(keyedBy: AnyKey.self)
-        for key in container.allKeys where CodingKeys(rawValue: key.stringValue) == nil {
-            throw ReplicationError.invalidSetting(key.stringValue, "unknown key; known keys: \(Self.keys.joined(separator: ", "))")
-        }
-        func value<T: Decodable>(_ key: CodingKeys, _ type: T.Type, _ rule: String) throws -> T? {
-            do {
-                return try container.decodeIfPresent(T.self, forKey: AnyKey(key.rawValue))
-            } catch {
-                throw ReplicationError.invalidSetting(key.rawValue, rule)
-            }
-        }
-        if let v = try value(.policy, String.self, "must be \"evictSlowFollowers\" or \"minInSyncReplicas\"") { policy = try Policy.named(v) }
-        if let v = try value(.minInSyncReplicas, Int.self, "must be a whole number of followers") { minInSyncReplicas = v }
-        if let v = try value(.queueBytes, Int.self, "must be a whole number of bytes") { queueBytes = v }
-        if let v = try value(.queueFrames, Int.self, "must be a whole number of frames") { queueFrames = v }
-        if let v = try value(.backlogBytes, Int.self, "must be a whole number of bytes") { backlogBytes = v }
-        if let v = try value(.catchUpBytesPerSecond, Int.self, "must be a whole number of bytes per second") { catchUpBytesPerSecond = v }
-        if let v = try value(.ackTimeoutSeconds, Double.self, "must be a number of seconds") { ackTimeoutSeconds = v }
-        if let v = try value(.heartbeatIntervalSeconds, Double.self, "must be a number of seconds") { heartbeatIntervalSeconds = v }
-        if let v = try value(.heartbeatTimeoutSeconds, Double.self, "must be a number of seconds") { heartbeatTimeoutSeconds = v }
-        if let v = try value(.maxLagTimeSeconds, Double.self, "must be a number of seconds") { maxLagTimeSeconds = v }
-        if let v = try value(.producerTimeoutSeconds, Double.self, "must be a number of seconds") { producerTimeoutSeconds = v }
-        if let v = try value(.durability, String.self, "must be \"fsync\" or \"none\"") { durability = try Self.durability(named: v) }
-        if let v = try value(.batchBytes, Int.self, "must be a whole number of bytes") { batchBytes = v }
-        if let v = try value(.flushIntervalSeconds, Double.self, "must be a number of seconds") { flushIntervalSeconds = v }
-        if let v = try value(.connectTimeoutSeconds, Double.self, "must be a number of seconds") { connectTimeoutSeconds = v }
-        if let v = try value(.reconnectBaseSeconds, Double.self, "must be a number of seconds") { reconnectBaseSeconds = v }
-        if let v = try value(.reconnectCapSeconds, Double.self, "must be a number of seconds") { reconnectCapSeconds = v }
-        if let v = try value(.tlsCertificateFile, String.self, "must be a file path") { tlsCertificateFile = v }
-        if let v = try value(.tlsPrivateKeyFile, String.self, "must be a file path") { tlsPrivateKeyFile = v }
-        if let v = try value(.tlsTrustedRootsFile, String.self, "must be a file path") { tlsTrustedRootsFile = v }
-        if let v = try value(.tlsRequireClientCertificate, Bool.self, "must be true or false") { tlsRequireClientCertificate = v }
-    }
-
-    /// Reads a JSON file, then applies `BRPL_*` overrides from `environment`, then validates.
-    ///
-    /// - Parameters:
-    ///   - path: the JSON file; nil: start from the defaults and apply only the environment.
-    ///   - environment: the variables to read `BRPL_*` overrides from (default: this process's
-    ///     environment); see ``environmentName(for:)``.
-    /// - Returns: the validated configuration.
-    /// - Throws: ``ReplicationError`` with code ``ReplicationError/Code/invalidConfiguration``
-    ///   when the file cannot be read or is not a JSON object of known settings (the message
-    ///   names the file), when a `BRPL_*` value does not parse, or when ``validate()`` refuses a
-    ///   value; the message names the key.
-    public static func load(
-        file path: String?,
-        environment: [String: String] = ProcessInfo.processInfo.environment
-    ) throws(ReplicationError) -> ReplicationConfiguration {
-        var configuration = ReplicationConfiguration()
-        if let path {
-            guard let data = FileManager.default.contents(atPath: path) else {
-                throw .invalidConfiguration("cannot read the configuration file \(path.debugDescription)")
-            }
-            do {
-                configuration = try JSONDecoder().decode(ReplicationConfiguration.self, from: data)
-            } catch let error as ReplicationError {
-                throw .invalidConfiguration("\(path): \(error.message)")
-            } catch {
-                throw .invalidConfiguration("\(path): not a JSON object of settings (\(error))")
-            }
-        }
-        try configuration.applyEnvironment(environment)
-        try configuration.validate()
-        return configuration
-    }
-
     /// The leader's policy these values name: `policy` with, for `minInSyncReplicas`, its n.
     public var replicationPolicy: ReplicationPolicy {
         switch policy {
         case .evictSlowFollowers: .evictSlowFollowers
         case .minInSyncReplicas: .minInSyncReplicas(minInSyncReplicas)
         }
-    }
-
-    /// The durability a file or environment value names.
-    private static func durability(named text: String) throws(ReplicationError) -> ReplicationFollowerConfiguration.Durability {
-        guard let durability = ReplicationFollowerConfiguration.Durability(rawValue: text) else {
-            throw .invalidSetting("durability", "must be \"fsync\" or \"none\", got \(text.debugDescription)")
-        }
-        return durability
-    }
-
-    /// The environment variable that overrides `key`: `BRPL_` and the key in upper snake
-    /// case, e.g. `BRPL_QUEUE_BYTES` for `queueBytes`.
-    ///
-    /// - Parameter key: a key as the file spells it, one of ``keys``.
-    public static func environmentName(for key: String) -> String {
-        "BRPL_" + key.reduce(into: "") { name, character in
-            if character.isUppercase { name += "_" }
-            name += character.uppercased()
-        }
-    }
-
-    private mutating func applyEnvironment(_ environment: [String: String]) throws(ReplicationError) {
-        func integer(_ key: String) throws(ReplicationError) -> Int? {
-            guard let text = environment[Self.environmentName(for: key)] else { return nil }
-            guard let value = Int(text) else { throw .invalidSetting(key, "\(Self.environmentName(for: key))=\(text.debugDescription) is not a whole number") }
-            return value
-        }
-        func seconds(_ key: String) throws(ReplicationError) -> Double? {
-            guard let text = environment[Self.environmentName(for: key)] else { return nil }
-            guard let value = Double(text) else { throw .invalidSetting(key, "\(Self.environmentName(for: key))=\(text.debugDescription) is not a number of seconds") }
-            return value
-        }
-        if let text = environment[Self.environmentName(for: "policy")] { policy = try Policy.named(text) }
-        if let text = environment[Self.environmentName(for: "durability")] { durability = try Self.durability(named: text) }
-        if let v = try integer("minInSyncReplicas") { minInSyncReplicas = v }
-        if let v = try integer("queueBytes") { queueBytes = v }
-        if let v = try integer("queueFrames") { queueFrames = v }
-        if let v = try integer("backlogBytes") { backlogBytes = v }
-        if let v = try integer("catchUpBytesPerSecond") { catchUpBytesPerSecond = v }
-        if let v = try integer("batchBytes") { batchBytes = v }
-        if let v = try seconds("ackTimeoutSeconds") { ackTimeoutSeconds = v }
-        if let v = try seconds("heartbeatIntervalSeconds") { heartbeatIntervalSeconds = v }
-        if let v = try seconds("heartbeatTimeoutSeconds") { heartbeatTimeoutSeconds = v }
-        if let v = try seconds("maxLagTimeSeconds") { maxLagTimeSeconds = v }
-        if let v = try seconds("producerTimeoutSeconds") { producerTimeoutSeconds = v }
-        if let v = try seconds("flushIntervalSeconds") { flushIntervalSeconds = v }
-        if let v = try seconds("connectTimeoutSeconds") { connectTimeoutSeconds = v }
-        if let v = try seconds("reconnectBaseSeconds") { reconnectBaseSeconds = v }
-        if let v = try seconds("reconnectCapSeconds") { reconnectCapSeconds = v }
-        try applyTLSEnvironment(environment)
     }
 
     /// Checks each value, and that every retry budget is shorter than the deadline it serves
@@ -311,13 +176,4 @@ public struct ReplicationConfiguration: Codable, Sendable, Equatable {
         follower.reconnectCap = .seconds(reconnectCapSeconds)
         follower.tls = tls
     }
-}
-
-/// A coding key for any string, to find unknown keys.
-private struct AnyKey: CodingKey {
-    var stringValue: String
-    var intValue: Int? { nil }
-    init(_ string: String) { stringValue = string }
-    init?(stringValue: String) { self.stringValue = stringValue }
-    init?(intValue: Int) { nil }
 }

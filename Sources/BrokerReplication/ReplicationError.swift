@@ -219,12 +219,12 @@ public struct ReplicationError: Error, Hashable, Sendable, CustomStringConvertib
     public var description: String { message }
 
     /// A configuration error that names the key and the rule, e.g. "queueBytes: must be …".
-    static func invalidSetting(_ key: String, _ rule: String) -> ReplicationError {
+    package static func invalidSetting(_ key: String, _ rule: String) -> ReplicationError {
         .invalidConfiguration("\(key): \(rule)")
     }
 
     /// Cluster and node ids travel as short strings in the handshake: 1...255 bytes.
-    static func checkIdentifiers(clusterID: String, nodeID: String) throws(ReplicationError) {
+    package static func checkIdentifiers(clusterID: String, nodeID: String) throws(ReplicationError) {
         if !(1...255).contains(clusterID.utf8.count) { throw invalidSetting("clusterID", "must be 1...255 bytes of UTF-8") }
         if !(1...255).contains(nodeID.utf8.count) { throw invalidSetting("nodeID", "must be 1...255 bytes of UTF-8") }
     }

@@ -21,10 +21,10 @@ struct FollowerCommand: AsyncParsableCommand {
 
     @OptionGroup var node: NodeOptions
 
-    @Option(help: ArgumentHelp("The leader's replication address.", valueName: "host:port"))
-    var leader: String
+    @Option(help: ArgumentHelp("The leader's replication address (leader).", valueName: "host:port"))
+    var leader: String?
 
-    @Option(name: .customLong("node-id"), help: "This follower's name; the leader knows it by this (default: the id stored in --data-dir's .brpl/node-id, created on first start).")
+    @Option(name: .customLong("node-id"), help: "This follower's name; the leader knows it by this (nodeID; default: the id stored in --data-dir's .brpl/node-id, created on first start).")
     var nodeID: String?
 
     @Flag(name: .customLong("promote"), help: "Promote this data directory at once and serve as leader (needs --coordinator and --promote-listen).")
@@ -37,34 +37,36 @@ struct FollowerCommand: AsyncParsableCommand {
     var forcePromotion = false
 
     func validate() throws {
-        _ = try HostPort(parsing: leader, flag: "--leader", ports: 1...65535)
-        try validateNodeID(nodeID)
         if let promoteListen { _ = try HostPort(parsing: promoteListen, flag: "--promote-listen", ports: 0...65535) }
-        if promoteNow || forcePromotion {
-            guard node.coordinatorFile != nil else { throw ValidationError("--promote and --force-promotion need --coordinator (the leader's coordinator file)") }
-            guard promoteListen != nil else { throw ValidationError("--promote and --force-promotion need --promote-listen") }
+        if (promoteNow || forcePromotion), promoteListen == nil {
+            throw ValidationError("--promote and --force-promotion need --promote-listen")
         }
     }
 
     func run() async throws {
-        ReplicationNode.bootstrapLogging(format: node.logFormat, level: node.logLevel)
+        var commandLine = try node.commandLine()
+        commandLine["leader"] = leader
+        commandLine["nodeID"] = nodeID
+        let settings = try await NodeSettings.read(commandLine: commandLine, configFile: node.configFile, role: .follower)
+        if (promoteNow || forcePromotion), settings.coordinatorFile == nil {
+            throw ValidationError("--promote and --force-promotion need --coordinator (the leader's coordinator file)")
+        }
+        ReplicationNode.bootstrapLogging(format: settings.logFormat, level: settings.logLevel)
         let logger = Logger(label: "replication-node")
-        let address = try HostPort(parsing: leader, flag: "--leader", ports: 1...65535)
+        let address = settings.address
         // Never the process id: a restarted follower must stay the node the in-sync set names.
-        let nodeID = try self.nodeID ?? ReplicationFollowerConfiguration.storedNodeID(dataDirectory: node.dataDirectory)
+        let nodeID = try settings.nodeID ?? ReplicationFollowerConfiguration.storedNodeID(dataDirectory: settings.dataDirectory)
         var configuration = ReplicationFollowerConfiguration(
-            dataDirectory: node.dataDirectory, leaderHost: address.host, leaderPort: address.port, clusterID: node.clusterID, nodeID: nodeID
+            dataDirectory: settings.dataDirectory, leaderHost: address.host, leaderPort: address.port, clusterID: settings.clusterID, nodeID: nodeID
         )
-        let settings = try node.loadConfiguration()
-        settings.apply(to: &configuration)
-        let secret = try node.loadSecret()
+        settings.replication.apply(to: &configuration)
+        let secret = settings.secret
         let follower = try ReplicationFollower(configuration: configuration, secret: secret, logger: Logger(label: "BrokerReplication.follower"))
-        let statusFile = node.statusFile
-        let coordinator = node.coordinatorFile.map { LocalCoordinator(path: $0) }
+        let statusFile = settings.statusFile
+        let coordinator = settings.coordinatorFile.map { LocalCoordinator(path: $0) }
         let force = forcePromotion
         let promoteNow = self.promoteNow
         let promoteListen = try promoteListen.map { try HostPort(parsing: $0, flag: "--promote-listen", ports: 0...65535) }
-        let node = self.node
 
         // One service: following, and serving as leader after a promotion. Its graceful shutdown
         // reaches the follower (last commit and ack) or the promoted leader's own group (drain).
@@ -73,7 +75,7 @@ struct FollowerCommand: AsyncParsableCommand {
             if promoteNow, let coordinator {
                 promotion = try await follower.promote(coordinator: coordinator, force: force)
             } else {
-                logger.info("following", metadata: ["leader": "\(address)", "node": "\(nodeID)", "dataDirectory": "\(node.dataDirectory)"])
+                logger.info("following", metadata: ["leader": "\(address)", "node": "\(nodeID)", "dataDirectory": "\(settings.dataDirectory)"])
                 promotion = try await Self.follow(follower, statusFile: statusFile, coordinator: coordinator, force: force, logger: logger)
             }
             guard let promotion else { return }
@@ -81,10 +83,10 @@ struct FollowerCommand: AsyncParsableCommand {
                 logger.error("promoted, but there is no --promote-listen address to serve on; exiting")
                 return
             }
-            var leaderConfiguration = ReplicationLeaderConfiguration(dataDirectory: node.dataDirectory, clusterID: node.clusterID, nodeID: nodeID)
+            var leaderConfiguration = ReplicationLeaderConfiguration(dataDirectory: settings.dataDirectory, clusterID: settings.clusterID, nodeID: nodeID)
             leaderConfiguration.host = promoteListen.host
             leaderConfiguration.port = promoteListen.port
-            settings.apply(to: &leaderConfiguration)
+            settings.replication.apply(to: &leaderConfiguration)
             leaderConfiguration.coordinator = coordinator
             let leader = try ReplicationLeader(configuration: leaderConfiguration, secret: secret, logger: Logger(label: "BrokerReplication.leader"))
             logger.notice("serving as leader after promotion", metadata: ["epoch": "\(leader.epoch)", "lastDurableLSN": "\(promotion.lastDurableLSN)", "listen": "\(promoteListen)"])

@@ -13,7 +13,7 @@ struct HostPort: Sendable, Equatable, CustomStringConvertible {
     ///   - ports: the ports that flag accepts (0 only where the system may pick one).
     init(parsing text: String, flag: String, ports: ClosedRange<Int>) throws {
         func invalid(_ why: String) -> ValidationError {
-            ValidationError("\(flag) expects HOST:PORT (for example 127.0.0.1:7000 or [::1]:7000), got \(text.debugDescription): \(why)")
+            ValidationError("\(flag): expects HOST:PORT (for example 127.0.0.1:7000 or [::1]:7000), got \(text.debugDescription): \(why)")
         }
         guard let colon = text.lastIndex(of: ":") else { throw invalid("no port") }
         var host = Substring(text[..<colon])

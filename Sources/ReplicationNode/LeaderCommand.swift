@@ -20,11 +20,11 @@ struct LeaderCommand: AsyncParsableCommand {
 
     @OptionGroup var node: NodeOptions
 
-    @Option(help: ArgumentHelp("The address to listen on for followers.", valueName: "host:port"))
-    var listen: String
+    @Option(help: ArgumentHelp("The address to listen on for followers (listen).", valueName: "host:port"))
+    var listen: String?
 
-    @Option(name: .customLong("node-id"), help: "This node's name in logs and handshakes.")
-    var nodeID: String = "leader"
+    @Option(name: .customLong("node-id"), help: "This node's name in logs and handshakes (nodeID, default \"leader\").")
+    var nodeID: String?
 
     @Option(name: .customLong("load-rate"), help: ArgumentHelp("Generate this many records per second, or \"max\" for as fast as possible. No load without it.", valueName: "n|max"))
     var loadRate: String?
@@ -42,8 +42,6 @@ struct LeaderCommand: AsyncParsableCommand {
     var loadRecordBytes: Int?
 
     func validate() throws {
-        _ = try HostPort(parsing: listen, flag: "--listen", ports: 0...65535)
-        try validateNodeID(nodeID)
         _ = try loadPlan()
     }
 
@@ -66,17 +64,22 @@ struct LeaderCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        ReplicationNode.bootstrapLogging(format: node.logFormat, level: node.logLevel)
+        var commandLine = try node.commandLine()
+        commandLine["listen"] = listen
+        commandLine["nodeID"] = nodeID
+        let settings = try await NodeSettings.read(commandLine: commandLine, configFile: node.configFile, role: .leader)
+        ReplicationNode.bootstrapLogging(format: settings.logFormat, level: settings.logLevel)
         let logger = Logger(label: "replication-node")
-        let address = try HostPort(parsing: listen, flag: "--listen", ports: 0...65535)
-        var configuration = ReplicationLeaderConfiguration(dataDirectory: node.dataDirectory, clusterID: node.clusterID, nodeID: nodeID)
-        configuration.host = address.host
-        configuration.port = address.port
-        try node.loadConfiguration().apply(to: &configuration)
-        if let coordinatorFile = node.coordinatorFile { configuration.coordinator = LocalCoordinator(path: coordinatorFile) }
-        let leader = try ReplicationLeader(configuration: configuration, secret: try node.loadSecret(), logger: Logger(label: "BrokerReplication.leader"))
+        var configuration = ReplicationLeaderConfiguration(
+            dataDirectory: settings.dataDirectory, clusterID: settings.clusterID, nodeID: settings.nodeID ?? "leader"
+        )
+        configuration.host = settings.address.host
+        configuration.port = settings.address.port
+        settings.replication.apply(to: &configuration)
+        if let coordinatorFile = settings.coordinatorFile { configuration.coordinator = LocalCoordinator(path: coordinatorFile) }
+        let leader = try ReplicationLeader(configuration: configuration, secret: settings.secret, logger: Logger(label: "BrokerReplication.leader"))
         let plan = try loadPlan()
-        let services = Self.services(leader, plan: plan, statusFile: node.statusFile, listenFlag: "--listen", logger: logger)
+        let services = Self.services(leader, plan: plan, statusFile: settings.statusFile, listenFlag: "--listen", logger: logger)
         try await TerminationSignals.run(services, logger: logger)
     }
 

@@ -11,14 +11,15 @@ struct ReplicationConfigurationTests {
         return path
     }
 
-    @Test func defaultsWithoutAFile() throws {
-        #expect(try ReplicationConfiguration.load(file: nil, environment: [:]) == ReplicationConfiguration())
+    @Test func defaultsWithoutAFile() async throws {
+        let defaults = try await ReplicationConfiguration.load(file: nil, environment: [:])
+        #expect(defaults == ReplicationConfiguration())
     }
 
-    @Test func aFileSetsWhatItNamesAndAppliesToTheLeader() throws {
+    @Test func aFileSetsWhatItNamesAndAppliesToTheLeader() async throws {
         let path = try file(#"{"policy": "minInSyncReplicas", "minInSyncReplicas": 2, "producerTimeoutSeconds": 12.5, "queueBytes": 8388608}"#)
         defer { try? FileManager.default.removeItem(atPath: path) }
-        let configuration = try ReplicationConfiguration.load(file: path, environment: [:])
+        let configuration = try await ReplicationConfiguration.load(file: path, environment: [:])
         var leader = ReplicationLeaderConfiguration(dataDirectory: "/tmp/x", clusterID: "c", nodeID: "n")
         configuration.apply(to: &leader)
         #expect(leader.policy == .minInSyncReplicas(2))
@@ -28,23 +29,23 @@ struct ReplicationConfigurationTests {
         try leader.validate()
     }
 
-    @Test func theCatchUpRateComesFromTheFileOrTheEnvironmentAndIsUnlimitedWithout() throws {
+    @Test func theCatchUpRateComesFromTheFileOrTheEnvironmentAndIsUnlimitedWithout() async throws {
         var leader = ReplicationLeaderConfiguration(dataDirectory: "/tmp/x", clusterID: "c", nodeID: "n")
-        try ReplicationConfiguration.load(file: nil, environment: [:]).apply(to: &leader)
+        try await ReplicationConfiguration.load(file: nil, environment: [:]).apply(to: &leader)
         #expect(leader.catchUpBytesPerSecond == nil)
         let path = try file(#"{"catchUpBytesPerSecond": 52428800}"#)
         defer { try? FileManager.default.removeItem(atPath: path) }
-        try ReplicationConfiguration.load(file: path, environment: [:]).apply(to: &leader)
+        try await ReplicationConfiguration.load(file: path, environment: [:]).apply(to: &leader)
         #expect(leader.catchUpBytesPerSecond == 50 << 20)
-        try ReplicationConfiguration.load(file: path, environment: ["BRPL_CATCH_UP_BYTES_PER_SECOND": "2000000"]).apply(to: &leader)
+        try await ReplicationConfiguration.load(file: path, environment: ["BRPL_CATCH_UP_BYTES_PER_SECOND": "2000000"]).apply(to: &leader)
         #expect(leader.catchUpBytesPerSecond == 2_000_000)
         try leader.validate()
     }
 
-    @Test func theEnvironmentOverridesTheFile() throws {
+    @Test func theEnvironmentOverridesTheFile() async throws {
         let path = try file(#"{"policy": "minInSyncReplicas", "ackTimeoutSeconds": 9}"#)
         defer { try? FileManager.default.removeItem(atPath: path) }
-        let configuration = try ReplicationConfiguration.load(
+        let configuration = try await ReplicationConfiguration.load(
             file: path, environment: ["BRPL_POLICY": "evictSlowFollowers", "BRPL_ACK_TIMEOUT_SECONDS": "1.5", "BRPL_DURABILITY": "none"]
         )
         #expect(configuration.policy == .evictSlowFollowers)
@@ -70,15 +71,15 @@ struct ReplicationConfigurationTests {
     ]
 
     @Test(arguments: badValues)
-    func aBadValueNamesTheKey(json: String?, environment: [String: String], message: String) throws {
+    func aBadValueNamesTheKey(json: String?, environment: [String: String], message: String) async throws {
         let path = try json.map { try file($0) }
         defer { if let path { try? FileManager.default.removeItem(atPath: path) } }
-        let error = #expect(throws: ReplicationError.self) { try ReplicationConfiguration.load(file: path, environment: environment) }
+        let error = #expect(throws: ReplicationError.self) { try await ReplicationConfiguration.load(file: path, environment: environment) }
         #expect(error?.message.contains(message) == true, "\(String(describing: error?.message))")
     }
 
-    @Test func aMissingFileIsNamed() {
-        let error = #expect(throws: ReplicationError.self) { try ReplicationConfiguration.load(file: "/nonexistent/brpl.json", environment: [:]) }
+    @Test func aMissingFileIsNamed() async {
+        let error = #expect(throws: ReplicationError.self) { try await ReplicationConfiguration.load(file: "/nonexistent/brpl.json", environment: [:]) }
         #expect(error?.message == #"cannot read the configuration file "/nonexistent/brpl.json""#)
     }
 

@@ -82,8 +82,8 @@ struct ReplicationErrorTests {
         (["BRPL_POLICY": "waitForEveryone"], #"policy: must be "evictSlowFollowers" or "minInSyncReplicas", got "waitForEveryone""#),
         (["BRPL_QUEUE_BYTES": "-1"], "queueBytes: must be positive, got -1"),
     ])
-    func aWrongConfigurationValueIsInvalidConfiguration(environment: [String: String], message: String) {
-        let error = #expect(throws: ReplicationError.self) { try ReplicationConfiguration.load(file: nil, environment: environment) }
+    func aWrongConfigurationValueIsInvalidConfiguration(environment: [String: String], message: String) async {
+        let error = #expect(throws: ReplicationError.self) { try await ReplicationConfiguration.load(file: nil, environment: environment) }
         #expect(error?.code == .invalidConfiguration)
         #expect(error?.message == message)
         #expect(error.map(Self.reaction) == "fix the configuration")
@@ -307,7 +307,7 @@ struct ReplicationErrorTests {
         #expect(decoded == status)
     }
 
-    @Test func theConfigurationFileAndEnvironmentKeepTheirValues() throws {
+    @Test func theConfigurationFileAndEnvironmentKeepTheirValues() async throws {
         var configuration = ReplicationConfiguration()
         configuration.policy = .minInSyncReplicas
         configuration.minInSyncReplicas = 2
@@ -317,7 +317,7 @@ struct ReplicationErrorTests {
         #expect(try JSONDecoder().decode(ReplicationConfiguration.self, from: Data(json.utf8)) == configuration)
         #expect(configuration.replicationPolicy == .minInSyncReplicas(2))
 
-        let fromEnvironment = try ReplicationConfiguration.load(
+        let fromEnvironment = try await ReplicationConfiguration.load(
             file: nil, environment: ["BRPL_POLICY": "minInSyncReplicas", "BRPL_MIN_IN_SYNC_REPLICAS": "2", "BRPL_DURABILITY": "none", "BRPL_RECONNECT_CAP_SECONDS": "2"]
         )
         #expect(fromEnvironment.policy == .minInSyncReplicas && fromEnvironment.durability == .none)

@@ -253,19 +253,19 @@ struct ReconnectStormTests {
     ]
 
     @Test(arguments: budgetViolations)
-    func aConfigurationWhoseBudgetOutlastsItsDeadlineIsRefusedNamingTheKey(json: String, key: String, rule: String) throws {
+    func aConfigurationWhoseBudgetOutlastsItsDeadlineIsRefusedNamingTheKey(json: String, key: String, rule: String) async throws {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("brpl-budget-\(UUID()).json").path
         try json.write(toFile: path, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(atPath: path) }
-        let error = #expect(throws: ReplicationError.self) { try ReplicationConfiguration.load(file: path, environment: [:]) }
+        let error = #expect(throws: ReplicationError.self) { try await ReplicationConfiguration.load(file: path, environment: [:]) }
         #expect(error?.message.contains("\(key): \(rule)") == true, "\(String(describing: error?.message))")
     }
 
-    @Test func theFollowerRetrySettingsComeFromTheFileAndTheEnvironment() throws {
+    @Test func theFollowerRetrySettingsComeFromTheFileAndTheEnvironment() async throws {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("brpl-budget-\(UUID()).json").path
         try #"{"policy": "minInSyncReplicas", "reconnectCapSeconds": 2, "connectTimeoutSeconds": 1.5}"#.write(toFile: path, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(atPath: path) }
-        let configuration = try ReplicationConfiguration.load(file: path, environment: ["BRPL_RECONNECT_BASE_SECONDS": "0.05"])
+        let configuration = try await ReplicationConfiguration.load(file: path, environment: ["BRPL_RECONNECT_BASE_SECONDS": "0.05"])
         var follower = ReplicationFollowerConfiguration(dataDirectory: "/tmp/unused", leaderHost: "127.0.0.1", leaderPort: 1, clusterID: "c", nodeID: "f")
         configuration.apply(to: &follower)
         #expect(follower.reconnectCap == .seconds(2))
@@ -275,9 +275,9 @@ struct ReconnectStormTests {
         // The same budget that is fine in evict mode is refused once producers wait for followers.
         let tight = #"{"producerTimeoutSeconds": 5, "maxLagTimeSeconds": 4}"#
         try tight.write(toFile: path, atomically: true, encoding: .utf8)
-        _ = try ReplicationConfiguration.load(file: path, environment: [:])
+        _ = try await ReplicationConfiguration.load(file: path, environment: [:])
         let error = #expect(throws: ReplicationError.self) {
-            try ReplicationConfiguration.load(file: path, environment: ["BRPL_POLICY": "minInSyncReplicas"])
+            try await ReplicationConfiguration.load(file: path, environment: ["BRPL_POLICY": "minInSyncReplicas"])
         }
         #expect(error?.message.hasPrefix("reconnectCapSeconds:") == true, "\(String(describing: error?.message))")
     }

@@ -97,11 +97,11 @@ struct TLSConfigurationTests {
         #expect(TLSLink.classify(firstByte: UInt8(ascii: "G")) == .other)
     }
 
-    @Test func theOperatorsKeysAndEnvironmentSetTLSForBothRoles() throws {
+    @Test func theOperatorsKeysAndEnvironmentSetTLSForBothRoles() async throws {
         let cluster = try Workspace()
         let file = cluster.root + "/settings.json"
         try Data(#"{"tlsCertificateFile": "/c.pem", "tlsPrivateKeyFile": "/k.pem"}"#.utf8).write(to: URL(fileURLWithPath: file))
-        let settings = try ReplicationConfiguration.load(
+        let settings = try await ReplicationConfiguration.load(
             file: file, environment: ["BRPL_TLS_TRUSTED_ROOTS_FILE": "/ca.pem", "BRPL_TLS_REQUIRE_CLIENT_CERTIFICATE": "true"]
         )
         let expected = ReplicationTLS(certificateChainFile: "/c.pem", privateKeyFile: "/k.pem", trustedRootsFile: "/ca.pem", requireClientCertificate: true)
@@ -111,12 +111,13 @@ struct TLSConfigurationTests {
         var follower = cluster.followerConfiguration("f1", port: 1)
         settings.apply(to: &follower)
         #expect(follower.tls == expected)
-        #expect(try ReplicationConfiguration.load(file: nil, environment: [:]).tls == nil)
+        let plaintext = try await ReplicationConfiguration.load(file: nil, environment: [:])
+        #expect(plaintext.tls == nil)
         #expect(throws: ReplicationError.self) {
-            try ReplicationConfiguration.load(file: nil, environment: ["BRPL_TLS_REQUIRE_CLIENT_CERTIFICATE": "yes"])
+            try await ReplicationConfiguration.load(file: nil, environment: ["BRPL_TLS_REQUIRE_CLIENT_CERTIFICATE": "yes"])
         }
         do {
-            _ = try ReplicationConfiguration.load(file: nil, environment: ["BRPL_TLS_PRIVATE_KEY_FILE": "/k.pem"])
+            _ = try await ReplicationConfiguration.load(file: nil, environment: ["BRPL_TLS_PRIVATE_KEY_FILE": "/k.pem"])
             Issue.record("a key without a certificate must be refused")
         } catch {
             #expect(error.message.contains("tlsCertificateFile"), "\(error.message)")
