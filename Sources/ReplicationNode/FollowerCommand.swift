@@ -20,6 +20,7 @@ struct FollowerCommand: AsyncParsableCommand {
     )
 
     @OptionGroup var node: NodeOptions
+    @OptionGroup var metricsOptions: MetricsOptions
 
     @Option(help: ArgumentHelp("The leader's replication address.", valueName: "host:port"))
     var leader: String
@@ -50,6 +51,8 @@ struct FollowerCommand: AsyncParsableCommand {
         ReplicationNode.bootstrapLogging(format: node.logFormat, level: node.logLevel)
         let logger = Logger(label: "replication-node")
         let address = try HostPort(parsing: leader, flag: "--leader", ports: 1...65535)
+        let health = HealthSource()
+        let endpoint = try metricsOptions.makeEndpoint(health: health, logger: logger)
         // Never the process id: a restarted follower must stay the node the in-sync set names.
         let nodeID = try self.nodeID ?? ReplicationFollowerConfiguration.storedNodeID(dataDirectory: node.dataDirectory)
         var configuration = ReplicationFollowerConfiguration(
@@ -59,6 +62,7 @@ struct FollowerCommand: AsyncParsableCommand {
         settings.apply(to: &configuration)
         let secret = try node.loadSecret()
         let follower = try ReplicationFollower(configuration: configuration, secret: secret, logger: Logger(label: "BrokerReplication.follower"))
+        health.report(follower)
         let statusFile = node.statusFile
         let coordinator = node.coordinatorFile.map { LocalCoordinator(path: $0) }
         let force = forcePromotion
@@ -88,11 +92,12 @@ struct FollowerCommand: AsyncParsableCommand {
             leaderConfiguration.coordinator = coordinator
             let leader = try ReplicationLeader(configuration: leaderConfiguration, secret: secret, logger: Logger(label: "BrokerReplication.leader"))
             logger.notice("serving as leader after promotion", metadata: ["epoch": "\(leader.epoch)", "lastDurableLSN": "\(promotion.lastDurableLSN)", "listen": "\(promoteListen)"])
-            let services = LeaderCommand.services(leader, plan: nil, statusFile: statusFile, listenFlag: "--promote-listen", logger: logger)
+            let services = LeaderCommand.services(leader, plan: nil, statusFile: statusFile, listenFlag: "--promote-listen", health: health, logger: logger)
             try await ServiceGroup(configuration: ServiceGroupConfiguration(services: services, logger: logger)).run()
         }
         // Ending on its own (promoted, with nowhere to serve) is a clean stop too.
-        try await TerminationSignals.run([.init(service: running, successTerminationBehavior: .gracefullyShutdownGroup, serviceName: "follower")], logger: logger)
+        let services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: running, successTerminationBehavior: .gracefullyShutdownGroup, serviceName: "follower")]
+        try await TerminationSignals.run(MetricsEndpoint.first(endpoint, services), logger: logger)
     }
 
     /// Follows until cancelled or shut down gracefully (nil), or promoted through SIGUSR1 (the

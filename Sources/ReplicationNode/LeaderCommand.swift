@@ -19,6 +19,7 @@ struct LeaderCommand: AsyncParsableCommand {
     )
 
     @OptionGroup var node: NodeOptions
+    @OptionGroup var metricsOptions: MetricsOptions
 
     @Option(help: ArgumentHelp("The address to listen on for followers.", valueName: "host:port"))
     var listen: String
@@ -69,6 +70,8 @@ struct LeaderCommand: AsyncParsableCommand {
         ReplicationNode.bootstrapLogging(format: node.logFormat, level: node.logLevel)
         let logger = Logger(label: "replication-node")
         let address = try HostPort(parsing: listen, flag: "--listen", ports: 0...65535)
+        let health = HealthSource()
+        let endpoint = try metricsOptions.makeEndpoint(health: health, logger: logger)
         var configuration = ReplicationLeaderConfiguration(dataDirectory: node.dataDirectory, clusterID: node.clusterID, nodeID: nodeID)
         configuration.host = address.host
         configuration.port = address.port
@@ -76,8 +79,8 @@ struct LeaderCommand: AsyncParsableCommand {
         if let coordinatorFile = node.coordinatorFile { configuration.coordinator = LocalCoordinator(path: coordinatorFile) }
         let leader = try ReplicationLeader(configuration: configuration, secret: try node.loadSecret(), logger: Logger(label: "BrokerReplication.leader"))
         let plan = try loadPlan()
-        let services = Self.services(leader, plan: plan, statusFile: node.statusFile, listenFlag: "--listen", logger: logger)
-        try await TerminationSignals.run(services, logger: logger)
+        let services = Self.services(leader, plan: plan, statusFile: node.statusFile, listenFlag: "--listen", health: health, logger: logger)
+        try await TerminationSignals.run(MetricsEndpoint.first(endpoint, services), logger: logger)
     }
 
     /// The services of a leader node, in the order a `ServiceGroup` starts them. A graceful
@@ -85,7 +88,7 @@ struct LeaderCommand: AsyncParsableCommand {
     /// last record; then the leader, which waits for its followers' acks; then the status file,
     /// whose last write shows those acks.
     static func services(
-        _ leader: ReplicationLeader, plan: LoadPlan?, statusFile: String?, listenFlag: String, logger: Logger
+        _ leader: ReplicationLeader, plan: LoadPlan?, statusFile: String?, listenFlag: String, health: HealthSource, logger: Logger
     ) -> [ServiceGroupConfiguration.ServiceConfiguration] {
         let progress = LoadProgress()
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
@@ -105,6 +108,7 @@ struct LeaderCommand: AsyncParsableCommand {
             }
         }
         services.append(.init(service: serving, serviceName: "leader"))
+        services.append(.init(service: ClosureService { await health.report(leader) }, successTerminationBehavior: .ignore, serviceName: "health"))
         if let plan {
             let load = ClosureService {
                 let summary = try await cancelWhenGracefulShutdown {
