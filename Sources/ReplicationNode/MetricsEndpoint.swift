@@ -37,9 +37,7 @@ struct MetricsEndpoint: Service {
         let path = uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? uri
         switch (method, path) {
         case (.GET, "/metrics"):
-            var text: [UInt8] = []
-            registry.emit(into: &text)
-            return Response(status: .ok, contentType: "text/plain; version=0.0.4; charset=utf-8", body: String(decoding: text, as: UTF8.self))
+            return Response(status: .ok, contentType: "text/plain; version=0.0.4; charset=utf-8", body: registry.emitToString())
         case (.GET, "/health"):
             return Response(status: health.isHealthy ? .ok : .serviceUnavailable, contentType: "application/json", body: health.json)
         case (_, "/metrics"), (_, "/health"):

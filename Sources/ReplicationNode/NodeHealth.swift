@@ -37,12 +37,12 @@ struct NodeHealth: Equatable, Sendable {
 /// The node whose health `/health` reports: the follower, or the leader it became by promotion.
 final class HealthSource: Sendable {
     private enum Node {
-        case none
+        case starting
         case follower(ReplicationFollower)
         case leader(ReplicationLeader, listening: Bool)
     }
 
-    private let node = Mutex(Node.none)
+    private let node = Mutex(Node.starting)
 
     func report(_ follower: ReplicationFollower) {
         node.withLock { $0 = .follower(follower) }
@@ -60,7 +60,7 @@ final class HealthSource: Sendable {
     /// The health now; the follower's status is read outside the lock.
     func current() -> NodeHealth {
         switch node.withLock({ $0 }) {
-        case .none: NodeHealth(role: "node", reason: "starting")
+        case .starting: NodeHealth(role: "node", reason: "starting")
         case .follower(let follower): .follower(follower.status())
         case .leader(_, let listening): .leader(listening: listening)
         }

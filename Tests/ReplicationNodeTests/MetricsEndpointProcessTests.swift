@@ -63,7 +63,8 @@ struct MetricsEndpointProcessTests {
             unhealthy = health(followerMetrics)
             return unhealthy?.status == 503
         }
-        let body = try #require(unhealthy.map { try JSONSerialization.jsonObject(with: Data($0.body.utf8)) as? [String: String] } ?? nil)
+        let answer = try #require(unhealthy)
+        let body = try #require(try JSONSerialization.jsonObject(with: Data(answer.body.utf8)) as? [String: String])
         #expect(body["status"] == "unhealthy" && body["role"] == "follower")
         #expect(body["reason"]?.hasPrefix("connecting") == true || body["reason"]?.hasPrefix("syncing") == true, "\(body)")
 

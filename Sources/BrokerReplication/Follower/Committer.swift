@@ -113,7 +113,7 @@ final class Committer: Sendable {
             if durable { try directory.syncFileSystem() }
             try stateFile.store(position, durable: durable && isLast)
         }.get()
-        follower.metrics.groupCommitted(after: .now - start)
+        follower.metrics.groupCommitted(after: ContinuousClock.now - start)
         follower.update { $0.lastDurableLSN = lsn; $0.groupCommits += 1 }
     }
 
