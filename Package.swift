@@ -158,6 +158,8 @@ let package = Package(
                 "ReplicationNode", "MiniBroker", "BrokerReplication", "BrokerReplicationTesting", "HeavyTestGate",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ]
         ),
         .testTarget(
