@@ -22,10 +22,10 @@ import Foundation
 /// | `ackTimeoutSeconds` | `producerTimeoutSeconds` | a dead in-sync follower must be evicted, and so leave the in-sync set, before the confirms waiting for it fail |
 /// | `maxLagTimeSeconds` + 0.5 s to store the change | `producerTimeoutSeconds` | a lagging (but acking) in-sync follower must leave the in-sync set before the confirms waiting for it fail |
 /// | `reconnectCapSeconds` + `connectTimeoutSeconds` | `producerTimeoutSeconds` (min-ISR only) | an evicted follower must be able to reconnect before the producers it holds back give up |
-public struct ReplicationConfiguration: Sendable, Equatable {
+public struct ReplicationConfiguration: Encodable, Sendable, Equatable {
     /// The `policy` key: which ``ReplicationPolicy`` the leader follows, spelled as in the file
     /// and in `BRPL_POLICY`.
-    public enum Policy: String, Hashable, Sendable, CaseIterable {
+    public enum Policy: String, Hashable, Sendable, Encodable, CaseIterable {
         /// ``ReplicationPolicy/evictSlowFollowers``.
         case evictSlowFollowers
         /// ``ReplicationPolicy/minInSyncReplicas(_:)`` with n from the `minInSyncReplicas` key.

@@ -20,6 +20,7 @@ struct FollowerCommand: AsyncParsableCommand {
     )
 
     @OptionGroup var node: NodeOptions
+    @OptionGroup var metricsOptions: MetricsOptions
 
     @Option(help: ArgumentHelp("The leader's replication address (leader).", valueName: "host:port"))
     var leader: String?
@@ -47,6 +48,7 @@ struct FollowerCommand: AsyncParsableCommand {
         var commandLine = try node.commandLine()
         commandLine["leader"] = leader
         commandLine["nodeID"] = nodeID
+        commandLine["metrics"] = metricsOptions.address
         let settings = try await NodeSettings.read(commandLine: commandLine, configFile: node.configFile, role: .follower)
         if (promoteNow || forcePromotion), settings.coordinatorFile == nil {
             throw ValidationError("--promote and --force-promotion need --coordinator (the leader's coordinator file)")
@@ -54,6 +56,8 @@ struct FollowerCommand: AsyncParsableCommand {
         ReplicationNode.bootstrapLogging(format: settings.logFormat, level: settings.logLevel)
         let logger = Logger(label: "replication-node")
         let address = settings.address
+        let health = HealthSource()
+        let endpoint = MetricsOptions.makeEndpoint(address: settings.metrics, health: health, logger: logger)
         // Never the process id: a restarted follower must stay the node the in-sync set names.
         let nodeID = try settings.nodeID ?? ReplicationFollowerConfiguration.storedNodeID(dataDirectory: settings.dataDirectory)
         var configuration = ReplicationFollowerConfiguration(
@@ -62,6 +66,7 @@ struct FollowerCommand: AsyncParsableCommand {
         settings.replication.apply(to: &configuration)
         let secret = settings.secret
         let follower = try ReplicationFollower(configuration: configuration, secret: secret, logger: Logger(label: "BrokerReplication.follower"))
+        health.report(follower)
         let statusFile = settings.statusFile
         let coordinator = settings.coordinatorFile.map { LocalCoordinator(path: $0) }
         let force = forcePromotion
@@ -90,11 +95,12 @@ struct FollowerCommand: AsyncParsableCommand {
             leaderConfiguration.coordinator = coordinator
             let leader = try ReplicationLeader(configuration: leaderConfiguration, secret: secret, logger: Logger(label: "BrokerReplication.leader"))
             logger.notice("serving as leader after promotion", metadata: ["epoch": "\(leader.epoch)", "lastDurableLSN": "\(promotion.lastDurableLSN)", "listen": "\(promoteListen)"])
-            let services = LeaderCommand.services(leader, plan: nil, statusFile: statusFile, listenFlag: "--promote-listen", logger: logger)
+            let services = LeaderCommand.services(leader, plan: nil, statusFile: statusFile, listenFlag: "--promote-listen", health: health, logger: logger)
             try await ServiceGroup(configuration: ServiceGroupConfiguration(services: services, logger: logger)).run()
         }
         // Ending on its own (promoted, with nowhere to serve) is a clean stop too.
-        try await TerminationSignals.run([.init(service: running, successTerminationBehavior: .gracefullyShutdownGroup, serviceName: "follower")], logger: logger)
+        let services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: running, successTerminationBehavior: .gracefullyShutdownGroup, serviceName: "follower")]
+        try await TerminationSignals.run(MetricsEndpoint.first(endpoint, services), logger: logger)
     }
 
     /// Follows until cancelled or shut down gracefully (nil), or promoted through SIGUSR1 (the

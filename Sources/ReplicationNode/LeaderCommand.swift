@@ -19,6 +19,7 @@ struct LeaderCommand: AsyncParsableCommand {
     )
 
     @OptionGroup var node: NodeOptions
+    @OptionGroup var metricsOptions: MetricsOptions
 
     @Option(help: ArgumentHelp("The address to listen on for followers (listen).", valueName: "host:port"))
     var listen: String?
@@ -67,9 +68,12 @@ struct LeaderCommand: AsyncParsableCommand {
         var commandLine = try node.commandLine()
         commandLine["listen"] = listen
         commandLine["nodeID"] = nodeID
+        commandLine["metrics"] = metricsOptions.address
         let settings = try await NodeSettings.read(commandLine: commandLine, configFile: node.configFile, role: .leader)
         ReplicationNode.bootstrapLogging(format: settings.logFormat, level: settings.logLevel)
         let logger = Logger(label: "replication-node")
+        let health = HealthSource()
+        let endpoint = MetricsOptions.makeEndpoint(address: settings.metrics, health: health, logger: logger)
         var configuration = ReplicationLeaderConfiguration(
             dataDirectory: settings.dataDirectory, clusterID: settings.clusterID, nodeID: settings.nodeID ?? "leader"
         )
@@ -79,8 +83,8 @@ struct LeaderCommand: AsyncParsableCommand {
         if let coordinatorFile = settings.coordinatorFile { configuration.coordinator = LocalCoordinator(path: coordinatorFile) }
         let leader = try ReplicationLeader(configuration: configuration, secret: settings.secret, logger: Logger(label: "BrokerReplication.leader"))
         let plan = try loadPlan()
-        let services = Self.services(leader, plan: plan, statusFile: settings.statusFile, listenFlag: "--listen", logger: logger)
-        try await TerminationSignals.run(services, logger: logger)
+        let services = Self.services(leader, plan: plan, statusFile: settings.statusFile, listenFlag: "--listen", health: health, logger: logger)
+        try await TerminationSignals.run(MetricsEndpoint.first(endpoint, services), logger: logger)
     }
 
     /// The services of a leader node, in the order a `ServiceGroup` starts them. A graceful
@@ -88,7 +92,7 @@ struct LeaderCommand: AsyncParsableCommand {
     /// last record; then the leader, which waits for its followers' acks; then the status file,
     /// whose last write shows those acks.
     static func services(
-        _ leader: ReplicationLeader, plan: LoadPlan?, statusFile: String?, listenFlag: String, logger: Logger
+        _ leader: ReplicationLeader, plan: LoadPlan?, statusFile: String?, listenFlag: String, health: HealthSource, logger: Logger
     ) -> [ServiceGroupConfiguration.ServiceConfiguration] {
         let progress = LoadProgress()
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
@@ -108,6 +112,7 @@ struct LeaderCommand: AsyncParsableCommand {
             }
         }
         services.append(.init(service: serving, serviceName: "leader"))
+        services.append(.init(service: ClosureService { await health.report(leader) }, successTerminationBehavior: .ignore, serviceName: "health"))
         if let plan {
             let load = ClosureService {
                 let summary = try await cancelWhenGracefulShutdown {

@@ -14,6 +14,7 @@ struct NodeSettings {
     /// The node's own keys; with ``ReplicationConfiguration/keys`` they are every key a file may hold.
     static let nodeKeys = [
         "dataDir", "secretFile", "secret", "clusterID", "nodeID", "listen", "leader", "statusFile", "coordinatorFile", "logFormat", "logLevel",
+        "metrics",
     ]
 
     var dataDirectory: String
@@ -23,6 +24,8 @@ struct NodeSettings {
     var nodeID: String?
     /// The leader's `listen` address, or the follower's `leader` address.
     var address: HostPort
+    /// Where to serve `GET /metrics` and `GET /health`; nil: nowhere.
+    var metrics: HostPort?
     var statusFile: String?
     var coordinatorFile: String?
     var logFormat: LogFormat
@@ -92,13 +95,15 @@ struct NodeSettings {
         nodeID = try read.string("nodeID")
         try ReplicationError.checkIdentifiers(clusterID: clusterID, nodeID: nodeID ?? "leader")
         let addressKey = role == .leader ? "listen" : "leader"
-        do {
-            address = try HostPort(parsing: try required(addressKey), flag: addressKey, ports: role == .leader ? 0...65535 : 1...65535)
-        } catch let error as ValidationError {
-            throw .invalidConfiguration(error.message)
-        } catch {
-            throw .invalidConfiguration("\(addressKey): \(error)")
+        func hostPort(_ key: String, _ text: String, ports: ClosedRange<Int>) throws(ReplicationError) -> HostPort {
+            do {
+                return try HostPort(parsing: text, flag: key, ports: ports)
+            } catch {
+                throw .invalidConfiguration("\(error)")
+            }
         }
+        address = try hostPort(addressKey, try required(addressKey), ports: role == .leader ? 0...65535 : 1...65535)
+        metrics = try read.string("metrics").map { text throws(ReplicationError) in try hostPort("metrics", text, ports: 0...65535) }
         statusFile = try nonEmpty("statusFile")
         coordinatorFile = try nonEmpty("coordinatorFile")
         let format = try read.string("logFormat") ?? "text"

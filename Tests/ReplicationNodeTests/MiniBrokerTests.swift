@@ -86,6 +86,13 @@ struct MiniBrokerTests {
             return lines.contains { $0.hasPrefix("brpl_follower_acked_bytes_total{follower=\"f1\"} ") && !$0.hasSuffix(" 0") }
                 && lines.contains { $0 == "brpl_isr_size 1" || $0 == "brpl_isr_size 1.0" }
         }
+        // The follower reports its own replication: streaming, with what it applied.
+        try await waitUntil("the follower's metrics show it streaming and applying", brokers: brokers) {
+            let metrics = (try? LoopbackHTTP.request("GET", "/metrics", port: followerHTTP).body) ?? ""
+            let lines = metrics.split(separator: "\n")
+            return lines.contains { $0.hasPrefix("brpl_follower_phase{follower=\"f1\",phase=\"streaming\"} 1") }
+                && lines.contains { $0.hasPrefix("brpl_follower_applied_bytes_total{follower=\"f1\"} ") && !$0.hasSuffix(" 0") }
+        }
 
         for broker in brokers { broker.send(signal: SIGTERM) }
         for broker in brokers {

@@ -105,6 +105,7 @@ final class Committer: Sendable {
         let stateFile = follower.stateFile
         let position = FollowerPosition(epoch: epoch, lastDurableLSN: lsn)
         let durable = self.durable
+        let start = ContinuousClock.now
         // The future form ignores task cancellation: the async form skips its work once the
         // task is cancelled, and a cancelled follower's last commit (promotion, stopping)
         // must still happen, or what it applied would be neither durable nor reported.
@@ -112,6 +113,7 @@ final class Committer: Sendable {
             if durable { try directory.syncFileSystem() }
             try stateFile.store(position, durable: durable && isLast)
         }.get()
+        follower.metrics.groupCommitted(after: ContinuousClock.now - start)
         follower.update { $0.lastDurableLSN = lsn; $0.groupCommits += 1 }
     }
 

@@ -127,6 +127,7 @@ struct LeaderLink {
     /// A heartbeat reply carries the durable LSN, so it acks it too.
     private func heartbeatReply(_ heartbeat: Heartbeat) -> WireMessage {
         let durable = follower.status().lastDurableLSN
+        follower.metrics.heard(leaderLSN: heartbeat.leaderLSN)
         follower.update { $0.lastAckedLSN = durable }
         return .heartbeatReply(HeartbeatReply(echoedSentAtNanoseconds: heartbeat.sentAtNanoseconds, durableLSN: durable))
     }
@@ -263,6 +264,7 @@ struct LeaderLink {
                         let records = try decoder.records(of: data, paths: &paths)
                         try await NIOThreadPool.singleton.runIfActive { try applier.apply(records) }
                         committer.applied(through: data.lastLSN)
+                        follower.metrics.applied(records: Int(data.recordCount), bytes: Int(data.uncompressedBytes))
                     case .heartbeat(let heartbeat):
                         try await write(heartbeatReply(heartbeat), to: outbound, allocator: allocator)
                     case .refusal(let refusal):

@@ -26,6 +26,8 @@ public final class ReplicationFollower: Service, Sendable {
     let chunkIndex: ChunkIndex
     /// Where its connection to the leader runs: the broker's own group, or SwiftNIO's singleton.
     let eventLoopGroup: any EventLoopGroup
+    /// Moved by ``update(_:)`` and by the link's heartbeats, batches and group commits.
+    let metrics: FollowerMetrics
     private let progress: Mutex<FollowerStatus>
     private let control = Mutex(RunControl())
     private let repeatedWarnings = RateLimitedLog()
@@ -112,6 +114,7 @@ public final class ReplicationFollower: Service, Sendable {
         self.eventLoopGroup = eventLoopGroup
         self.tlsContext = try configuration.tls.map { tls throws(ReplicationError) in try tls.makeClientContext() }
         self.configuration = configuration
+        self.metrics = FollowerMetrics(configuration)
         self.secret = secret
         var logger = logger
         logger[metadataKey: "node"] = "\(configuration.nodeID)"
@@ -176,7 +179,7 @@ public final class ReplicationFollower: Service, Sendable {
         var backoff = ReconnectBackoff(base: configuration.reconnectBase, cap: configuration.reconnectCap, refusalDelay: configuration.refusalDelay)
         var generator = SystemRandomNumberGenerator()
         while !Task.isCancelled {
-            progress.withLock { $0.phase = .connecting; $0.connects += 1 }
+            update { $0.phase = .connecting; $0.connects += 1 }
             var refused = false
             let before = status()
             do {
@@ -314,7 +317,12 @@ public final class ReplicationFollower: Service, Sendable {
     }
 
     func update(_ body: @Sendable (inout FollowerStatus) -> Void) {
-        progress.withLock { body(&$0) }
+        let (before, after) = progress.withLock { status in
+            let before = status
+            body(&status)
+            return (before, status)
+        }
+        metrics.statusChanged(from: before, to: after)
     }
 }
 

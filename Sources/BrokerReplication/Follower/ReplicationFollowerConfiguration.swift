@@ -1,3 +1,5 @@
+import CoreMetrics
+
 /// Where a follower's leader is, and how it applies and reconnects.
 public struct ReplicationFollowerConfiguration: Sendable {
     /// Whether acks wait for fsync.
@@ -37,6 +39,9 @@ public struct ReplicationFollowerConfiguration: Sendable {
     /// least ``ReplicationTLS/trustedRootsFile``, and a certificate naming ``nodeID`` when the
     /// leader requires client certificates. The files are read when the follower is created.
     public var tls: ReplicationTLS?
+    /// Where the follower's metrics go (Docs/Operations.md lists them); nil: the global
+    /// `MetricsSystem.factory` that the broker bootstrapped.
+    public var metricsFactory: (any MetricsFactory)?
 
     /// A configuration with the given identity and leader address; every other value has its default.
     ///

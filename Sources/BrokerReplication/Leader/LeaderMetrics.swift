@@ -14,6 +14,8 @@ final class LeaderMetrics: Sendable {
     private let lastLSN: Gauge
     private let confirmLatency: CoreMetrics.Timer
     private let notEnoughReplicas: Counter
+    private let isrShrinks: Counter
+    private let isrExpands: Counter
     private let followers = Mutex<[String: FollowerMetrics]>([:])
     private let evictions = Mutex<[String: Counter]>([:])
     private let reportedNotEnoughReplicas = Mutex(0)
@@ -47,15 +49,21 @@ final class LeaderMetrics: Sendable {
         }
     }
 
-    init(factory: any MetricsFactory) {
+    /// - Parameter policy: its least in-sync set size is published once, as `brpl_isr_min_size`.
+    init(factory: any MetricsFactory, policy: ReplicationPolicy) {
         self.factory = factory
         isrSize = Gauge(label: "brpl_isr_size", factory: factory)
         throttledProducers = Gauge(label: "brpl_throttled_producers", factory: factory)
         compressionRatio = Gauge(label: "brpl_compression_ratio", factory: factory)
         backlogBytes = Gauge(label: "brpl_backlog_bytes", factory: factory)
         lastLSN = Gauge(label: "brpl_last_lsn", factory: factory)
-        confirmLatency = CoreMetrics.Timer(label: "brpl_confirm_latency", factory: factory)
+        confirmLatency = CoreMetrics.Timer(label: "brpl_confirm_latency_seconds", factory: factory)
         notEnoughReplicas = Counter(label: "brpl_not_enough_replicas_total", factory: factory)
+        isrShrinks = Counter(label: "brpl_isr_shrinks_total", factory: factory)
+        isrExpands = Counter(label: "brpl_isr_expands_total", factory: factory)
+        // Evict mode confirms with whoever is in sync, so it needs no member at all.
+        let minimum = if case .minInSyncReplicas(let count) = policy { count } else { 0 }
+        Gauge(label: "brpl_isr_min_size", factory: factory).record(minimum)
     }
 
     /// The metrics of one follower, made on first use (outside the lock: a backend's factory
@@ -96,6 +104,13 @@ final class LeaderMetrics: Sendable {
             }
         }()
         counter.increment()
+    }
+
+    /// A persisted change of the in-sync set: a shrink when members left, an expand when
+    /// members joined (both when one replaced another).
+    func inSyncChanged(joined: [String], left: [String]) {
+        if !left.isEmpty { isrShrinks.increment() }
+        if !joined.isEmpty { isrExpands.increment() }
     }
 
     func confirmed(after latency: Duration) {

@@ -148,6 +148,7 @@ struct LeaderServer {
                 let (joined, left) = (change.subtracting(before).sorted(), Set(before).subtracting(change).sorted())
                 leader.logger.info("in-sync replicas changed", metadata: ["isr": "\(change.sorted())", "joined": "\(joined)", "left": "\(left)"])
                 leader.events.publish(.inSyncReplicasChanged(members: change.sorted(), joined: joined, left: left))
+                leader.metrics.inSyncChanged(joined: joined, left: left)
             } catch {
                 leader.core.inSyncPersisted(nil)
                 leader.repeatedWarnings.log(leader.logger, .error, "cannot persist the in-sync replicas; confirms keep the previous set", key: "persist", metadata: ["error": "\(error)"])

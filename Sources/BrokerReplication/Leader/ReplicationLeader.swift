@@ -93,7 +93,7 @@ public final class ReplicationLeader: Service, Sendable {
         self.coordinator = configuration.coordinator
             ?? LocalCoordinator(path: configuration.dataDirectory + "/" + DataDirectory.reservedDirectory + "/coordinator.json")
         let evictionLogger = logger
-        let metrics = LeaderMetrics(factory: configuration.metricsFactory ?? MetricsSystem.factory)
+        let metrics = LeaderMetrics(factory: configuration.metricsFactory ?? MetricsSystem.factory, policy: configuration.policy)
         self.metrics = metrics
         let events = self.events
         self.core = LeaderCore(settings: settings, files: files) { session, reason, detail in

@@ -74,12 +74,12 @@ struct ReplicationConfigurationTests {
     func aBadValueNamesTheKey(json: String?, environment: [String: String], message: String) async throws {
         let path = try json.map { try file($0) }
         defer { if let path { try? FileManager.default.removeItem(atPath: path) } }
-        let error = #expect(throws: ReplicationError.self) { try await ReplicationConfiguration.load(file: path, environment: environment) }
+        let error = await #expect(throws: ReplicationError.self) { try await ReplicationConfiguration.load(file: path, environment: environment) }
         #expect(error?.message.contains(message) == true, "\(String(describing: error?.message))")
     }
 
     @Test func aMissingFileIsNamed() async {
-        let error = #expect(throws: ReplicationError.self) { try await ReplicationConfiguration.load(file: "/nonexistent/brpl.json", environment: [:]) }
+        let error = await #expect(throws: ReplicationError.self) { try await ReplicationConfiguration.load(file: "/nonexistent/brpl.json", environment: [:]) }
         #expect(error?.message == #"cannot read the configuration file "/nonexistent/brpl.json""#)
     }
 

@@ -83,7 +83,7 @@ struct ReplicationErrorTests {
         (["BRPL_QUEUE_BYTES": "-1"], "queueBytes: must be positive, got -1"),
     ])
     func aWrongConfigurationValueIsInvalidConfiguration(environment: [String: String], message: String) async {
-        let error = #expect(throws: ReplicationError.self) { try await ReplicationConfiguration.load(file: nil, environment: environment) }
+        let error = await #expect(throws: ReplicationError.self) { try await ReplicationConfiguration.load(file: nil, environment: environment) }
         #expect(error?.code == .invalidConfiguration)
         #expect(error?.message == message)
         #expect(error.map(Self.reaction) == "fix the configuration")
@@ -314,7 +314,6 @@ struct ReplicationErrorTests {
         configuration.durability = .none
         let json = try Self.json(configuration)
         #expect(json.contains(#""policy":"minInSyncReplicas""#) && json.contains(#""durability":"none""#), "\(json)")
-        #expect(try JSONDecoder().decode(ReplicationConfiguration.self, from: Data(json.utf8)) == configuration)
         #expect(configuration.replicationPolicy == .minInSyncReplicas(2))
 
         let fromEnvironment = try await ReplicationConfiguration.load(

@@ -47,7 +47,7 @@ struct MetricsTests {
                 let status = leader.status().followers.first { $0.nodeID == "steady" }
                 return status.map { $0.sentBytes == $0.ackedBytes && $0.sentBytes > 0 } ?? false
             }
-            #expect(try metrics.expectTimer("brpl_confirm_latency").values.count == 1)
+            #expect(try metrics.expectTimer("brpl_confirm_latency_seconds").values.count == 1)
             #expect((Self.gauge(metrics, "brpl_compression_ratio").last ?? 0) > 1)
             #expect((Self.gauge(metrics, "brpl_backlog_bytes").last ?? 0) > 0)
             #expect((Self.gauge(metrics, "brpl_last_lsn").last ?? 0) >= Double(lsn) || leader.lastLSN > 0)

@@ -257,7 +257,7 @@ struct ReconnectStormTests {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("brpl-budget-\(UUID()).json").path
         try json.write(toFile: path, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(atPath: path) }
-        let error = #expect(throws: ReplicationError.self) { try await ReplicationConfiguration.load(file: path, environment: [:]) }
+        let error = await #expect(throws: ReplicationError.self) { try await ReplicationConfiguration.load(file: path, environment: [:]) }
         #expect(error?.message.contains("\(key): \(rule)") == true, "\(String(describing: error?.message))")
     }
 
@@ -276,7 +276,7 @@ struct ReconnectStormTests {
         let tight = #"{"producerTimeoutSeconds": 5, "maxLagTimeSeconds": 4}"#
         try tight.write(toFile: path, atomically: true, encoding: .utf8)
         _ = try await ReplicationConfiguration.load(file: path, environment: [:])
-        let error = #expect(throws: ReplicationError.self) {
+        let error = await #expect(throws: ReplicationError.self) {
             try await ReplicationConfiguration.load(file: path, environment: ["BRPL_POLICY": "minInSyncReplicas"])
         }
         #expect(error?.message.hasPrefix("reconnectCapSeconds:") == true, "\(String(describing: error?.message))")

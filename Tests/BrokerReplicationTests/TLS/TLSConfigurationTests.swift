@@ -113,7 +113,7 @@ struct TLSConfigurationTests {
         #expect(follower.tls == expected)
         let plaintext = try await ReplicationConfiguration.load(file: nil, environment: [:])
         #expect(plaintext.tls == nil)
-        #expect(throws: ReplicationError.self) {
+        await #expect(throws: ReplicationError.self) {
             try await ReplicationConfiguration.load(file: nil, environment: ["BRPL_TLS_REQUIRE_CLIENT_CERTIFICATE": "yes"])
         }
         do {
