@@ -106,16 +106,20 @@ package enum SettingSources {
     }
 
     /// A JSON file of settings, refused unless it is one object whose keys are all in `knownKeys`
-    /// (a misspelt key must not pass silently as a default).
+    /// (a misspelt key must not pass silently as a default) and whose `true` and `false` are only
+    /// for ``booleanKeys`` (swift-configuration would read `true` as the number 1).
     package static func file(_ path: String, knownKeys: [String]) async throws(ReplicationError) -> some ConfigProvider {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw .invalidConfiguration("cannot read the configuration file \(path.debugDescription)")
         }
-        guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+        guard let object = try? JSONDecoder().decode([String: FileValue].self, from: data) else {
             throw .invalidConfiguration("\(path): not a JSON object of settings")
         }
-        for key in object.keys.sorted() where !knownKeys.contains(key) {
-            throw .invalidConfiguration("\(path): \(key): unknown key; known keys: \(knownKeys.joined(separator: ", "))")
+        for (key, value) in object.sorted(by: { $0.key < $1.key }) {
+            guard knownKeys.contains(key) else {
+                throw .invalidConfiguration("\(path): \(key): unknown key; known keys: \(knownKeys.joined(separator: ", "))")
+            }
+            if value == .boolean, !booleanKeys.contains(key) { throw .invalidConfiguration("\(path): \(key): must not be true or false") }
         }
         do {
             return try await FileProvider<JSONSnapshot>(
@@ -123,6 +127,21 @@ package enum SettingSources {
             )
         } catch {
             throw .invalidConfiguration("\(path): \(error)")
+        }
+    }
+}
+
+extension SettingSources {
+    /// The keys whose value is `true` or `false`.
+    package static let booleanKeys: Set<String> = ["tlsRequireClientCertificate"]
+
+    /// What a file's value is, as far as the checks above need to know.
+    private enum FileValue: Decodable, Equatable {
+        case boolean, other
+
+        init(from decoder: any Decoder) throws {
+            let container = try decoder.singleValueContainer()
+            self = (try? container.decode(Bool.self)) != nil ? .boolean : .other
         }
     }
 }

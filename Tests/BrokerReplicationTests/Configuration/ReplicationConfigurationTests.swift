@@ -63,11 +63,14 @@ struct ReplicationConfigurationTests {
         (#"{"minInSyncReplicas": 0}"#, [:], "minInSyncReplicas: must be at least 1, got 0"),
         (#"{"durability": "sometimes"}"#, [:], #"durability: must be "fsync" or "none", got "sometimes""#),
         (#"{"ackTimeoutSeconds": 0}"#, [:], "ackTimeoutSeconds: must be a positive number of seconds, got 0.0"),
-        (#"{"queueSize": 5}"#, [:], "queueSize: unknown key"),
-        (nil, ["BRPL_QUEUE_BYTES": "12MB"], #"queueBytes: BRPL_QUEUE_BYTES="12MB" is not a whole number"#),
+        (#"{"queueSize": 5}"#, [:], "queueSize: unknown key; known keys: policy, minInSyncReplicas"),
+        (#"{"queueBytes": 1.5}"#, [:], "queueBytes: must be a whole number of bytes"),
+        (#"{"tlsCertificateFile": 7}"#, [:], "tlsCertificateFile: must be a string"),
+        (nil, ["BRPL_TLS_REQUIRE_CLIENT_CERTIFICATE": "maybe"], #"tlsRequireClientCertificate: must be true or false, got "maybe""#),
+        (nil, ["BRPL_QUEUE_BYTES": "12MB"], #"queueBytes: must be a whole number of bytes, got "12MB""#),
         (#"{"catchUpBytesPerSecond": 1000}"#, [:], "catchUpBytesPerSecond: must be at least 65536 (64 KiB/s), or absent for unlimited, got 1000"),
-        (nil, ["BRPL_CATCH_UP_BYTES_PER_SECOND": "2MB"], #"catchUpBytesPerSecond: BRPL_CATCH_UP_BYTES_PER_SECOND="2MB" is not a whole number"#),
-        (nil, ["BRPL_PRODUCER_TIMEOUT_SECONDS": "soon"], #"producerTimeoutSeconds: BRPL_PRODUCER_TIMEOUT_SECONDS="soon" is not a number of seconds"#),
+        (nil, ["BRPL_CATCH_UP_BYTES_PER_SECOND": "2MB"], #"catchUpBytesPerSecond: must be a whole number of bytes per second, got "2MB""#),
+        (nil, ["BRPL_PRODUCER_TIMEOUT_SECONDS": "soon"], #"producerTimeoutSeconds: must be a number of seconds, got "soon""#),
     ]
 
     @Test(arguments: badValues)
