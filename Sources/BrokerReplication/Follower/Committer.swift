@@ -113,6 +113,7 @@ final class Committer: Sendable {
             try stateFile.store(position, durable: durable && isLast)
         }.get()
         follower.update { $0.lastDurableLSN = lsn; $0.groupCommits += 1 }
+        follower.changes.durable(through: lsn, epoch: epoch)
     }
 
     func run(outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>, allocator: ByteBufferAllocator) async throws {

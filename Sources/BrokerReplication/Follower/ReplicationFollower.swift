@@ -27,6 +27,8 @@ public final class ReplicationFollower: Service, Sendable {
     /// Where its connection to the leader runs: the broker's own group, or SwiftNIO's singleton.
     let eventLoopGroup: any EventLoopGroup
     private let progress: Mutex<FollowerStatus>
+    /// The subscribers of ``changes(bufferingNewest:)`` and the changes waiting to be durable.
+    let changes = FollowerChanges()
     private let control = Mutex(RunControl())
     private let repeatedWarnings = RateLimitedLog()
 
@@ -157,6 +159,7 @@ public final class ReplicationFollower: Service, Sendable {
         control.withLock { control in
             if control.loop == loop { control.loop = nil }
         }
+        changes.finish()
     }
 
     /// Stops following gracefully: everything applied so far is made durable and acked, then
