@@ -10,21 +10,7 @@ import Testing
 /// order, a full sync as one event, and every stream ends with `run()`.
 @Suite("Follower changes", .serialized, .heavy)
 struct FollowerChangesTests {
-    /// Reads `stream` into `seen` until it ends, then sets `ended`.
-    final class Reader: Sendable {
-        let seen = Mutex<[FollowerChange]>([])
-        let ended = Mutex(false)
-
-        init(_ stream: AsyncStream<FollowerChange>) {
-            Task { [self] in
-                for await change in stream { seen.withLock { $0.append(change) } }
-                ended.withLock { $0 = true }
-            }
-        }
-
-        var changes: [FollowerChange] { seen.withLock { $0 } }
-        var hasEnded: Bool { ended.withLock { $0 } }
-    }
+    typealias Reader = StreamReader<FollowerChange>
 
     /// What the leader's writes should look like on the follower: kind and LSN.
     struct Expected: Equatable, CustomStringConvertible {
@@ -81,16 +67,16 @@ struct FollowerChangesTests {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { try await follower.run() }
                 try await Self.waitUntil("the follower installs its full sync") {
-                    first.changes.contains { $0.kind == .fullSyncInstalled }
+                    first.elements.contains { $0.kind == .fullSyncInstalled }
                 }
                 for round in 1...3 { expected += try await Self.write(leader, round: round, sizes: &sizes) }
                 let last = leader.lastLSN
                 try await Self.waitUntil("both streams reach the leader's last LSN \(last)") {
-                    [first, second].allSatisfy { $0.changes.last?.lsn == last }
+                    [first, second].allSatisfy { $0.elements.last?.lsn == last }
                 }
                 #expect(follower.status().lastDurableLSN == last)
-                let changes = first.changes
-                #expect(second.changes == changes, "every subscriber gets every change")
+                let changes = first.elements
+                #expect(second.elements == changes, "every subscriber gets every change")
                 #expect(changes.first?.kind == .fullSyncInstalled, "nothing before the full sync: \(changes.prefix(3))")
                 // Usually one full sync; on a starved machine a slow one may be evicted and run again.
                 let sync = try #require(changes.lastIndex { $0.kind == .fullSyncInstalled })
@@ -129,17 +115,22 @@ struct FollowerChangeLogTests {
             .delete(path: try ReplicatedPath("data/a")),
         ], firstLSN: 10)
         log.durable(through: 11, epoch: 2)
-        #expect(await stream.next() == FollowerChange(kind: .appended(path: "data/a", offset: 0, length: 5), epoch: 2, lsn: 10, sequenceNumber: 1))
+        let appended = await stream.next()
+        #expect(appended == FollowerChange(kind: .appended(path: "data/a", offset: 0, length: 5), epoch: 2, lsn: 10, sequenceNumber: 1))
         log.durable(through: 13, epoch: 2)
-        #expect(await stream.next() == FollowerChange(kind: .replaced(path: "data/file", length: 7), epoch: 2, lsn: 12, sequenceNumber: 2))
-        #expect(await stream.next() == FollowerChange(kind: .deleted(path: "data/a"), epoch: 2, lsn: 13, sequenceNumber: 3))
+        let replaced = await stream.next()
+        #expect(replaced == FollowerChange(kind: .replaced(path: "data/file", length: 7), epoch: 2, lsn: 12, sequenceNumber: 2))
+        let deleted = await stream.next()
+        #expect(deleted == FollowerChange(kind: .deleted(path: "data/a"), epoch: 2, lsn: 13, sequenceNumber: 3))
         // Applied, never durable, then a full sync: only the sync is published.
         log.applied([try Self.append("data/b", at: 0, 1)], firstLSN: 14)
         log.fullSyncInstalled(epoch: 3, lsn: 20)
         log.durable(through: 20, epoch: 3)
-        #expect(await stream.next() == FollowerChange(kind: .fullSyncInstalled, epoch: 3, lsn: 20, sequenceNumber: 4))
+        let sync = await stream.next()
+        #expect(sync == FollowerChange(kind: .fullSyncInstalled, epoch: 3, lsn: 20, sequenceNumber: 4))
         log.finish()
-        #expect(await stream.next() == nil)
+        let afterFinish = await stream.next()
+        #expect(afterFinish == nil)
     }
 
     @Test func aSlowReaderLosesTheOldestAndSeesAGapInSequenceNumbers() async throws {
@@ -161,7 +152,9 @@ struct FollowerChangeLogTests {
         log.applied([try Self.append("data/a", at: 1, 1)], firstLSN: 2)
         log.durable(through: 2, epoch: 1)
         log.finish()
-        #expect(await stream.next()?.lsn == 2)
-        #expect(await stream.next() == nil)
+        let listened = await stream.next()
+        #expect(listened?.lsn == 2)
+        let afterTheEnd = await stream.next()
+        #expect(afterTheEnd == nil)
     }
 }
