@@ -34,6 +34,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
         // Test targets only: generators for the randomised codec tests.
         .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.1"),
+        // Test targets only: the process tests start and signal replication-node with it.
+        .package(url: "https://github.com/swiftlang/swift-subprocess.git", from: "1.0.2"),
+        // FilePath and FileDescriptor of swift-subprocess's API, on Linux.
+        .package(url: "https://github.com/apple/swift-system", from: "1.5.0"),
     ],
     targets: [
         .systemLibrary(
@@ -154,6 +158,8 @@ let package = Package(
             dependencies: [
                 "ReplicationNode", "MiniBroker", "BrokerReplication", "BrokerReplicationTesting", "HeavyTestGate",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Subprocess", package: "swift-subprocess"),
+                .product(name: "SystemPackage", package: "swift-system", condition: .when(platforms: [.linux])),
                 .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),
