@@ -31,9 +31,11 @@ func seededPropertyCheck<Value>(
         do {
             try body(value)
         } catch {
+            // A failed `#require` has recorded its own issue; any other error is news.
+            let reason = error is ExpectationFailedError ? "" : ": \(error)"
             Issue.record(
                 """
-                property failed at case \(index) of \(count) from seed "\(seed)", input \(String(describing: value).prefix(500)): \(error)
+                property failed at case \(index) of \(count) from seed "\(seed)", input \(String(describing: value).prefix(500))\(reason)
                 replay this case alone with seededPropertyCheck(seed: "\(caseSeed)", count: 1, …)
                 """,
                 sourceLocation: sourceLocation
