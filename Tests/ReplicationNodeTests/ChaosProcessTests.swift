@@ -76,8 +76,8 @@ struct ChaosProcessTests {
         func eventually(_ what: String, timeout: Duration = .seconds(120), _ condition: () -> Bool) async throws {
             let deadline = ContinuousClock.now + timeout
             while ContinuousClock.now < deadline {
-                for node in nodes.values where !node.process.isRunning && node.process.terminationReason == .exit {
-                    Issue.record("\(node.name) exited early with status \(node.process.terminationStatus)\n\(logs())")
+                for node in nodes.values where !node.isRunning && node.exitStatus != nil {
+                    Issue.record("\(node.name) exited early with status \(node.termination)\n\(logs())")
                     throw NodeTestError("\(node.name) exited")
                 }
                 if condition() { return }

@@ -17,7 +17,7 @@ struct FollowerIdentityProcessTests {
         try? FileManager.default.removeItem(atPath: root + "/f.json")
         var status: FollowerStatusFile?
         let deadline = ContinuousClock.now + .seconds(60)
-        while status == nil, ContinuousClock.now < deadline, node.process.isRunning {
+        while status == nil, ContinuousClock.now < deadline, node.isRunning {
             status = FollowerStatusFile.read(root + "/f.json")
             if status == nil { try await Task.sleep(for: .milliseconds(100)) }
         }

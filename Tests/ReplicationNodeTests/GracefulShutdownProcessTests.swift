@@ -58,10 +58,10 @@ struct GracefulShutdownProcessTests {
 
         // Both followers stream and have acked a few seconds of load.
         let streaming = try await Self.poll(leaderStatus) { status in
-            !nodes.contains { !$0.process.isRunning }
+            !nodes.contains { !$0.isRunning }
                 && ["f1", "f2"].allSatisfy { status.follower($0)?.state == "live" && status.follower($0)!.ackedLSN >= 15_000 }
         }
-        try #require(nodes.allSatisfy { $0.process.isRunning }, "a node exited early\n\(logs())")
+        try #require(nodes.allSatisfy { $0.isRunning }, "a node exited early\n\(logs())")
         try #require(streaming.map { status in ["f1", "f2"].allSatisfy { (status.follower($0)?.ackedLSN ?? 0) >= 15_000 } } == true, "not streaming within 60 s\n\(logs())")
 
         // The follower, stopped while records keep arriving, commits and acks what it applied:

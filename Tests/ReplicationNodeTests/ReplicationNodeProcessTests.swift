@@ -44,8 +44,8 @@ struct ReplicationNodeProcessTests {
         var converged = false
         let deadline = ContinuousClock.now + .seconds(120)
         while ContinuousClock.now < deadline {
-            for node in nodes where !node.process.isRunning {
-                Issue.record("\(node.name) exited early with status \(node.process.terminationStatus)\n\(logs())")
+            for node in nodes where !node.isRunning {
+                Issue.record("\(node.name) exited early with status \(node.termination)\n\(logs())")
                 return
             }
             if let leaderData = FileManager.default.contents(atPath: root + "/leader.json"),

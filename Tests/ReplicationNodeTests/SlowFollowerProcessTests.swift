@@ -15,7 +15,8 @@ import Darwin
 @Suite("Slow follower process", .serialized, .heavy)
 struct SlowFollowerProcessTests {
     /// Peak resident memory of a process (VmHWM), in bytes.
-    static func peakRSS(of pid: Int32) -> Int? {
+    static func peakRSS(of pid: Int32?) -> Int? {
+        guard let pid else { return nil }
         guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
             let line = text.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
             let kilobytes = Int(line.split(separator: " ", omittingEmptySubsequences: true)[1])
@@ -63,11 +64,11 @@ struct SlowFollowerProcessTests {
 
         var peak = 0
         try await eventually("the slow follower is evicted", logs: logs) {
-            peak = max(peak, Self.peakRSS(of: leader.process.processIdentifier) ?? 0)
+            peak = max(peak, Self.peakRSS(of: leader.processIdentifier) ?? 0)
             return leaderStatus()?.evictions.isEmpty == false
         }
         try await eventually("the load finishes", logs: logs) {
-            peak = max(peak, Self.peakRSS(of: leader.process.processIdentifier) ?? 0)
+            peak = max(peak, Self.peakRSS(of: leader.processIdentifier) ?? 0)
             return leaderStatus()?.loadFinished == true
         }
         let last = leaderStatus()?.lastLSN ?? 0
@@ -75,7 +76,7 @@ struct SlowFollowerProcessTests {
         // Its queue fills first; reconnected behind the same cap, it may also miss an ack deadline.
         let reasons = Set(leaderStatus()?.evictions.keys.map { $0 } ?? [])
         #expect(reasons.isSubset(of: ["queue-full", "ack-timeout", "backlog-exceeded"]) && !reasons.isEmpty, "\(reasons)")
-        peak = max(peak, Self.peakRSS(of: leader.process.processIdentifier) ?? 0)
+        peak = max(peak, Self.peakRSS(of: leader.processIdentifier) ?? 0)
         // Frames are shared by the queues and the backlog; the margin covers the process itself.
         let bound = queueBytes + backlogBytes + 64 << 20
         #expect(peak > 0 && peak <= bound, "leader peak RSS \(peak >> 20) MiB, bound \(bound >> 20) MiB")

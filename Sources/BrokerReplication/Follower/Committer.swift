@@ -115,6 +115,7 @@ final class Committer: Sendable {
         }.get()
         follower.metrics.groupCommitted(after: ContinuousClock.now - start)
         follower.update { $0.lastDurableLSN = lsn; $0.groupCommits += 1 }
+        follower.changes.durable(through: lsn, epoch: epoch)
     }
 
     func run(outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>, allocator: ByteBufferAllocator) async throws {

@@ -190,6 +190,7 @@ struct LeaderLink {
                 }
                 let position = FollowerPosition(epoch: epoch, lastDurableLSN: cutLSN)
                 try follower.stateFile.store(position, durable: durable)
+                follower.changes.fullSyncInstalled(epoch: epoch, lsn: cutLSN)
                 try await write(.ack(durableLSN: cutLSN), to: outbound, allocator: allocator)
                 follower.update { $0.lastAckedLSN = cutLSN }
                 logger.info("full sync installed", metadata: ["epoch": "\(epoch)", "cutLSN": "\(cutLSN)"])
@@ -263,6 +264,7 @@ struct LeaderLink {
                         try sequence.accept(data)
                         let records = try decoder.records(of: data, paths: &paths)
                         try await NIOThreadPool.singleton.runIfActive { try applier.apply(records) }
+                        follower.changes.applied(records, firstLSN: data.firstLSN)
                         committer.applied(through: data.lastLSN)
                         follower.metrics.applied(records: Int(data.recordCount), bytes: Int(data.uncompressedBytes))
                     case .heartbeat(let heartbeat):

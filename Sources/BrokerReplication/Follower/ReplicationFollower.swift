@@ -29,6 +29,8 @@ public final class ReplicationFollower: Service, Sendable {
     /// Moved by ``update(_:)`` and by the link's heartbeats, batches and group commits.
     let metrics: FollowerMetrics
     private let progress: Mutex<FollowerStatus>
+    /// The subscribers of ``changes(bufferingNewest:)`` and the changes waiting to be durable.
+    let changes = FollowerChanges()
     private let control = Mutex(RunControl())
     private let repeatedWarnings = RateLimitedLog()
 
@@ -160,6 +162,7 @@ public final class ReplicationFollower: Service, Sendable {
         control.withLock { control in
             if control.loop == loop { control.loop = nil }
         }
+        changes.finish()
     }
 
     /// Stops following gracefully: everything applied so far is made durable and acked, then

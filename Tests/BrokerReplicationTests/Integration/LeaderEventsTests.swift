@@ -6,25 +6,11 @@ import Testing
 
 @_spi(Benchmarks) @testable import BrokerReplication
 
-/// `ReplicationLeader.events()`: a broker sees in-sync set changes and evictions as they
+/// `ReplicationLeader.elements()`: a broker sees in-sync set changes and evictions as they
 /// happen, each subscriber its own stream, and every stream ends with `run()`.
 @Suite("Leader events", .serialized, .heavy)
 struct LeaderEventsTests {
-    /// Reads `stream` into `seen` until it ends, then sets `ended`.
-    final class Reader: Sendable {
-        let seen = Mutex<[LeaderEvent]>([])
-        let ended = Mutex(false)
-
-        init(_ stream: AsyncStream<LeaderEvent>) {
-            Task { [self] in
-                for await event in stream { seen.withLock { $0.append(event) } }
-                ended.withLock { $0 = true }
-            }
-        }
-
-        var events: [LeaderEvent] { seen.withLock { $0 } }
-        var evictions: [LeaderStatus.Eviction] { events.compactMap { if case .evicted(let eviction) = $0 { eviction } else { nil } } }
-    }
+    typealias Reader = StreamReader<LeaderEvent>
 
     @Test func aBrokerSeesTheFollowerJoinThenItsEvictionThenTheEnd() async throws {
         try await ReplicationTestCluster.run(followers: ["f1"], configureLeader: { $0.ackTimeout = .seconds(1) }) { cluster in
@@ -41,21 +27,25 @@ struct LeaderEventsTests {
             leader.flush()
             try await cluster.waitUntil("the subscriber sees f1 evicted") { !first.evictions.isEmpty }
             let joined = LeaderEvent.inSyncReplicasChanged(members: ["f1"], joined: ["f1"], left: [])
-            #expect(first.events.contains(joined) || inSyncWhenSubscribed == ["f1"], "\(first.events)")
+            #expect(first.elements.contains(joined) || inSyncWhenSubscribed == ["f1"], "\(first.elements)")
             let eviction = try #require(first.evictions.first)
             #expect(eviction.nodeID == "f1")
             #expect(eviction.reason == .ackTimeout || eviction.reason == .heartbeatTimeout, "\(eviction)")
             #expect(leader.status().recentEvictions.contains { $0.nodeID == "f1" && $0.reason == eviction.reason && $0.detail == eviction.detail })
             try await cluster.waitUntil("f1 leaves the in-sync set, seen by both") {
-                [first, second].allSatisfy { $0.events.contains(.inSyncReplicasChanged(members: [], joined: [], left: ["f1"])) }
+                [first, second].allSatisfy { $0.elements.contains(.inSyncReplicasChanged(members: [], joined: [], left: ["f1"])) }
             }
             #expect(second.evictions.map(\.detail) == first.evictions.map(\.detail), "every subscriber gets every event")
             cluster.proxy("f1").set(.init())
             leader.shutdownGracefully()
-            try await cluster.waitUntil("both streams end with run()") { first.ended.withLock { $0 } && second.ended.withLock { $0 } }
+            try await cluster.waitUntil("both streams end with run()") { first.hasEnded && second.hasEnded }
             var afterTheEnd = leader.events().makeAsyncIterator()
             let next = await afterTheEnd.next()
             #expect(next == nil, "a stream asked for after the end is already finished")
         }
     }
+}
+
+extension StreamReader<LeaderEvent> {
+    var evictions: [LeaderStatus.Eviction] { elements.compactMap { if case .evicted(let eviction) = $0 { eviction } else { nil } } }
 }

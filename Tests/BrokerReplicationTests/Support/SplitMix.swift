@@ -1,5 +1,5 @@
 /// SplitMix64: a small deterministic generator, so a test's random workload repeats from its seed.
-struct SplitMix {
+struct SplitMix: RandomNumberGenerator {
     var state: UInt64
     init(seed: UInt64) { state = seed }
     mutating func next() -> UInt64 {

@@ -1,5 +1,6 @@
 import NIOCore
 import NIOEmbedded
+import PropertyBased
 import Testing
 
 @_spi(Benchmarks) @testable import BrokerReplication
@@ -131,10 +132,8 @@ struct FrameAuthenticationTests {
         for cut in 0...total {
             #expect(try Self.taggedStream(frames, cuts: [cut]) == expected, "cut at \(cut)")
         }
-        var generator = SystemRandomNumberGenerator()
-        for _ in 0..<200 {
-            let cuts = (0..<Int.random(in: 2...40, using: &generator)).map { _ in Int.random(in: 0...total, using: &generator) }
-            #expect(try Self.taggedStream(frames, cuts: cuts) == expected, "cuts \(cuts)")
+        seededPropertyCheck(count: 200, input: Gen.int(in: 0...total).array(of: 2...40)) { cuts in
+            try #require(try Self.taggedStream(frames, cuts: cuts) == expected, "cuts \(cuts)")
         }
     }
 

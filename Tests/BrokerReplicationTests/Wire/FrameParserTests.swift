@@ -1,5 +1,6 @@
 import NIOCore
 import NIOEmbedded
+import PropertyBased
 import Testing
 
 @_spi(Benchmarks) @testable import BrokerReplication
@@ -65,13 +66,11 @@ struct FrameParserTests {
             if frames != expected { return }
         }
         #expect(try decode(bytes.indices.map { bytes[$0...$0] }, preamble: preamble) == expected)
-        var generator = SystemRandomNumberGenerator()
-        for _ in 0..<200 {
-            var cuts = (0..<Int.random(in: 2...12, using: &generator)).map { _ in Int.random(in: 1..<bytes.count, using: &generator) }
-            cuts = Array(Set(cuts)).sorted()
+        seededPropertyCheck(count: 200, input: Gen.int(in: 1..<bytes.count).array(of: 2...12)) { drawn in
+            let cuts = Array(Set(drawn)).sorted()
             let bounds = [0] + cuts + [bytes.count]
             let chunks = zip(bounds, bounds.dropFirst()).map { bytes[$0..<$1] }
-            #expect(try decode(chunks, preamble: preamble) == expected, "cuts at \(cuts)")
+            try #require(try decode(chunks, preamble: preamble) == expected, "cuts at \(cuts)")
         }
     }
 

@@ -10,7 +10,7 @@ import Darwin
 func waitUntil(_ what: String, brokers: [NodeProcess], within limit: Duration = .seconds(60), _ condition: () throws -> Bool) async throws {
     let deadline = ContinuousClock.now + limit
     while try !condition() {
-        for broker in brokers where !broker.process.isRunning {
+        for broker in brokers where !broker.isRunning {
             throw NodeTestError("\(broker.name) exited while waiting until \(what)\n\(broker.logTail())")
         }
         guard ContinuousClock.now < deadline else {

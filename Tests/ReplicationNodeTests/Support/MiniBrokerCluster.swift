@@ -46,7 +46,7 @@ final class MiniBrokerCluster {
 
     func node(_ name: String) -> Node { nodes.first { $0.name == name }! }
 
-    var running: [NodeProcess] { processes.values.filter { $0.process.isRunning } }
+    var running: [NodeProcess] { processes.values.filter { $0.isRunning } }
 
     func dataDirectory(_ name: String) -> String { root + "/" + name }
 
