@@ -73,9 +73,11 @@ struct SlowFollowerProcessTests {
         }
         let last = leaderStatus()?.lastLSN ?? 0
         try await eventually("the healthy follower holds everything", logs: logs) { durable("healthy") >= last }
-        // Its queue fills first; reconnected behind the same cap, it may also miss an ack deadline.
+        // Its queue fills first. Reconnected behind the same cap, it may also miss an ack deadline,
+        // or say nothing for the heartbeat timeout while one large frame (a sync chunk) trickles
+        // in at 16 KiB/s: each is the leader giving up on a follower that cannot keep up.
         let reasons = Set(leaderStatus()?.evictions.keys.map { $0 } ?? [])
-        #expect(reasons.isSubset(of: ["queue-full", "ack-timeout", "backlog-exceeded"]) && !reasons.isEmpty, "\(reasons)")
+        #expect(reasons.isSubset(of: ["queue-full", "ack-timeout", "heartbeat-timeout", "backlog-exceeded"]) && !reasons.isEmpty, "\(reasons)")
         peak = max(peak, Self.peakRSS(of: leader.processIdentifier) ?? 0)
         // Frames are shared by the queues and the backlog; the margin covers the process itself.
         let bound = queueBytes + backlogBytes + 64 << 20
