@@ -86,7 +86,12 @@ struct NodeSettings {
         dataDirectory = try required("dataDir")
         if dataDirectory.isEmpty { throw .invalidSetting("dataDir", "must not be empty") }
         switch (try read.string("secretFile"), try read.string(SettingSources.secretKey, isSecret: true)) {
-        case (let file?, nil): secret = try SharedSecret(contentsOfFile: file)
+        case (let file?, nil):
+            do {
+                secret = try SharedSecret(contentsOfFile: file)
+            } catch {
+                throw .invalidSetting("secretFile", error.message)
+            }
         case (nil, let text?): secret = try SharedSecret(bytes: Array(text.utf8))
         case (nil, nil): throw .invalidConfiguration("secretFile: missing; \(SettingOrigins.whereToSet("secretFile")), or the secret itself in BRPL_SECRET")
         case (_?, _?): throw .invalidConfiguration("secret: give secretFile or secret, not both")
@@ -134,7 +139,7 @@ final class SettingOrigins: AccessReporter {
         let key = event.metadata.key.components.joined(separator: ".")
         let origin: String
         if last.providerName.contains(Self.commandLine) {
-            origin = "the command line"
+            origin = Self.flags[key] ?? "--set \(key)"
         } else if last.providerName.contains("Environment") {
             origin = ReplicationConfiguration.environmentName(for: key)
         } else {
@@ -150,9 +155,16 @@ final class SettingOrigins: AccessReporter {
         return "\(origin): \(message)"
     }
 
+    /// The command-line option of each key that has its own; the others are `--set KEY=VALUE`.
+    static let flags = [
+        "dataDir": "--data-dir", "secretFile": "--secret-file", "clusterID": "--cluster-id", "nodeID": "--node-id", "listen": "--listen",
+        "leader": "--leader", "statusFile": "--status-file", "coordinatorFile": "--coordinator", "logFormat": "--log-format",
+        "logLevel": "--log-level", "metrics": "--metrics", "tlsCertificateFile": "--tls-cert", "tlsPrivateKeyFile": "--tls-key",
+        "tlsTrustedRootsFile": "--tls-ca", "tlsRequireClientCertificate": "--tls-require-client-cert",
+    ]
+
     /// Where an operator may set `key`, for a missing required setting.
     static func whereToSet(_ key: String) -> String {
-        let flags = ["dataDir": "--data-dir", "secretFile": "--secret-file", "listen": "--listen", "leader": "--leader"]
         return "give \(flags[key].map { "\($0), " } ?? "")\(ReplicationConfiguration.environmentName(for: key)) or \"\(key)\" in the --config file"
     }
 }

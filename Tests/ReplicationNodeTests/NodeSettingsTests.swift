@@ -123,6 +123,23 @@ struct NodeSettingsTests {
         }
     }
 
+    @Test(arguments: [
+        (["--set", "policy=sometimes"], #"--set policy: policy: must be "evictSlowFollowers" or "minInSyncReplicas", got "sometimes""#),
+        (["--secret-file", "/no/such/secret"], #"--secret-file: secretFile: cannot read the secret file "/no/such/secret""#),
+        (["--metrics", "127.0.0.1"], "--metrics: metrics: expects HOST:PORT"),
+    ])
+    func aWrongCommandLineValueNamesItsOption(arguments: [String], message: String) async throws {
+        let files = try Files(json: "{}")
+        defer { files.remove() }
+        await #expect {
+            try await Self.leaderSettings(["--data-dir", files.root + "/data", "--listen", "127.0.0.1:0"] + arguments, environment: [
+                "BRPL_SECRET_FILE": files.root + "/secret",
+            ])
+        } throws: { error in
+            "\(error)".contains(message)
+        }
+    }
+
     @Test func aMissingDataDirectorySaysWhereToSetIt() async throws {
         let files = try Files(json: #"{"listen": "127.0.0.1:0"}"#)
         defer { files.remove() }
