@@ -2,7 +2,7 @@
 SWIFT ?= swift
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps build demo test bench-micro bench-catch-up clean
+.PHONY: deps build demo test bench-micro bench-catch-up fuzz fuzz-build fuzz-seeds clean
 
 # liblz4-dev (and pkg-config, which finds it) come from Debian's packages when missing, and so
 # does etcd-server, the etcd that BrokerReplicationEtcdTests start.
@@ -53,5 +53,22 @@ bench-catch-up: deps
 	$(SWIFT) build -c release --product catch-up
 	$$($(SWIFT) build -c release --show-bin-path)/catch-up --json .build/catch-up.json
 
+# libFuzzer targets, one per entry point a peer's bytes reach: their own package (Tests/Fuzz),
+# built with the sanitizers into .build-fuzz, each run for FUZZ_SECONDS (Docs/Operations.md,
+# "Security: fuzzing"). make test runs their checks over the committed corpus, unsanitized.
+FUZZ_SECONDS ?= 60
+# debug builds faster than release; FUZZ_CONFIG=release executes more inputs a second.
+FUZZ_CONFIG ?= debug
+fuzz-build: deps
+	$(SWIFT) build -c $(FUZZ_CONFIG) --package-path Tests/Fuzz --scratch-path .build-fuzz \
+		-Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library -Xswiftc -enable-testing
+
+fuzz: fuzz-build
+	FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_CONFIG=$(FUZZ_CONFIG) Tests/Fuzz/fuzz.sh
+
+# Rewrites the seed corpus from the real encoders (FuzzSeeds), after a change to the protocol.
+fuzz-seeds: deps
+	BRPL_WRITE_FUZZ_SEEDS=1 $(SWIFT) test --filter FuzzCorpusTests
+
 clean:
-	rm -rf .build
+	rm -rf .build .build-fuzz

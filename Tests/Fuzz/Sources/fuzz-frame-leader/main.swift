@@ -1,0 +1,7 @@
+import FuzzChecks
+
+// libFuzzer's entry point; the properties are FuzzTarget.frameLeader's (FuzzChecks).
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzOneInput(_ start: UnsafePointer<UInt8>?, _ count: Int) -> CInt {
+    FuzzTarget.frameLeader.fuzz(start, count)
+}
