@@ -4,7 +4,7 @@ import PackageDescription
 // libFuzzer targets, one per entry point a peer's bytes reach (Docs/Operations.md, "Security:
 // fuzzing"). Their own package, so that neither an embedding broker nor `make test` builds them
 // with the sanitizers: `make fuzz` builds them into .build-fuzz with
-// `-sanitize=fuzzer,address -parse-as-library -enable-testing`.
+// `-sanitize=fuzzer,address -enable-testing`.
 //
 // The properties each target asserts live in FuzzChecks, a link to
 // Tests/BrokerReplicationTests/Fuzz/Checks: the unit tests compile the same files and run them
@@ -21,6 +21,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
     ],
     targets: [
+        // libFuzzer's driver, declared for Swift, and the `main` that hands the process to it.
+        .target(name: "CLibFuzzer"),
+        .target(name: "FuzzMain", dependencies: ["CLibFuzzer"]),
         .target(
             name: "FuzzChecks",
             dependencies: [
@@ -29,6 +32,6 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
             ]
         )
-    ] + targets.map { .executableTarget(name: "fuzz-\($0)", dependencies: ["FuzzChecks"]) },
+    ] + targets.map { .executableTarget(name: "fuzz-\($0)", dependencies: ["FuzzChecks", "FuzzMain"]) },
     swiftLanguageModes: [.v6]
 )

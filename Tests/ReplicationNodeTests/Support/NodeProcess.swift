@@ -1,13 +1,6 @@
+import BrokerReplicationTesting
 import Foundation
-import Subprocess
-import Synchronization
 import Testing
-
-#if canImport(System)
-import System
-#else
-import SystemPackage
-#endif
 
 #if canImport(Glibc)
 import Glibc
@@ -15,107 +8,38 @@ import Glibc
 import Darwin
 #endif
 
-/// A child process (`replication-node` unless told otherwise) whose output goes to a log file.
-///
-/// swift-subprocess starts it and reaps it: `run` returns with the termination status when
-/// the child ends, so nothing polls. `init` stays synchronous for the tests that start
-/// nodes from synchronous helpers; the child starts in a task of its own.
+/// A `replication-node` (or another executable of this package) as a child process whose
+/// output goes to `directory/name.log`, through ``ChildProcess``.
 final class NodeProcess: Sendable {
     let name: String
-    let logPath: String
-    private let lifecycle = Mutex(NodeProcessLifecycle())
+    let child: ChildProcess
+    var logPath: String { child.logPath }
 
-    /// Starts `executable` (next to this test bundle) with `arguments`; its stderr and stdout
-    /// go to `directory/name.log`.
+    /// Starts `executable` (next to this test bundle) with `arguments`.
     init(_ name: String, arguments: [String], directory: String, executable: String = "replication-node") throws {
         self.name = name
-        self.logPath = directory + "/\(name).log"
         // SwiftPM builds every executable the test target depends on into one directory.
         let path = try Self.binary().deletingLastPathComponent().appendingPathComponent(executable).path
         guard FileManager.default.isExecutableFile(atPath: path) else { throw NodeTestError("\(path) is not an executable") }
-        let log: FileDescriptor
-        do {
-            log = try FileDescriptor.open(
-                FilePath(logPath), .writeOnly, options: [.create, .truncate], permissions: [.ownerReadWrite, .groupRead, .otherRead]
-            )
-        } catch {
-            throw NodeTestError("cannot create \(logPath): \(error)")
-        }
-        Task { await self.run(path, arguments: arguments, log: log) }
+        child = try ChildProcess(executable: path, arguments: arguments, logPath: directory + "/\(name).log")
     }
 
-    /// Runs the child until it ends, then records how it ended.
-    private func run(_ path: String, arguments: [String], log: FileDescriptor) async {
-        var status: TerminationStatus?
-        do {
-            let result = try await Subprocess.run(
-                .path(FilePath(path)), arguments: Arguments(arguments), input: .none,
-                output: .fileDescriptor(log, closeAfterSpawningProcess: true), error: .combinedWithOutput
-            ) { execution in
-                launched(pid: execution.processIdentifier.value)
-            }
-            status = result.terminationStatus
-        } catch {
-            try? log.close()
-            let line = "NodeProcess: could not start \(path): \(error)\n"
-            if let handle = FileHandle(forWritingAtPath: logPath) {
-                handle.seekToEndOfFile()
-                handle.write(Data(line.utf8))
-                try? handle.close()
-            }
-        }
-        let waiters = lifecycle.withLock { $0.ended(status) }
-        for waiter in waiters { waiter.finish() }
-    }
-
-    private func launched(pid: pid_t) {
-        let pending = lifecycle.withLock { $0.launched(pid: pid) }
-        for number in pending { _ = kill(pid, number) }
-    }
-
-    /// Whether the child runs (or is being started).
-    var isRunning: Bool { lifecycle.withLock { $0.isRunning } }
-
-    /// The child's pid once it started, nil before and after.
-    var processIdentifier: pid_t? { lifecycle.withLock { $0.processIdentifier } }
-
-    /// The exit status once the child exited; nil while it runs or when a signal ended it.
-    var exitStatus: Int32? { lifecycle.withLock { $0.exitStatus } }
-
-    /// How the child ended, for failure messages.
-    var termination: String {
-        switch lifecycle.withLock({ $0.phase }) {
-        case .launching, .running: "still running"
-        case .ended(let status?): "\(status)"
-        case .ended(nil): "never started"
-        }
-    }
+    var isRunning: Bool { child.isRunning }
+    var processIdentifier: pid_t? { child.processIdentifier }
+    var exitStatus: Int32? { child.exitStatus }
+    var termination: String { child.termination }
 
     /// Kills the process if it still runs (for cleanup after a failed expectation).
     func killIfRunning() {
         if isRunning { send(signal: SIGKILL) }
     }
 
-    /// Sends `number` (SIGSTOP, SIGCONT, SIGTERM, SIGKILL…); one sent before the child started
-    /// is sent once it has, and one sent after it ended is dropped.
-    func send(signal number: Int32) {
-        guard let pid = lifecycle.withLock({ $0.signal(number) }) else { return }
-        _ = kill(pid, number)
-    }
+    func send(signal number: Int32) { child.send(signal: number) }
 
     /// Waits up to `timeout` for the process to exit; its exit status, or nil if it still runs
     /// or died from a signal.
     func waitForExit(timeout: Duration) async throws -> Int32? {
-        if let exited = lifecycle.withLock({ $0.exitStream() }) {
-            await withTaskGroup(of: Void.self) { group in
-                group.addTask { for await _ in exited {} }
-                group.addTask { try? await Task.sleep(for: timeout) }
-                await group.next()
-                group.cancelAll()
-            }
-        }
-        try Task.checkCancellation()
-        return exitStatus
+        try await child.waitForExit(timeout: timeout)
     }
 
     /// The last `lines` lines of the log, for failure messages.

@@ -1,7 +1,10 @@
 import FuzzChecks
+import FuzzMain
 
 // libFuzzer's entry point; the properties are FuzzTarget.path's (FuzzChecks).
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzOneInput(_ start: UnsafePointer<UInt8>?, _ count: Int) -> CInt {
     FuzzTarget.path.fuzz(start, count)
 }
+
+runFuzzer(fuzzOneInput)

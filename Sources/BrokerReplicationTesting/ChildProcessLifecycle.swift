@@ -7,10 +7,10 @@ import Darwin
 #endif
 
 /// Where a child process stands, and what a test's request means in each phase. A
-/// ``NodeProcess`` starts its child in a task of its own, so its pid arrives a moment after
+/// ``ChildProcess`` starts its child in a task of its own, so its pid arrives a moment after
 /// `init`: a signal sent before that waits for it, and nothing is sent once the child ended
 /// (its pid may already belong to another process).
-struct NodeProcessLifecycle {
+struct ChildProcessLifecycle {
     enum Phase {
         case launching(pendingSignals: [Int32])
         case running(pid: pid_t)
@@ -19,7 +19,7 @@ struct NodeProcessLifecycle {
     }
 
     private(set) var phase = Phase.launching(pendingSignals: [])
-    /// Ended by ``ended(_:)``: one per ``NodeProcess/waitForExit(timeout:)`` under way.
+    /// Ended by ``ended(_:)``: one per ``ChildProcess/waitForExit(timeout:)`` under way.
     private var exitWaiters: [AsyncStream<Never>.Continuation] = []
 
     var isRunning: Bool {
