@@ -27,11 +27,15 @@ public final class EtcdTestServer: @unchecked Sendable {
     public let directory: String
 
     private let process: ChildProcess
+    /// The member's name, unique to this server: how the readiness probe knows the etcd that
+    /// answers on `clientPort` is this one, not another test's that took the port first.
+    private let name: String
     private let lock = NSLock()
     private var stopped = false
 
-    private init(process: ChildProcess, clientPort: Int, directory: String) {
+    private init(process: ChildProcess, name: String, clientPort: Int, directory: String) {
         self.process = process
+        self.name = name
         self.clientPort = clientPort
         self.endpoint = "127.0.0.1:\(clientPort)"
         self.directory = directory
@@ -54,7 +58,7 @@ public final class EtcdTestServer: @unchecked Sendable {
             let clientPort = try freePort()
             var peerPort = try freePort()
             while peerPort == clientPort { peerPort = try freePort() }
-            let server = try launch(binary: binary, name: "t", clientPort: clientPort, peerPort: peerPort, initialCluster: nil)
+            let server = try launch(binary: binary, name: uniqueName("t"), clientPort: clientPort, peerPort: peerPort, initialCluster: nil)
             do {
                 try await server.waitUntilReady()
                 return server
@@ -83,11 +87,12 @@ public final class EtcdTestServer: @unchecked Sendable {
             var ports: Set<Int> = []
             while ports.count < 2 * count { ports.insert(try freePort()) }
             let pairs = Array(ports.sorted()).chunked(by: 2)
-            let initialCluster = pairs.enumerated().map { "m\($0.offset)=http://127.0.0.1:\($0.element[1])" }.joined(separator: ",")
+            let names = pairs.indices.map { uniqueName("m\($0)") }
+            let initialCluster = pairs.enumerated().map { "\(names[$0.offset])=http://127.0.0.1:\($0.element[1])" }.joined(separator: ",")
             var servers: [EtcdTestServer] = []
             do {
                 for (index, pair) in pairs.enumerated() {
-                    servers.append(try launch(binary: binary, name: "m\(index)", clientPort: pair[0], peerPort: pair[1], initialCluster: initialCluster))
+                    servers.append(try launch(binary: binary, name: names[index], clientPort: pair[0], peerPort: pair[1], initialCluster: initialCluster))
                 }
                 for server in servers { try await server.waitUntilReady() }
                 return servers
@@ -166,29 +171,39 @@ public final class EtcdTestServer: @unchecked Sendable {
             try? FileManager.default.removeItem(atPath: directory)
             throw StartError(description: "cannot run \(binary): \(error)")
         }
-        return EtcdTestServer(process: process, clientPort: clientPort, directory: directory)
+        return EtcdTestServer(process: process, name: name, clientPort: clientPort, directory: directory)
     }
 
-    /// Polls `POST /v3/kv/range` until etcd answers 200, it exits, or 20 s pass.
+    /// Polls `POST /v3/cluster/member/list` until this member answers, it exits, or 20 s pass.
     private func waitUntilReady() async throws {
         let deadline = ContinuousClock.now + .seconds(20)
         while ContinuousClock.now < deadline {
             guard process.isRunning else {
                 throw StartError(description: "etcd ended (\(process.termination)) before it answered: \(logTail())")
             }
-            if await Self.probe(port: clientPort) { return }
+            // Ready once it answers and its pid is known, so that pause() stops it at once.
+            if process.processIdentifier != nil, await Self.probe(port: clientPort, member: name) { return }
             try await Task.sleep(for: .milliseconds(50))
         }
         throw StartError(description: "etcd at \(endpoint) did not answer within 20 s: \(logTail())")
     }
 
-    /// ``answersRange(port:)`` on a Dispatch thread: a probe can block for a second while etcd
+    /// Whether `member` answers on `port`, on a Dispatch thread: a probe can block for a second while etcd
     /// starts, and the cooperative pool (two threads on a 2-core machine) must stay free for
     /// the code under test, such as a leader that must notice its own stalled disk in time.
-    private static func probe(port: Int) async -> Bool {
+    private static func probe(port: Int, member: String) async -> Bool {
         await withCheckedContinuation { continuation in
-            DispatchQueue.global().async { continuation.resume(returning: answersRange(port: port)) }
+            DispatchQueue.global().async {
+                // The member list says whose etcd this is; a range read, that it serves keys.
+                let ours = post(port: port, path: "/v3/cluster/member/list", body: "{}").map { $0.contains("\"name\":\"\(member)\"") } ?? false
+                continuation.resume(returning: ours && post(port: port, path: "/v3/kv/range", body: #"{"key":"AA=="}"#) != nil)
+            }
         }
+    }
+
+    /// `base` and eight random hexadecimal digits: an etcd member name no other server has.
+    private static func uniqueName(_ base: String) -> String {
+        "\(base)-\(UUID().uuidString.prefix(8).lowercased())"
     }
 
     private func logTail() -> String {
@@ -228,10 +243,11 @@ public final class EtcdTestServer: @unchecked Sendable {
         return address
     }
 
-    /// One blocking HTTP/1.0 request (1 s timeouts): whether it answered `200`.
-    private static func answersRange(port: Int) -> Bool {
+    /// One blocking HTTP/1.0 `POST` of `body` to `path` (1 s timeouts): the whole answer when
+    /// it is `200`, else nil.
+    private static func post(port: Int, path: String, body: String) -> String? {
         let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard descriptor >= 0 else { return false }
+        guard descriptor >= 0 else { return nil }
         defer { close(descriptor) }
         var timeout = timeval(tv_sec: 1, tv_usec: 0)
         setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
@@ -242,15 +258,20 @@ public final class EtcdTestServer: @unchecked Sendable {
                 connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
             }
         }
-        guard connected else { return false }
-        let body = #"{"key":"AA=="}"#
-        let request = "POST /v3/kv/range HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
+        guard connected else { return nil }
+        let request = "POST \(path) HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
         let sent = request.withCString { send(descriptor, $0, strlen($0), 0) }
-        guard sent == request.utf8.count else { return false }
-        var buffer = [UInt8](repeating: 0, count: 64)
-        let received = recv(descriptor, &buffer, buffer.count, 0)
-        guard received > 0 else { return false }
-        return String(decoding: buffer[..<received], as: UTF8.self).hasPrefix("HTTP/1.0 200") || String(decoding: buffer[..<received], as: UTF8.self).hasPrefix("HTTP/1.1 200")
+        guard sent == request.utf8.count else { return nil }
+        // HTTP/1.0: the answer ends when etcd closes the connection.
+        var answer: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while answer.count < 64 * 1024 {
+            let received = recv(descriptor, &buffer, buffer.count, 0)
+            guard received > 0 else { break }
+            answer += buffer[..<received]
+        }
+        let text = String(decoding: answer, as: UTF8.self)
+        return text.hasPrefix("HTTP/1.0 200") || text.hasPrefix("HTTP/1.1 200") ? text : nil
     }
 }
 

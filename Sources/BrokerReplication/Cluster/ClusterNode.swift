@@ -151,7 +151,8 @@ public final class ClusterNode: Service, Sendable {
     private func checkLeadership(_ leader: ReplicationLeader, _ run: RoleRun) async -> Active {
         let now = ContinuousClock.now
         guard let reason = LeadershipCheck.stepDownReason(
-            now: now, deadline: election.leadershipDeadline(), oldestWrite: leader.core.localWrites.oldestAge(at: now) ?? .zero,
+            now: now, deadline: election.leadershipDeadline(),
+            oldestWrite: max(leader.core.localWrites.oldestAge(at: now) ?? .zero, leader.core.localWrites.takeLongestFinished()),
             stallLimit: configuration.writeStallLimit, leaderEnded: run.endedReason
         ) else { return .leading(leader, run) }
         leader.stepDown(reason: reason)
