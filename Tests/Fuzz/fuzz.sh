@@ -4,12 +4,12 @@
 #
 # The committed corpus (Tests/Fuzz/corpus/<target>) is read, never written: new inputs go to
 # .build-fuzz/corpus/<target>, crashes to .build-fuzz/crashes/. A crash is minimised with
-#   .build-fuzz/debug/fuzz-<target> -minimize_crash=1 -runs=100000 <crash file>
+#   .build-fuzz/release/fuzz-<target> -minimize_crash=1 -runs=100000 <crash file>
 # and the smallest input is committed to the corpus with the fix (Docs/Operations.md).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 seconds=${FUZZ_SECONDS:-60}
-bin=.build-fuzz/${FUZZ_CONFIG:-debug}
+bin=.build-fuzz/${FUZZ_CONFIG:-release}
 declare -A max_len=([frame-leader]=16384 [frame-follower]=16384 [handshake]=4096 [batch]=16384 [path]=1024 [sync-manifest]=8192)
 targets=${FUZZ_TARGETS:-frame-leader frame-follower handshake batch path sync-manifest}
 summary=() total=0 failed=0
