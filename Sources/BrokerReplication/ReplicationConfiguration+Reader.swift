@@ -25,6 +25,7 @@ extension ReplicationConfiguration {
         if let v = try read.int("queueBytes", "must be a whole number of bytes") { queueBytes = v }
         if let v = try read.int("queueFrames", "must be a whole number of frames") { queueFrames = v }
         if let v = try read.int("backlogBytes", "must be a whole number of bytes") { backlogBytes = v }
+        if let v = try read.int("maximumOpenFiles", "must be a whole number of files") { maximumOpenFiles = v }
         if let v = try read.int("catchUpBytesPerSecond", "must be a whole number of bytes per second") { catchUpBytesPerSecond = v }
         if let v = try read.seconds("ackTimeoutSeconds") { ackTimeoutSeconds = v }
         if let v = try read.seconds("heartbeatIntervalSeconds") { heartbeatIntervalSeconds = v }

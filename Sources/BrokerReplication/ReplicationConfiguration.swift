@@ -75,6 +75,9 @@ public struct ReplicationConfiguration: Encodable, Sendable, Equatable {
     public var reconnectBaseSeconds: Double = 0.1
     /// Follower: the largest reconnect delay ceiling; delays are drawn below it (default 5).
     public var reconnectCapSeconds: Double = 5
+    /// Both roles: the most files kept open for writing (default 256): the leader's file
+    /// writers, a follower's appends.
+    public var maximumOpenFiles: Int = 256
     /// Leader: bytes per second for catch-up traffic (full syncs and resumes from the
     /// backlog) across all followers; absent (default): unlimited. At least 65,536.
     public var catchUpBytesPerSecond: Int?
@@ -95,7 +98,7 @@ public struct ReplicationConfiguration: Encodable, Sendable, Equatable {
         "policy", "minInSyncReplicas", "queueBytes", "queueFrames", "backlogBytes", "ackTimeoutSeconds",
         "heartbeatIntervalSeconds", "heartbeatTimeoutSeconds", "maxLagTimeSeconds", "producerTimeoutSeconds",
         "durability", "batchBytes", "flushIntervalSeconds", "connectTimeoutSeconds", "reconnectBaseSeconds", "reconnectCapSeconds",
-        "catchUpBytesPerSecond", "tlsCertificateFile", "tlsPrivateKeyFile", "tlsTrustedRootsFile", "tlsRequireClientCertificate",
+        "maximumOpenFiles", "catchUpBytesPerSecond", "tlsCertificateFile", "tlsPrivateKeyFile", "tlsTrustedRootsFile", "tlsRequireClientCertificate",
     ]
 
     /// The leader's policy these values name: `policy` with, for `minInSyncReplicas`, its n.
@@ -116,7 +119,7 @@ public struct ReplicationConfiguration: Encodable, Sendable, Equatable {
     public func validate() throws(ReplicationError) {
         let invalid = ReplicationError.invalidSetting
         if minInSyncReplicas < 1 { throw invalid("minInSyncReplicas", "must be at least 1, got \(minInSyncReplicas)") }
-        for (key, value) in [("queueBytes", queueBytes), ("queueFrames", queueFrames), ("backlogBytes", backlogBytes), ("batchBytes", batchBytes)] where value < 1 {
+        for (key, value) in [("queueBytes", queueBytes), ("queueFrames", queueFrames), ("backlogBytes", backlogBytes), ("batchBytes", batchBytes), ("maximumOpenFiles", maximumOpenFiles)] where value < 1 {
             throw invalid(key, "must be positive, got \(value)")
         }
         let durations = [
@@ -143,7 +146,8 @@ public struct ReplicationConfiguration: Encodable, Sendable, Equatable {
     ///
     /// Sets `policy`, `queueBytes`, `queueFrames`, `backlogBytes`, `ackTimeout`,
     /// `heartbeatInterval`, `heartbeatTimeout`, `maxLagTime`, `producerTimeout`, `batchBytes`,
-    /// `flushInterval`, `catchUpBytesPerSecond` and `tls`; the follower-only values are ignored.
+    /// `flushInterval`, `maximumOpenFiles`, `catchUpBytesPerSecond` and `tls`; the follower-only
+    /// values are ignored.
     ///
     /// - Parameter leader: the configuration to change; its other values are left as they are.
     public func apply(to leader: inout ReplicationLeaderConfiguration) {
@@ -158,6 +162,7 @@ public struct ReplicationConfiguration: Encodable, Sendable, Equatable {
         leader.producerTimeout = .seconds(producerTimeoutSeconds)
         leader.batchBytes = batchBytes
         leader.flushInterval = .seconds(flushIntervalSeconds)
+        leader.maximumOpenFiles = maximumOpenFiles
         leader.catchUpBytesPerSecond = catchUpBytesPerSecond
         leader.tls = tls
     }
@@ -165,7 +170,8 @@ public struct ReplicationConfiguration: Encodable, Sendable, Equatable {
     /// The follower's settings with these values applied.
     ///
     /// Sets `durability`, `leaderSilenceTimeout` (from `heartbeatTimeoutSeconds`),
-    /// `connectTimeout`, `reconnectBase`, `reconnectCap` and `tls`; the leader-only values are ignored.
+    /// `connectTimeout`, `reconnectBase`, `reconnectCap`, `maximumOpenFiles` and `tls`; the
+    /// leader-only values are ignored.
     ///
     /// - Parameter follower: the configuration to change; its other values are left as they are.
     public func apply(to follower: inout ReplicationFollowerConfiguration) {
@@ -174,6 +180,7 @@ public struct ReplicationConfiguration: Encodable, Sendable, Equatable {
         follower.connectTimeout = .seconds(connectTimeoutSeconds)
         follower.reconnectBase = .seconds(reconnectBaseSeconds)
         follower.reconnectCap = .seconds(reconnectCapSeconds)
+        follower.maximumOpenFiles = maximumOpenFiles
         follower.tls = tls
     }
 }

@@ -231,7 +231,7 @@ struct LeaderLink {
     ) async throws {
         let allocator = channel.allocator
         let durable = configuration.durability == .fsync
-        let applier = RecordApplier(directory: follower.directory, durable: durable)
+        let applier = RecordApplier(directory: follower.directory, durable: durable, maximumOpenFiles: configuration.maximumOpenFiles)
         defer { applier.closeAll() }
         let committer = Committer(follower: follower, epoch: position.epoch, durable: durable, durableLSN: position.lastDurableLSN)
         follower.setActiveCommitter(committer)

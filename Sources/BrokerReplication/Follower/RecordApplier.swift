@@ -56,19 +56,24 @@ import Darwin
         var size: Int
         /// Contiguous appends starting at `size`, written by ``RecordApplier/writePending(_:)``.
         var pending: ByteBuffer?
+        /// When an append last used the file, on the applier's own clock.
+        var lastUsed: UInt64 = 0
 
         /// The size once the pending appends are written: where the next append must start.
         var sizeAfterPending: Int { size + (pending?.readableBytes ?? 0) }
     }
 
-    /// The most files kept open for appends; beyond it an arbitrary one is closed (and reopened on use).
-    private static let maximumOpenFiles = 256
+    /// The most files kept open for appends; beyond it the least recently used are closed (and
+    /// reopen on their next append).
+    let maximumOpenFiles: Int
 
     private let directory: DataDirectory
     private let durable: Bool
     private let allocator = ByteBufferAllocator()
     /// Files being appended to, by path.
     private var appending: [ReplicatedPath: OpenFile] = [:]
+    /// Counts appends, to find the least recently used open files.
+    private var clock: UInt64 = 0
     /// Paths in `appending` with pending appends, in the order they got them.
     private var pendingPaths: [ReplicatedPath] = []
     /// Temporary files of replaces still waiting for their last chunk, by target path.
@@ -80,10 +85,19 @@ import Darwin
     /// - Parameters:
     ///   - directory: The follower's data directory.
     ///   - durable: Whether a replace's temporary file is fsynced before its rename.
-    @_spi(Benchmarks) public init(directory: DataDirectory, durable: Bool) {
+    ///   - maximumOpenFiles: The most files kept open for appends.
+    @_spi(Benchmarks) public init(directory: DataDirectory, durable: Bool, maximumOpenFiles: Int = 256) {
+        precondition(maximumOpenFiles >= 1, "at least one file may be open")
         self.directory = directory
         self.durable = durable
+        self.maximumOpenFiles = maximumOpenFiles
     }
+
+    /// Files open for appends now.
+    var openFileCount: Int { appending.count }
+
+    /// Whether `path` is open for appends now.
+    func isOpen(_ path: ReplicatedPath) -> Bool { appending[path] != nil }
 
     /// Applies `records` in order and writes them all before returning. On an error, the
     /// records before the failing one may stay applied; the session must end (and resync)
@@ -119,10 +133,12 @@ import Darwin
 
     private func append(to path: ReplicatedPath, at offset: UInt64, _ bytes: ByteBuffer) throws(ApplyError) {
         let start = try Self.fileOffset(offset, count: bytes.readableBytes, path: path)
+        clock += 1
         if let index = appending.index(forKey: path), appending.values[index].pending != nil,
            start == appending.values[index].sizeAfterPending {
             // The common case: the next record of a run. Grow it in place; write nothing yet.
             Self.extend(&appending.values[index].pending!, with: bytes, allocator: allocator)
+            appending.values[index].lastUsed = clock
             return
         }
         try writePending(path)
@@ -140,10 +156,9 @@ import Darwin
             file.size = start
         }
         file.pending = bytes
-        if appending[path] == nil && appending.count >= Self.maximumOpenFiles {
-            let evicted = appending.first { $0.value.pending == nil }?.key ?? appending.first!.key
-            try writePending(evicted)
-            appending[evicted] = nil
+        file.lastUsed = clock
+        if appending[path] == nil && appending.count >= maximumOpenFiles {
+            try closeLeastRecentlyUsed()
         }
         appending[path] = file
         pendingPaths.append(path)
@@ -220,6 +235,17 @@ import Darwin
         file.size += run.readableBytes
         file.pending = nil
         appending[path] = file
+    }
+
+    /// Closes the least recently used files, down to seven eighths of the bound, so that the
+    /// next openings do not each pay for a search. Their pending appends are written first.
+    private func closeLeastRecentlyUsed() throws(ApplyError) {
+        let target = maximumOpenFiles - 1 - maximumOpenFiles / 8
+        let oldestFirst = appending.map { (path: $0.key, lastUsed: $0.value.lastUsed) }.sorted { $0.lastUsed < $1.lastUsed }
+        for (path, _) in oldestFirst.prefix(appending.count - target) {
+            try writePending(path)
+            appending[path] = nil
+        }
     }
 
     private func writeAllPending() throws(ApplyError) {

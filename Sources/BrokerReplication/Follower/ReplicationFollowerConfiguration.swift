@@ -33,6 +33,9 @@ public struct ReplicationFollowerConfiguration: Sendable {
     public var reconnectCap: Duration = .seconds(5)
     /// Wait at least this long after the leader refused the handshake (default 5 s).
     public var refusalDelay: Duration = .seconds(5)
+    /// At most this many files keep a descriptor open for appends (default 256); beyond it the
+    /// least recently used ones are closed and reopen on their next append.
+    public var maximumOpenFiles: Int = 256
     /// Must match the leader's limits.
     public var wireLimits: WireLimits = .default
     /// TLS to the leader; nil (the default): plaintext. Must match the leader: it needs at
@@ -67,12 +70,13 @@ public struct ReplicationFollowerConfiguration: Sendable {
     /// - Throws: ``ReplicationError`` with code ``ReplicationError/Code/invalidConfiguration``
     ///   naming the key and the rule: `clusterID` or `nodeID` not 1...255 bytes of UTF-8,
     ///   `leaderPort` not 1...65535, `reconnectBase` not positive or above `reconnectCap`,
-    ///   `leaderSilenceTimeout` not positive.
+    ///   `leaderSilenceTimeout` not positive, `maximumOpenFiles` below 1.
     public func validate() throws(ReplicationError) {
         let invalid = ReplicationError.invalidSetting
         try ReplicationError.checkIdentifiers(clusterID: clusterID, nodeID: nodeID)
         if !(1...65535).contains(leaderPort) { throw invalid("leaderPort", "must be 1...65535") }
         if reconnectBase <= .zero || reconnectCap < reconnectBase { throw invalid("reconnectBase", "must be positive and at most reconnectCap") }
         if leaderSilenceTimeout <= .zero { throw invalid("leaderSilenceTimeout", "must be positive") }
+        if maximumOpenFiles < 1 { throw invalid("maximumOpenFiles", "must be at least 1, got \(maximumOpenFiles)") }
     }
 }

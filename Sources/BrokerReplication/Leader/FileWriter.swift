@@ -1,7 +1,8 @@
 import Synchronization
 
 /// Serialises the leader's local writes to one file and keeps its open handle, which the
-/// ``WriterTable`` may close while no write holds or waits for the writer's lock.
+/// ``WriterTable`` may close, and then forget the writer, while no write holds or waits for
+/// the writer's lock.
 final class FileWriter: Sendable {
     let path: ReplicatedPath
     let lock = WriterLock()
@@ -16,6 +17,9 @@ final class FileWriter: Sendable {
         /// The next open keeps it rather than asking the file, exactly as the open handle
         /// would have (a failed truncate may have left bytes past it).
         var sizeIsKnown = false
+        /// A failed truncate may have left bytes past `size`: only this writer knows where the
+        /// file really ends, so the table keeps it until a replace or delete starts the file over.
+        var sizeMayDifferFromFile = false
     }
 
     enum Release {
@@ -38,7 +42,11 @@ final class FileWriter: Sendable {
         let handle = try directory.openFile(path, create: true)
         // Not `??`: its autoclosure would lose the typed throw.
         let size = if let knownSize { knownSize } else { try handle.size() }
-        state.withLock { $0 = HandleState(handle: handle, size: size, sizeIsKnown: true) }
+        state.withLock { state in
+            state.handle = handle
+            state.size = size
+            state.sizeIsKnown = true
+        }
         opened?(path)
         return (handle, size)
     }
@@ -54,8 +62,17 @@ final class FileWriter: Sendable {
         if handle != nil { opened?(path) }
     }
 
+    /// A write failed and so did the truncate back to `size`: see `sizeMayDifferFromFile`.
+    func truncateFailed() {
+        state.withLock { $0.sizeMayDifferFromFile = true }
+    }
+
     /// Whether the writer holds a descriptor now.
     var hasOpenHandle: Bool { state.withLock { $0.handle != nil } }
+
+    /// Whether the table may drop this writer once it is unused and holds no descriptor: a
+    /// new writer for the path would then ask the file for its size and get the right one.
+    var isForgettable: Bool { state.withLock { $0.handle == nil && !$0.sizeMayDifferFromFile } }
 
     /// Takes the handle out unless a write holds or waits for the lock; none can start until
     /// it is out. The caller drops it (closing the descriptor) outside its own locks.
@@ -70,20 +87,34 @@ final class FileWriter: Sendable {
 }
 
 /// A file writer's lock: the ``AsyncSerialLock`` that keeps writes to one file in order,
-/// counting the writes that hold or wait for it, so that the table never closes the handle
-/// of a writer in use.
+/// and a count of the writes that checked the writer out of the table, so that the table
+/// never closes the handle of a writer in use, nor forgets it (which would let a second
+/// writer for the same path in).
 final class WriterLock: Sendable {
     private let serial = AsyncSerialLock()
     private let users = Mutex(0)
 
     init() {}
 
-    /// Runs `body` holding the lock; nil when the lock was not free before `deadline`.
+    /// Runs `body` holding the lock; nil when the lock was not free before `deadline`. The
+    /// caller has checked the writer out (``WriterTable/withWriter(for:_:)``).
     /// - Throws: `CancellationError` when cancelled while waiting, or what `body` throws.
     func withLock<T>(before deadline: ContinuousClock.Instant, _ body: () async throws -> T) async throws -> T? {
+        try await serial.withLock(before: deadline, body)
+    }
+
+    /// Counts a write that will hold or wait for the lock. The table calls it under its own
+    /// lock, in the same step as the lookup, so no release can slip in between.
+    func checkOut() {
         users.withLock { $0 += 1 }
-        defer { users.withLock { $0 -= 1 } }
-        return try await serial.withLock(before: deadline, body)
+    }
+
+    /// That write is done. Returns whether no other write holds or waits for the lock.
+    func checkIn() -> Bool {
+        users.withLock { users in
+            users -= 1
+            return users == 0
+        }
     }
 
     /// `body`'s result when no write holds or waits for the lock (none starts while it runs); nil otherwise.

@@ -33,13 +33,6 @@ struct FullSyncSender {
         let description: String
     }
 
-    struct CutFile {
-        var path: ReplicatedPath
-        var handle: DataFile
-        var size: Int
-        var chunkChecksums: [UInt32]
-    }
-
     /// One requested file: sent from `start` to its size at the cut.
     struct Transfer {
         var fileIndex: Int
@@ -55,12 +48,11 @@ struct FullSyncSender {
     }
 
     /// Reads and compresses `piece` on the thread pool.
-    private func frame(for piece: Piece, of files: [CutFile]) -> Task<ByteBuffer, any Error> {
-        let file = files[piece.fileIndex]
-        return Task {
+    private func frame(for piece: Piece, of files: FullSyncFiles) -> Task<ByteBuffer, any Error> {
+        Task {
             try await NIOThreadPool.singleton.runIfActive {
                 // A compressor per 1 MiB chunk: its 16 KiB state is noise next to the read.
-                try Self.chunkFrame(file: file, index: piece.fileIndex, offset: piece.offset, length: piece.length, compressor: LZ4BlockCompressor())
+                try Self.chunkFrame(files: files, index: piece.fileIndex, offset: piece.offset, length: piece.length, compressor: LZ4BlockCompressor())
             }
         }
     }
@@ -68,17 +60,16 @@ struct FullSyncSender {
     /// Runs the sync and returns the cut LSN.
     func run(requests: AsyncStream<SyncRequest>) async throws -> UInt64 {
         let started = ContinuousClock.now
-        let (cutLSN, cutFiles) = try await takeCut()
-        let (files, indexChanged) = try await checksum(cutFiles)
-        try await send(.syncBegin(SyncBegin(cutLSN: cutLSN, fileCount: UInt32(files.count))))
-        try await sendManifest(files)
+        let (cutLSN, files) = try await takeCut()
+        try await send(.syncBegin(SyncBegin(cutLSN: cutLSN, fileCount: UInt32(files.files.count))))
+        let indexChanged = try await sendManifest(files)
 
         var requested: [SyncRequest.File] = []
         var seen = Set<UInt32>()
         for await request in requests {
             for file in request.files {
-                guard Int(file.index) < files.count, file.offset <= UInt64(files[Int(file.index)].size) else {
-                    throw WireError(.malformedFrame(type: .syncRequest, reason: "file \(file.index) from offset \(file.offset) is not in the manifest of \(files.count) files"))
+                guard Int(file.index) < files.files.count, file.offset <= UInt64(files.files[Int(file.index)].size) else {
+                    throw WireError(.malformedFrame(type: .syncRequest, reason: "file \(file.index) from offset \(file.offset) is not in the manifest of \(files.files.count) files"))
                 }
                 guard seen.insert(file.index).inserted else {
                     throw WireError(.malformedFrame(type: .syncRequest, reason: "file \(file.index) requested twice"))
@@ -88,24 +79,24 @@ struct FullSyncSender {
             if request.isLast { break }
         }
         try Task.checkCancellation()
+        files.keepOnly(Set(requested.map { Int($0.index) }))
         // A follower's partial last chunk is checked here: at most one chunk read per file.
         let transfers = try await NIOThreadPool.singleton.runIfActive { [requested] in
             try requested.map { request in
-                let file = files[Int(request.index)]
                 let offset = Int(request.offset)
                 let chunkStart = offset - offset % ChunkIndex.chunkBytes
                 guard offset > chunkStart else { return Transfer(fileIndex: Int(request.index), start: offset) }
-                let agrees = try file.handle.checksum(from: chunkStart, length: offset - chunkStart) == request.prefixChecksum
+                let agrees = try files.handle(Int(request.index)).checksum(from: chunkStart, length: offset - chunkStart) == request.prefixChecksum
                 return Transfer(fileIndex: Int(request.index), start: agrees ? offset : chunkStart)
             }
         }
 
-        let totalBytes = transfers.reduce(0) { $0 + files[$1.fileIndex].size - $1.start }
+        let totalBytes = transfers.reduce(0) { $0 + files.files[$1.fileIndex].size - $1.start }
         let keptBytes = transfers.reduce(0) { $0 + $1.start }
         logger.info(
             "full sync started",
             metadata: [
-                "follower": "\(session.nodeID)", "cutLSN": "\(cutLSN)", "files": "\(transfers.count) of \(files.count)",
+                "follower": "\(session.nodeID)", "cutLSN": "\(cutLSN)", "files": "\(transfers.count) of \(files.files.count)",
                 "bytes": "\(totalBytes)", "keptBytes": "\(keptBytes)",
             ]
         )
@@ -115,16 +106,21 @@ struct FullSyncSender {
         report(&progress, started: started, log: false)
         // The next frame is read and compressed while the current one is written, so the
         // leader's reading and compressing overlap the network and the follower's writing.
-        let pieces = transfers.enumerated().flatMap { ordinal, transfer in
-            stride(from: transfer.start, to: files[transfer.fileIndex].size, by: configuration.chunkBytes).map { offset in
-                Piece(ordinal: ordinal, fileIndex: transfer.fileIndex, offset: offset, length: min(configuration.chunkBytes, files[transfer.fileIndex].size - offset))
+        // Pieces are made as they are reached: their number follows the directory.
+        var pieces = transfers.enumerated().lazy.flatMap { [chunkBytes = configuration.chunkBytes] ordinal, transfer in
+            let size = files.files[transfer.fileIndex].size
+            return stride(from: transfer.start, to: size, by: chunkBytes).lazy.map { offset in
+                Piece(ordinal: ordinal, fileIndex: transfer.fileIndex, offset: offset, length: min(chunkBytes, size - offset))
             }
-        }
-        var next = pieces.first.map { frame(for: $0, of: files) }
+        }.makeIterator()
+        var upcoming = pieces.next()
+        var next = upcoming.map { frame(for: $0, of: files) }
         defer { next?.cancel() }
-        for (position, piece) in pieces.enumerated() {
+        while let piece = upcoming {
             let frame = try await next!.value
-            next = position + 1 < pieces.count ? self.frame(for: pieces[position + 1], of: files) : nil
+            upcoming = pieces.next()
+            next = upcoming.map { self.frame(for: $0, of: files) }
+            if upcoming?.fileIndex != piece.fileIndex { files.done(with: piece.fileIndex) }
             try await leader.catchUpLimiter.pace(frame.readableBytes) { [channel = session.channel] in
                 channel.triggerUserOutboundEvent(LivenessEvent.syncMoved, promise: nil)
             }
@@ -162,30 +158,6 @@ struct FullSyncSender {
         return cutLSN
     }
 
-    /// Every cut file's chunk checksums, from the index where it holds, and whether any chunk
-    /// had to be read (then the index is stored again once the sync is sent).
-    private func checksum(_ cutFiles: [(path: ReplicatedPath, handle: DataFile, size: Int)]) async throws -> (files: [CutFile], indexChanged: Bool) {
-        // Reading its own files is progress too: the follower is not the one holding the sync up.
-        let (files, bytesRead) = try await NIOThreadPool.singleton.runIfActive { [channel = session.channel, index = leader.chunkIndex] in
-            var bytesRead = 0
-            let files = try cutFiles.map { file in
-                var reader = try index.reader(for: file.path, file: file.handle)
-                let entry = SyncManifestEntry(path: file.path, size: UInt64(file.size), chunkChecksums: [])
-                let checksums = try (0..<SyncManifestEntry.chunkCount(forSize: UInt64(file.size))).map { chunk in
-                    let before = reader.bytesRead
-                    let checksum = try reader.checksum(ofChunk: chunk, length: entry.length(ofChunk: chunk))
-                    if reader.bytesRead > before { channel.triggerUserOutboundEvent(LivenessEvent.syncMoved, promise: nil) }
-                    return checksum
-                }
-                bytesRead += reader.bytesRead
-                index.record(reader)
-                return CutFile(path: file.path, handle: file.handle, size: file.size, chunkChecksums: checksums)
-            }
-            return (files, bytesRead)
-        }
-        return (files, bytesRead > 0)
-    }
-
     /// Stores the chunk index after a flush, so it never describes bytes a crash could still
     /// take back. Done once the sync is sent: the flush may take a while after heavy writes.
     private func storeChunkIndex() async {
@@ -199,27 +171,52 @@ struct FullSyncSender {
         }
     }
 
-    /// Manifest frames of about 256 KiB, far below the frame limit; a file whose entry alone
-    /// exceeds the limit (above about 2 TiB) cannot be synced, and the error says so.
-    private func sendManifest(_ files: [CutFile]) async throws {
+    /// Sends the manifest in frames of about 256 KiB, far below the frame limit, each as soon
+    /// as its files' chunk checksums are known: from the leader's ``ChunkIndex`` where it
+    /// holds, read otherwise. So the manifest is never whole in memory. Returns whether any
+    /// chunk had to be read (then the index is stored again once the sync is sent).
+    ///
+    /// A file whose entry alone exceeds the frame limit (above about 2 TiB) cannot be synced,
+    /// and the error says so.
+    private func sendManifest(_ files: FullSyncFiles) async throws -> Bool {
         let limit = configuration.wireLimits.maximumDataFrameBodyBytes - 6
+        var indexChanged = false
         var index = 0
-        while index < files.count {
-            var entries: [SyncManifestEntry] = []
-            var bytes = 0
-            while index + entries.count < files.count, bytes < 256 * 1024 {
-                let file = files[index + entries.count]
-                let entryBytes = file.path.string.utf8.count + 2 + 8 + 4 + 4 * file.chunkChecksums.count
-                if entryBytes > limit {
-                    throw StorageError(operation: "full sync of \(file.path): its manifest entry of \(entryBytes) bytes exceeds the frame limit of \(limit) bytes", errno: EFBIG)
+        while index < files.files.count {
+            let first = index
+            // Reading its own files is progress too: the follower is not the one holding the sync up.
+            let (entries, bytesRead) = try await NIOThreadPool.singleton.runIfActive { [channel = session.channel, chunkIndex = leader.chunkIndex] in
+                var entries: [SyncManifestEntry] = []
+                var bytes = 0
+                var bytesRead = 0
+                while first + entries.count < files.files.count, bytes < 256 * 1024 {
+                    let file = files.files[first + entries.count]
+                    let chunkCount = SyncManifestEntry.chunkCount(forSize: UInt64(file.size))
+                    let entryBytes = file.path.string.utf8.count + 2 + 8 + 4 + 4 * chunkCount
+                    if entryBytes > limit {
+                        throw StorageError(operation: "full sync of \(file.path): its manifest entry of \(entryBytes) bytes exceeds the frame limit of \(limit) bytes", errno: EFBIG)
+                    }
+                    if bytes + entryBytes > limit { break }
+                    var reader = try chunkIndex.reader(for: file.path, file: files.handle(first + entries.count))
+                    var entry = SyncManifestEntry(path: file.path, size: UInt64(file.size), chunkChecksums: [])
+                    entry.chunkChecksums = try (0..<chunkCount).map { chunk in
+                        let before = reader.bytesRead
+                        let checksum = try reader.checksum(ofChunk: chunk, length: entry.length(ofChunk: chunk))
+                        if reader.bytesRead > before { channel.triggerUserOutboundEvent(LivenessEvent.syncMoved, promise: nil) }
+                        return checksum
+                    }
+                    bytesRead += reader.bytesRead
+                    chunkIndex.record(reader)
+                    entries.append(entry)
+                    bytes += entryBytes
                 }
-                if bytes + entryBytes > limit { break }
-                entries.append(SyncManifestEntry(path: file.path, size: UInt64(file.size), chunkChecksums: file.chunkChecksums))
-                bytes += entryBytes
+                return (entries, bytesRead)
             }
+            indexChanged = indexChanged || bytesRead > 0
             try await send(.syncManifest(firstIndex: UInt32(index), entries: entries))
             index += entries.count
         }
+        return indexChanged
     }
 
     private func report(_ progress: inout SyncProgress, started: ContinuousClock.Instant, log: Bool) {
@@ -248,14 +245,15 @@ struct FullSyncSender {
         try await outbound.write(frame)
     }
 
-    private static func chunkFrame(file: CutFile, index: Int, offset: Int, length: Int, compressor: LZ4BlockCompressor) throws -> ByteBuffer {
+    private static func chunkFrame(files: FullSyncFiles, index: Int, offset: Int, length: Int, compressor: LZ4BlockCompressor) throws -> ByteBuffer {
+        let handle = try files.handle(index)
         var raw = ByteBuffer()
         raw.reserveCapacity(length)
         let read = try raw.writeWithUnsafeMutableBytes(minimumWritableBytes: length) { buffer throws(StorageError) in
-            try file.handle.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer.prefix(length)), at: offset)
+            try handle.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer.prefix(length)), at: offset)
         }
         guard read == length else {
-            throw StorageError(operation: "read \(file.path): \(read) bytes at offset \(offset), expected \(length) (file shrank under the module)", errno: 5)
+            throw StorageError(operation: "read \(files.files[index].path): \(read) bytes at offset \(offset), expected \(length) (file shrank under the module)", errno: 5)
         }
         let bound = LZ4Block.maximumCompressedBytes(forInputBytes: length)
         var frame = ByteBuffer()
@@ -274,15 +272,17 @@ struct FullSyncSender {
         return frame
     }
 
-    /// Opens every file, then takes the cut under the leader's lock; retries while a replace or
-    /// delete is under way or a handle went stale, up to `fullSyncCutTimeout`.
+    /// Opens the first `fullSyncOpenFiles` files in manifest order, then takes the cut under
+    /// the leader's lock; retries while a replace or delete is under way or a handle went
+    /// stale, up to `fullSyncCutTimeout`. The other files are opened when the sync reaches
+    /// them (``FullSyncFiles``).
     ///
     /// The retries count as progress: it is the leader that holds the sync up, and
     /// `fullSyncCutTimeout` bounds them.
-    private func takeCut() async throws -> (UInt64, [(path: ReplicatedPath, handle: DataFile, size: Int)]) {
+    private func takeCut() async throws -> (UInt64, FullSyncFiles) {
         let deadline = ContinuousClock.now + configuration.fullSyncCutTimeout
         var opened: [ReplicatedPath: (handle: DataFile, generation: UInt64)] = [:]
-        var toOpen = Array(leader.core.fileGenerations().keys)
+        var toOpen = Array(leader.core.fileGenerations().keys.sorted { $0.string < $1.string }.prefix(configuration.fullSyncOpenFiles))
         while true {
             try Task.checkCancellation()
             let generations = leader.core.fileGenerations()
@@ -296,8 +296,9 @@ struct FullSyncSender {
             session.channel.triggerUserOutboundEvent(LivenessEvent.syncMoved, promise: nil)
             switch leader.core.takeCut(opened: opened.mapValues(\.generation)) {
             case .cut(let cutLSN, let files):
-                // Consistent: every file the leader knows is open, at the generation of the cut.
-                return (cutLSN, files.map { file in (path: file.path, handle: opened[file.path]!.handle, size: file.size) })
+                // Consistent: every file opened is at the generation of the cut.
+                let sorted = files.sorted { $0.path.string < $1.path.string }
+                return (cutLSN, FullSyncFiles(files: sorted, openedBeforeCut: opened.mapValues(\.handle), directory: leader.directory, core: leader.core))
             case .reopen(let stale):
                 toOpen = stale
             case .busy:

@@ -52,11 +52,6 @@ final class LeaderCore: Sendable {
 
     // MARK: Producers
 
-    /// The writer that serialises local writes to `path`.
-    func writer(for path: ReplicatedPath) -> FileWriter {
-        writers.writer(for: path)
-    }
-
     /// The file's size as the leader last replicated it (0 when it does not exist).
     func replicatedSize(of path: ReplicatedPath) -> Int {
         state.withLock { $0.sequencer.size(of: path) }
@@ -286,6 +281,11 @@ final class LeaderCore: Sendable {
     }
 
     /// Tries to take a consistent cut with the handles a full sync opened beforehand.
+    /// Whether `path` is still the file it was at a cut's `generation` (see the machine's).
+    func isUnchanged(_ path: ReplicatedPath, generation: UInt64) -> Bool {
+        state.withLock { $0.isUnchanged(path, generation: generation) }
+    }
+
     func takeCut(opened: [ReplicatedPath: UInt64]) -> Machine.CutAttempt {
         let now = ContinuousClock.now
         return withMachine { $0.takeCut(opened: opened, at: now) }

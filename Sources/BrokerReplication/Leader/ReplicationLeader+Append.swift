@@ -31,14 +31,15 @@ extension ReplicationLeader {
     /// ``StorageError`` becomes the ``ReplicationError`` the broker sees.
     func withWriter<T>(for path: ReplicatedPath, _ body: (FileWriter, ContinuousClock.Instant) async throws -> T) async throws -> T {
         let deadline = ContinuousClock.now + configuration.producerTimeout
-        let writer = core.writer(for: path)
         let written: T?
         do {
-            written = try await writer.lock.withLock(before: deadline, {
-                // Checked with the file's lock held: a write queued before a step-down is refused too.
-                if let reason = core.steppedDown { throw ReplicationError.notLeader("write to \(path.string) refused: \(reason); nothing was written") }
-                return try await body(writer, deadline)
-            })
+            written = try await core.writers.withWriter(for: path) { writer in
+                try await writer.lock.withLock(before: deadline, {
+                    // Checked with the file's lock held: a write queued before a step-down is refused too.
+                    if let reason = core.steppedDown { throw ReplicationError.notLeader("write to \(path.string) refused: \(reason); nothing was written") }
+                    return try await body(writer, deadline)
+                })
+            }
         } catch {
             throw ReplicationError.publicError(for: error)
         }
@@ -71,7 +72,7 @@ extension ReplicationLeader {
                 try core.localWrites.measure { () throws(StorageError) in directory.injectedFaults.stallIfAsked(); try chunk.withUnsafeReadableBytes { buffer throws(StorageError) in try handle.write(buffer, at: size) } }
             } catch {
                 // Leave no half-written bytes behind the replicated size.
-                try? handle.truncate(to: size)
+                do { try handle.truncate(to: size) } catch { writer.truncateFailed() }
                 guard size > startSize else { throw error }
                 throw ReplicationError.partialWrite(
                     "append of \(bytes.readableBytes) bytes to \(writer.path.string) failed after \(size - startSize) bytes: offsets \(startSize)..<\(size) are written and replicated (LSNs up to \(lsn)), offsets from \(size) on are not: \(error)"

@@ -98,7 +98,7 @@ extension ReplicationLeader {
             try core.localWrites.measure { () throws(StorageError) in try withUnsafeReadableBytes(of: run) { buffers throws(StorageError) in try handle.write(buffers, at: startSize) } }
         } catch {
             // Leave no half-written bytes behind the replicated size.
-            try? handle.truncate(to: startSize)
+            do { try handle.truncate(to: startSize) } catch { writer.truncateFailed() }
             throw error
         }
         let lsn = core.commit(appends: run, to: writer.path, startingAt: startSize)

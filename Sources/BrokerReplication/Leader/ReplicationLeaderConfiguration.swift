@@ -41,6 +41,11 @@ public struct ReplicationLeaderConfiguration: Sendable {
     /// Writes larger than this are replicated in chunks of this size (default 1 MiB), each
     /// with its own LSN, so a big write streams and is acked piece by piece.
     public var chunkBytes: Int = 1024 * 1024
+    /// Each full sync opens at most this many files before its cut and holds them while it runs
+    /// (default 64); it opens the others one at a time when it reaches them. A file among those
+    /// others that is replaced or deleted after the cut, before the sync reaches it, ends the
+    /// sync (`full-sync-failed`): the follower syncs again and keeps what it received.
+    public var fullSyncOpenFiles: Int = 64
     /// A full sync gives up when it cannot take a consistent cut within this time (default 30 s).
     public var fullSyncCutTimeout: Duration = .seconds(30)
     /// Bytes per second that catch-up traffic, full syncs and resumes from the backlog, may
@@ -112,6 +117,7 @@ public struct ReplicationLeaderConfiguration: Sendable {
         if maximumHandshakingConnections < 1 { throw invalid("maximumHandshakingConnections", "must be at least 1") }
         if let rate = catchUpBytesPerSecond, rate < 64 * 1024 { throw invalid("catchUpBytesPerSecond", "must be at least 65536 (64 KiB/s), or unset for unlimited") }
         if maximumOpenFiles < 1 { throw invalid("maximumOpenFiles", "must be at least 1") }
+        if fullSyncOpenFiles < 1 { throw invalid("fullSyncOpenFiles", "must be at least 1") }
         if ackTimeout <= .zero { throw invalid("ackTimeout", "must be positive") }
         if heartbeatInterval <= .zero || heartbeatInterval >= heartbeatTimeout {
             throw invalid("heartbeatInterval", "must be positive and shorter than heartbeatTimeout")

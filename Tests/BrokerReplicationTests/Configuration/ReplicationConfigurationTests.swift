@@ -42,6 +42,20 @@ struct ReplicationConfigurationTests {
         try leader.validate()
     }
 
+    @Test func theOpenFileBoundAppliesToTheLeaderAndTheFollower() async throws {
+        let path = try file(#"{"maximumOpenFiles": 4096}"#)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let configuration = try await ReplicationConfiguration.load(file: path, environment: ["BRPL_MAXIMUM_OPEN_FILES": "1024"])
+        var leader = ReplicationLeaderConfiguration(dataDirectory: "/tmp/x", clusterID: "c", nodeID: "n")
+        var follower = ReplicationFollowerConfiguration(dataDirectory: "/tmp/y", leaderHost: "127.0.0.1", leaderPort: 1, clusterID: "c", nodeID: "f")
+        configuration.apply(to: &leader)
+        configuration.apply(to: &follower)
+        #expect(leader.maximumOpenFiles == 1024)
+        #expect(follower.maximumOpenFiles == 1024)
+        follower.maximumOpenFiles = 0
+        #expect(throws: ReplicationError.self) { try follower.validate() }
+    }
+
     @Test func theEnvironmentOverridesTheFile() async throws {
         let path = try file(#"{"policy": "minInSyncReplicas", "ackTimeoutSeconds": 9}"#)
         defer { try? FileManager.default.removeItem(atPath: path) }
@@ -70,6 +84,7 @@ struct ReplicationConfigurationTests {
         (nil, ["BRPL_QUEUE_BYTES": "12MB"], #"queueBytes: must be a whole number of bytes, got "12MB""#),
         (#"{"catchUpBytesPerSecond": 1000}"#, [:], "catchUpBytesPerSecond: must be at least 65536 (64 KiB/s), or absent for unlimited, got 1000"),
         (nil, ["BRPL_CATCH_UP_BYTES_PER_SECOND": "2MB"], #"catchUpBytesPerSecond: must be a whole number of bytes per second, got "2MB""#),
+        (#"{"maximumOpenFiles": 0}"#, [:], "maximumOpenFiles: must be positive, got 0"),
         (nil, ["BRPL_PRODUCER_TIMEOUT_SECONDS": "soon"], #"producerTimeoutSeconds: must be a number of seconds, got "soon""#),
     ]
 

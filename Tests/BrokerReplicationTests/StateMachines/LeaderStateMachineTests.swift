@@ -272,7 +272,7 @@ struct LeaderStateMachineTests {
         var machine = Machine(settings: Self.settings(), files: [(Self.path, 5)])
         _ = Self.append(10, to: &machine, at: clock.now)
         let generations = machine.fileGenerations
-        #expect(machine.takeCut(opened: [:], at: clock.now).attempt == .reopen([Self.path]))
+        #expect(machine.takeCut(opened: generations.mapValues { $0 + 1 }, at: clock.now).attempt == .reopen([Self.path]))
 
         let previous = machine.beginChanging(other)
         #expect(machine.fileGenerations[other] == nil, "a file being replaced is not opened: it may never exist")
@@ -280,14 +280,35 @@ struct LeaderStateMachineTests {
         machine.abandonChanging(other, restoring: previous)
 
         let cut = machine.takeCut(opened: generations, at: clock.now).attempt
-        #expect(cut == .cut(cutLSN: 1, files: [.init(path: Self.path, size: 15)]))
+        #expect(cut == .cut(cutLSN: 1, files: [.init(path: Self.path, size: 15, generation: generations[Self.path]!)]))
         #expect(machine.sealedThroughLSN == 1, "the open batch was sealed at the cut")
+        #expect(machine.isUnchanged(Self.path, generation: generations[Self.path]!))
 
         _ = machine.commit(.delete(path: Self.path), change: .deleted, now: clock.now)
         _ = machine.commit(
             .replace(path: Self.path, offset: 0, chunk: ByteBuffer(bytes: [1, 2]), flags: [.lastChunk]), change: .replaced(size: 2), now: clock.now
         )
         #expect(machine.takeCut(opened: generations, at: clock.now).attempt == .reopen([Self.path]), "replaced since it was opened")
+        #expect(!machine.isUnchanged(Self.path, generation: generations[Self.path]!), "a handle opened now shows the replacement")
+    }
+
+    /// A sync opens only some files before its cut; the others are opened later and checked.
+    @Test func aCutNeedsOnlyTheFilesTheSyncOpenedToBeCurrent() throws {
+        let clock = ManualClock()
+        let other = try ReplicatedPath("other")
+        var machine = Machine(settings: Self.settings(), files: [(Self.path, 5), (other, 3)])
+        let generations = machine.fileGenerations
+        guard case .cut(_, let files) = machine.takeCut(opened: [other: generations[other]!], at: clock.now).attempt else {
+            Issue.record("no cut with one of two files opened")
+            return
+        }
+        #expect(Set(files.map(\.path)) == [Self.path, other], "the file not opened is in the cut too")
+        let previous = machine.beginChanging(Self.path)
+        #expect(!machine.isUnchanged(Self.path, generation: generations[Self.path]!), "a replace under way")
+        machine.abandonChanging(Self.path, restoring: previous)
+        #expect(machine.isUnchanged(Self.path, generation: generations[Self.path]!))
+        _ = machine.commit(.delete(path: Self.path), change: .deleted, now: clock.now)
+        #expect(!machine.isUnchanged(Self.path, generation: generations[Self.path]!), "deleted after the cut")
     }
 }
 

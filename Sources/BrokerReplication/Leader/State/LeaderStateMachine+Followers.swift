@@ -158,9 +158,10 @@ extension LeaderStateMachine {
     }
 
     enum CutAttempt: Equatable, Sendable {
-        /// Consistent: every file exactly as of `cutLSN`, at these sizes, sorted by path.
+        /// Consistent: every file exactly as of `cutLSN`, at these sizes and generations, in no
+        /// particular order (the caller sorts them, outside the lock).
         case cut(cutLSN: UInt64, files: [FileAtCut])
-        /// Open these paths (new, or replaced since they were opened) and try again.
+        /// Open these paths again (replaced or deleted since they were opened) and try again.
         case reopen([ReplicatedPath])
         /// A replace or delete is under way; try again shortly.
         case busy
@@ -169,17 +170,26 @@ extension LeaderStateMachine {
     struct FileAtCut: Equatable, Sendable {
         var path: ReplicatedPath
         var size: Int
+        /// A handle opened after the cut shows the file as of the cut only while this holds.
+        var generation: UInt64
     }
 
     /// The files the leader knows with their generations, to open before a cut. A file whose
     /// replace or delete is under way is left out: it may not exist yet, or never will (a
     /// failed replace of `a/b` while `a` is a regular file), and the cut waits for it anyway.
+    /// Whether `path` is still the file it was at `generation`, with no replace or delete under
+    /// way: a handle opened before this answer shows it as of a cut at that generation.
+    func isUnchanged(_ path: ReplicatedPath, generation: UInt64) -> Bool {
+        guard let file = sequencer.files[path] else { return false }
+        return file.generation == generation && !file.isChanging
+    }
+
     var fileGenerations: [ReplicatedPath: UInt64] {
         sequencer.files.compactMapValues { $0.isChanging ? nil : $0.generation }
     }
 
-    /// Tries to take a consistent cut with files the full sync opened at `opened` generations;
-    /// a cut seals the open batch, so the cut LSN is a batch boundary.
+    /// Tries to take a consistent cut with files the full sync opened at `opened` generations
+    /// (any subset of the files); a cut seals the open batch, so the cut LSN is a batch boundary.
     mutating func takeCut(opened: [ReplicatedPath: UInt64], at now: ContinuousClock.Instant) -> (attempt: CutAttempt, actions: Actions) {
         var actions = Actions()
         switch FullSyncCut.decide(files: sequencer.files, opened: opened) {
@@ -189,7 +199,7 @@ extension LeaderStateMachine {
             return (.reopen(paths), actions)
         case .consistent:
             seal(at: now, into: &actions)
-            let files = sequencer.files.map { FileAtCut(path: $0.key, size: $0.value.size) }.sorted { $0.path.string < $1.path.string }
+            let files = sequencer.files.map { FileAtCut(path: $0.key, size: $0.value.size, generation: $0.value.generation) }
             return (.cut(cutLSN: sequencer.lastAssignedLSN, files: files), actions)
         }
     }
