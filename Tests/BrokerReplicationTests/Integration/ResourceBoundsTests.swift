@@ -131,6 +131,8 @@ struct ResourceBoundsTests {
             peak = max(peak, Self.openDescriptors())
             print("\(files) files written: peak \(peak - baseline) descriptors above the baseline of \(baseline) (maximumOpenFiles \(bound))")
             #expect(peak - baseline <= bound + Self.descriptorMargin, "\(peak - baseline) descriptors above the baseline")
+            // And the leader remembers the writers it holds open, not one per file ever written.
+            #expect(leader.core.writers.count <= bound, "\(leader.core.writers.count) writers kept for \(files) files")
 
             try await withFollower(cluster, "f", port: port) { follower in
                 // Second round while the follower streams: most handles were closed and reopen now.
