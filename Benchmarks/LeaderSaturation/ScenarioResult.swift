@@ -20,7 +20,7 @@ struct Sample: Sendable {
 }
 
 /// An eviction, placed on the run's timeline.
-struct EvictionMark: Sendable, Hashable {
+struct EvictionMark: Sendable, Equatable {
     var seconds: Double
     var nodeID: String
     var reason: EvictionReason

@@ -170,7 +170,7 @@ struct ScenarioRunner {
         }
         let endStatus = leader.status()
         stopSampling.set(true)
-        var (samples, marks) = await sampler.value
+        var (samples, evictionLog) = await sampler.value
         await faulting.value
 
         // Confirms still in flight drain here (bounded); they do not count in the load time.
@@ -183,9 +183,7 @@ struct ScenarioRunner {
             let waitUntil = ContinuousClock.now + .seconds(scenario.fault == .bandwidthCap ? 0 : 15)
             repeat {
                 let status = leader.status()
-                for eviction in status.recentEvictions {
-                    marks.insert(EvictionMark(seconds: eviction.at.timeIntervalSince(loadStartDate), nodeID: eviction.nodeID, reason: eviction.reason))
-                }
+                evictionLog.record(status, loadStart: loadStartDate)
                 if let first = status.recentEvictions.first(where: { $0.nodeID == faulty && $0.at >= since.addingTimeInterval(-0.001) }) {
                     secondsToEvict = max(0, first.at.timeIntervalSince(since))
                     break
@@ -195,9 +193,7 @@ struct ScenarioRunner {
             } while true
         }
         let finalStatus = leader.status()
-        for eviction in finalStatus.recentEvictions {
-            marks.insert(EvictionMark(seconds: eviction.at.timeIntervalSince(loadStartDate), nodeID: eviction.nodeID, reason: eviction.reason))
-        }
+        evictionLog.record(finalStatus, loadStart: loadStartDate)
         let peakResidentBytes = ProcessMetrics.peakResidentBytes()
         settings.progress.finish()
 
@@ -225,7 +221,7 @@ struct ScenarioRunner {
             maxLagBytes: samples.map(\.maxLagBytes).max() ?? 0, maxLagSeconds: samples.map(\.maxLagSeconds).max() ?? 0,
             peakResidentBytes: peakResidentBytes, residentBytesAtStart: residentBytesAtStart, cpuSeconds: cpuSeconds, followerCPUSeconds: followerCPUSeconds,
             followerFlushes: followers.isEmpty || followerFlushes.contains(nil) ? nil : followerFlushes.reduce(0) { $0 + $1! }, samples: samples,
-            evictionMarks: marks.sorted { $0.seconds < $1.seconds },
+            evictionMarks: evictionLog.marks,
             faultSeconds: faultDate.value.map { $0.timeIntervalSince(loadStartDate) },
             capBytesPerSecond: scenario.fault == .bandwidthCap ? settings.slowBytesPerSecond : nil,
             segmentsDeleted: producerResults.reduce(0) { $0 + $1.segmentsDeleted }
@@ -257,9 +253,9 @@ struct ScenarioRunner {
     /// progress line.
     private func sample(
         _ leader: ReplicationLeader, counters: LoadCounters, loadStart: UInt64, loadStartDate: Date, stop: Shared<Bool>
-    ) async -> ([Sample], Set<EvictionMark>) {
+    ) async -> ([Sample], EvictionLog) {
         var samples: [Sample] = []
-        var marks = Set<EvictionMark>()
+        var evictionLog = EvictionLog()
         var previousRecords = 0
         var previousTime = loadStart
         let maxSamples = Int(settings.durationSeconds * 4) + 400
@@ -268,9 +264,7 @@ struct ScenarioRunner {
             let now = monotonicNanoseconds()
             let records = counters.records.load(ordering: .relaxed)
             let status = leader.status()
-            for eviction in status.recentEvictions {
-                marks.insert(EvictionMark(seconds: eviction.at.timeIntervalSince(loadStartDate), nodeID: eviction.nodeID, reason: eviction.reason))
-            }
+            evictionLog.record(status, loadStart: loadStartDate)
             let seconds = Double(now - loadStart) / 1e9
             let rate = Double(records - previousRecords) / (Double(now - previousTime) / 1e9)
             let point = Sample(
@@ -307,7 +301,7 @@ struct ScenarioRunner {
                 point.liveFollowers, evicted, point.throttledProducers, Double(point.maxLagBytes) / 1e6
             ))
         }
-        return (samples, marks)
+        return (samples, evictionLog)
     }
 }
 
