@@ -136,6 +136,12 @@ struct Report {
             checks.append(TargetCheck(met: ratio >= 0.80, text:
                 "healthy-4 payload \(Self.megabytes(healthy4.payloadBytesPerSecond)) MB/s = \(percent(ratio)) of healthy-1's \(Self.megabytes(healthy1.payloadBytesPerSecond)) MB/s (target >= 80%)"))
         }
+        if let healthy1 = result("healthy-1"), let healthy8 = result("healthy-8"), healthy1.cpuSecondsPerGB > 0 {
+            let ratio = healthy8.cpuSecondsPerGB / healthy1.cpuSecondsPerGB
+            checks.append(TargetCheck(met: ratio <= 1.3, text: String(
+                format: "healthy-8 leader CPU %.1f s/GB = %.2fx healthy-1's %.1f s/GB (target <= 1.3x: a batch is compressed once for every follower)",
+                healthy8.cpuSecondsPerGB, ratio, healthy1.cpuSecondsPerGB)))
+        }
         if let blackhole = result("blackhole-1-of-2") {
             let bound = settings.queueBytes + settings.backlogBytes + 64 << 20
             checks.append(TargetCheck(met: blackhole.peakResidentBytes <= bound, text: String(
