@@ -17,6 +17,8 @@ struct Sample: Sendable {
     var maxLagBytes: Int
     var maxLagSeconds: Double
     var liveFollowers: Int
+    /// Memory, descriptors and queues of the leader and follower processes.
+    var resources: ResourceSample
 }
 
 /// An eviction, placed on the run's timeline.
@@ -59,6 +61,8 @@ struct ScenarioResult: Sendable {
     var faultSeconds: Double?
     var capBytesPerSecond: Int?
     var segmentsDeleted: Int
+    /// Segment files the producers appended to (each counted once).
+    var filesAppended: Int
 
     var recordsPerSecond: Double { Double(records) / loadSeconds }
     var payloadBytesPerSecond: Double { Double(payloadBytes) / loadSeconds }
