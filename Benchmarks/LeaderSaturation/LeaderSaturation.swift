@@ -38,7 +38,7 @@ struct LeaderSaturation: AsyncParsableCommand {
     var producers: Int = 4
 
     @Option(help: ArgumentHelp(
-        "Spread the load over this many files (1...100000), as a broker with many queues does: producer p appends in turn to files p, p+P, p+2P, ... (P = --producers, at most N), one append call per file per turn. A file past --segment-bytes rolls to a new segment and deletes the one before it, so each queue keeps at most 2 files; paths q<NNNNN>/seg-<k>. Without it each producer appends to its own segment files.",
+        "Spread the load over this many files (1...100000), as a broker with many queues does: producer p appends in turn to files p, p+P, p+2P, ... (P = --producers, at most N), one append call per file per turn. A file past --segment-bytes rolls to a new segment and deletes the one before it, so each queue keeps at most 2 files; paths q<NNNNN>/seg-<k>. Every queue's first file is created (one record) and acked by the followers before the load starts, as a broker's queues exist before its load. Without it each producer appends to its own segment files.",
         valueName: "N"))
     var files: Int?
 

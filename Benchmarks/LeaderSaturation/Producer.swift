@@ -116,6 +116,14 @@ struct Producer: Sendable {
         return result
     }
 
+    /// Appends one record to the first segment of each of its queues, so that the files (and
+    /// their directories) exist before the load, as a broker's queues do.
+    func createQueues() async throws {
+        for (offset, queue) in queues.enumerated() {
+            _ = try await leader.append(to: queue.path, bytes: pool.records[(index + offset) % pool.records.count])
+        }
+    }
+
     struct AppendCall {
         var lsn: UInt64
         var records: Int

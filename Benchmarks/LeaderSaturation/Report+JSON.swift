@@ -34,6 +34,7 @@ extension Report {
                     failed: result.failureReason != nil,
                     failureReason: result.failureReason,
                     filesAppended: result.filesAppended,
+                    secondsToCreateFiles: result.secondsToCreateFiles,
                     resources: ResourceSummary(samples: result.samples, from: windowStart),
                     resourceSeries: ResourceSeries(samples: result.samples, followers: result.scenario.followers)
                 )
@@ -82,6 +83,8 @@ struct JSONReport: Encodable {
         var failureReason: String?
         /// Segment files the producers appended to.
         var filesAppended: Int
+        /// With `--files`: seconds to create every queue's first file everywhere, before the load.
+        var secondsToCreateFiles: Double?
         /// Least and most RSS, descriptors and queue depth after the warm-up (`--warm-up`).
         var resources: ResourceSummary
         /// Every sample's resources, from the start of the load.
@@ -91,7 +94,7 @@ struct JSONReport: Encodable {
             case name, recordsPerSecond, payloadBytesPerSecond, wireBytesPerSecond, compressionRatio, appendLatencyMicroseconds
             case confirmLatencyMicroseconds, evictions, secondsToEvict, leaderPeakRSSBytes, leaderCPUSecondsPerGB, ratioToHealthy2, ratioToCeiling
             case followerCPUSecondsPerGB, followerFlushesPerSecond, healthyEvictions, failed, failureReason
-            case filesAppended, resources, resourceSeries
+            case filesAppended, secondsToCreateFiles, resources, resourceSeries
         }
 
         func encode(to encoder: any Encoder) throws {
@@ -115,6 +118,7 @@ struct JSONReport: Encodable {
             try container.encode(failed, forKey: .failed)
             try container.encode(failureReason, forKey: .failureReason)
             try container.encode(filesAppended, forKey: .filesAppended)
+            try container.encode(secondsToCreateFiles, forKey: .secondsToCreateFiles)
             try container.encode(resources, forKey: .resources)
             try container.encode(resourceSeries, forKey: .resourceSeries)
         }

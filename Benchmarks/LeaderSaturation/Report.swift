@@ -82,7 +82,7 @@ struct Report {
             "scenario", "setup", "fault at (s)", "evictions by reason", "throttled (% of samples)",
             "refused writes (count)", "failed confirms (count)", "steady wire MB/s (throttled part, from s)", "cap MB/s",
             "leader CPU (cores)", "followers CPU (cores)", "RSS before the leader (MiB)",
-            "files appended (count)", "leader fds (max)", "follower fds (max)", "leader RSS (MiB, min-max)", "follower RSS (MiB, max)",
+            "files appended (count)", "files created before the load (s)", "leader fds (max)", "follower fds (max)", "leader RSS (MiB, min-max)", "follower RSS (MiB, max)",
             "max queue (MB)",
         ]
         var rows: [[String]] = []
@@ -101,6 +101,7 @@ struct Report {
                 String(format: "%.2f", result.followerCores),
                 String(format: "%.0f", Double(result.residentBytesAtStart) / 1_048_576),
                 "\(result.filesAppended)",
+                result.secondsToCreateFiles.map { String(format: "%.1f", $0) } ?? "-",
             ]
             rows.append(events + Self.resourceCells(ResourceSummary(samples: result.samples, from: 0)))
         }

@@ -63,6 +63,9 @@ struct ScenarioResult: Sendable {
     var segmentsDeleted: Int
     /// Segment files the producers appended to (each counted once).
     var filesAppended: Int
+    /// With `--files`: seconds to create every queue's first segment on the leader and the
+    /// followers, before the load.
+    var secondsToCreateFiles: Double?
 
     var recordsPerSecond: Double { Double(records) / loadSeconds }
     var payloadBytesPerSecond: Double { Double(payloadBytes) / loadSeconds }
