@@ -107,10 +107,8 @@ final class FollowerProcess: @unchecked Sendable {
     let statusPath: String
     private let process = Process()
 
-    /// Starts `binary follower ... --status-file statusPath` with `arguments` before the status
-    /// file, through `nice -n nice` when `nice` is above 0: nice execs the binary, so the PID
-    /// is the follower's, and every thread the follower makes inherits the lower priority.
-    init(nodeID: String, binary: URL, arguments: [String], logPath: String, statusPath: String, nice: Int = 0) throws {
+    /// Starts `binary follower ... --status-file statusPath` with `arguments` before the status file.
+    init(nodeID: String, binary: URL, arguments: [String], logPath: String, statusPath: String) throws {
         self.nodeID = nodeID
         self.logPath = logPath
         self.statusPath = statusPath
@@ -118,9 +116,8 @@ final class FollowerProcess: @unchecked Sendable {
             throw BenchmarkError("cannot create the log file \(logPath)")
         }
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
-        let command = [binary.path, "follower"] + arguments + ["--status-file", statusPath]
-        process.executableURL = URL(fileURLWithPath: nice > 0 ? "/usr/bin/nice" : binary.path)
-        process.arguments = nice > 0 ? ["-n", "\(nice)"] + command : Array(command.dropFirst())
+        process.executableURL = binary
+        process.arguments = ["follower"] + arguments + ["--status-file", statusPath]
         process.standardOutput = log
         process.standardError = log
         process.standardInput = FileHandle.nullDevice

@@ -71,9 +71,6 @@ struct LeaderSaturation: AsyncParsableCommand {
     @Option(name: .customLong("warm-up"), help: ArgumentHelp("Seconds at the start of each scenario's load that the resource minima and maxima in the JSON leave out (RSS, descriptors, queue depth), at most half of --duration.", valueName: "seconds"))
     var warmUp: Double = 60
 
-    @Option(name: .customLong("follower-nice"), help: ArgumentHelp("Start the follower processes through `nice -n N` (1...19), below the benchmark's priority; 0 starts them at the same priority.", valueName: "N"))
-    var followerNice: Int = 0
-
     @Flag(help: "Log the leader's info messages (connections, evictions) to stderr.")
     var verbose = false
 
@@ -94,7 +91,6 @@ struct LeaderSaturation: AsyncParsableCommand {
         }
         if let rate, !(1000...(1 << 40)).contains(rate) { throw ValidationError("--rate must be at least 1000 bytes per second") }
         guard warmUp.isFinite, (0...600).contains(warmUp) else { throw ValidationError("--warm-up must be 0...600 seconds") }
-        guard (0...19).contains(followerNice) else { throw ValidationError("--follower-nice must be 0...19") }
         var leader = ReplicationLeaderConfiguration(dataDirectory: "/nonexistent", clusterID: "c", nodeID: "n")
         leader.queueBytes = queueBytes
         leader.backlogBytes = backlogBytes
@@ -131,7 +127,7 @@ struct LeaderSaturation: AsyncParsableCommand {
             durationSeconds: duration, producers: producers, appendBatch: appendBatch, pool: pool, queueBytes: queueBytes, backlogBytes: backlogBytes,
             slowBytesPerSecond: slowBytesPerSecond, segmentBytes: segmentBytes,
             layout: files.map { .spread(files: $0) } ?? .segmentsPerProducer(keepSegments: 8), rateBytesPerSecond: rate,
-            warmUpSeconds: warmUp, followerNice: followerNice, burst: 32,
+            warmUpSeconds: warmUp, burst: 32,
             replicationNode: replicationNode, verbose: verbose, trace: trace, progress: progress
         )
         let batchBytes = ReplicationLeaderConfiguration(dataDirectory: "/", clusterID: "c", nodeID: "n").batchBytes
@@ -155,7 +151,7 @@ struct LeaderSaturation: AsyncParsableCommand {
             leader-saturation: \(pool.label), \(producers) producers, \(settings.appendLabel), \(settings.rateLabel), \
             \(settings.layout.label(producers: producers, segmentBytes: segmentBytes)); \(String(format: "%.0f", duration)) s per scenario; \
             leader queue bound \(queueBytes >> 20) MiB per follower, backlog \(backlogBytes >> 20) MiB, batches of \(batchBytes >> 10) KiB; \
-            slow follower capped at \(String(format: "%.2f", Double(slowBytesPerSecond) / 1e6)) MB/s; followers fsync\(followerNice > 0 ? " (started at nice \(followerNice))" : ""); \
+            slow follower capped at \(String(format: "%.2f", Double(slowBytesPerSecond) / 1e6)) MB/s; followers fsync; \
             leader, proxies and \(results.map(\.scenario.followers).max() ?? 0) follower processes at most share \(cores) cores on 127.0.0.1.
             LZ4 one-core ceiling: \(String(format: "%.1f", ceiling.bytesPerSecond / 1e6)) MB/s of payload \
             (\(String(format: "%.1f", before.bytesPerSecond / 1e6)) before the scenarios, \(String(format: "%.1f", after.bytesPerSecond / 1e6)) after; \

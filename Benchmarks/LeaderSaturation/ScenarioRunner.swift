@@ -24,8 +24,6 @@ struct RunSettings: Sendable {
     var rateBytesPerSecond: Int?
     /// Seconds at the start of the load that the resource minima and maxima leave out (`--warm-up`).
     var warmUpSeconds: Double
-    /// The follower processes' nice value (`--follower-nice`); 0 runs them as the benchmark.
-    var followerNice: Int
     var burst: Int
     var replicationNode: URL
     var verbose: Bool
@@ -126,7 +124,7 @@ struct ScenarioRunner {
                     "--data-dir", root + "/" + nodeID, "--leader", "127.0.0.1:\(target)", "--secret-file", secretFile,
                     "--cluster-id", "leader-saturation", "--node-id", nodeID,
                 ] + tlsArguments,
-                logPath: root + "/\(nodeID).log", statusPath: root + "/\(nodeID).status.json", nice: settings.followerNice
+                logPath: root + "/\(nodeID).log", statusPath: root + "/\(nodeID).status.json"
             ))
         }
         try await waitUntilReady(leader, followers: followers)
