@@ -34,8 +34,18 @@ struct LeaderSaturation: AsyncParsableCommand {
     @Option(name: .customLong("record-bytes"), help: ArgumentHelp("Fixed-size records (16, 1024 or 65536, or any size up to 1 MiB) instead of broker-like JSON events of about 150 bytes.", valueName: "bytes"))
     var recordBytes: Int?
 
-    @Option(help: "Concurrent producers, each appending to its own segment files.")
+    @Option(help: "Concurrent producers, each appending to its own segment files (with --files, to its share of them).")
     var producers: Int = 4
+
+    @Option(help: ArgumentHelp(
+        "Spread the load over this many files (1...100000), as a broker with many queues does: producer p appends in turn to files p, p+P, p+2P, ... (P = --producers, at most N), one append call per file per turn. A file past --segment-bytes rolls to a new segment and deletes the one before it, so each queue keeps at most 2 files; paths q<NNNNN>/seg-<k>. Every queue's first file is created (one record) and acked by the followers before the load starts, as a broker's queues exist before its load. Without it each producer appends to its own segment files.",
+        valueName: "N"))
+    var files: Int?
+
+    @Option(help: ArgumentHelp(
+        "Append at this fixed rate, in record bytes per second of all producers together (each paced at rate / --producers), instead of as fast as the leader takes them.",
+        valueName: "bytes/s"))
+    var rate: Int?
 
     @Option(name: .customLong("append-batch"), help: ArgumentHelp("Records each producer appends per call: 1 calls append(to:bytes:) per record, more call the batch append(to:contentsOf:).", valueName: "records"))
     var appendBatch: Int = 1
@@ -55,8 +65,11 @@ struct LeaderSaturation: AsyncParsableCommand {
     @Option(name: .customLong("slow-bytes-per-second"), help: ArgumentHelp("Bandwidth cap (leader to follower) of the slow follower.", valueName: "bytes"))
     var slowBytesPerSecond: Int = 4 << 20
 
-    @Option(name: .customLong("segment-bytes"), help: ArgumentHelp("Each producer starts a new segment file after this many bytes, and keeps its newest 8.", valueName: "bytes"))
+    @Option(name: .customLong("segment-bytes"), help: ArgumentHelp("A queue starts a new segment file after this many bytes: a producer's own queue keeps its newest 8, each --files queue its newest 2.", valueName: "bytes"))
     var segmentBytes: Int = 8 << 20
+
+    @Option(name: .customLong("warm-up"), help: ArgumentHelp("Seconds at the start of each scenario's load that the resource minima and maxima in the JSON leave out (RSS, descriptors, queue depth), at most half of --duration.", valueName: "seconds"))
+    var warmUp: Double = 60
 
     @Flag(help: "Log the leader's info messages (connections, evictions) to stderr.")
     var verbose = false
@@ -72,6 +85,12 @@ struct LeaderSaturation: AsyncParsableCommand {
         if let recordBytes, !(1...(1 << 20)).contains(recordBytes) { throw ValidationError("--record-bytes must be 1...1048576") }
         guard (1 << 12...1 << 40).contains(slowBytesPerSecond) else { throw ValidationError("--slow-bytes-per-second must be at least 4096") }
         guard (64 << 10...1 << 40).contains(segmentBytes) else { throw ValidationError("--segment-bytes must be at least 65536") }
+        if let files {
+            guard (1...100_000).contains(files) else { throw ValidationError("--files must be 1...100000") }
+            guard producers <= files else { throw ValidationError("--producers (\(producers)) must be at most --files (\(files)): each producer owns at least one file") }
+        }
+        if let rate, !(1000...(1 << 40)).contains(rate) { throw ValidationError("--rate must be at least 1000 bytes per second") }
+        guard warmUp.isFinite, (0...600).contains(warmUp) else { throw ValidationError("--warm-up must be 0...600 seconds") }
         var leader = ReplicationLeaderConfiguration(dataDirectory: "/nonexistent", clusterID: "c", nodeID: "n")
         leader.queueBytes = queueBytes
         leader.backlogBytes = backlogBytes
@@ -106,7 +125,9 @@ struct LeaderSaturation: AsyncParsableCommand {
         let pool = RecordPool(recordBytes: recordBytes)
         let settings = RunSettings(
             durationSeconds: duration, producers: producers, appendBatch: appendBatch, pool: pool, queueBytes: queueBytes, backlogBytes: backlogBytes,
-            slowBytesPerSecond: slowBytesPerSecond, segmentBytes: segmentBytes, keepSegments: 8, burst: 32,
+            slowBytesPerSecond: slowBytesPerSecond, segmentBytes: segmentBytes,
+            layout: files.map { .spread(files: $0) } ?? .segmentsPerProducer(keepSegments: 8), rateBytesPerSecond: rate,
+            warmUpSeconds: warmUp, burst: 32,
             replicationNode: replicationNode, verbose: verbose, trace: trace, progress: progress
         )
         let batchBytes = ReplicationLeaderConfiguration(dataDirectory: "/", clusterID: "c", nodeID: "n").batchBytes
@@ -127,7 +148,8 @@ struct LeaderSaturation: AsyncParsableCommand {
         let report = Report(ceiling: ceiling, results: results, settings: settings)
         let cores = ProcessInfo.processInfo.activeProcessorCount
         print("""
-            leader-saturation: \(pool.label), \(producers) producers, \(settings.appendLabel), \(String(format: "%.0f", duration)) s per scenario; \
+            leader-saturation: \(pool.label), \(producers) producers, \(settings.appendLabel), \(settings.rateLabel), \
+            \(settings.layout.label(producers: producers, segmentBytes: segmentBytes)); \(String(format: "%.0f", duration)) s per scenario; \
             leader queue bound \(queueBytes >> 20) MiB per follower, backlog \(backlogBytes >> 20) MiB, batches of \(batchBytes >> 10) KiB; \
             slow follower capped at \(String(format: "%.2f", Double(slowBytesPerSecond) / 1e6)) MB/s; followers fsync; \
             leader, proxies and \(results.map(\.scenario.followers).max() ?? 0) follower processes at most share \(cores) cores on 127.0.0.1.
@@ -151,7 +173,10 @@ struct LeaderSaturation: AsyncParsableCommand {
             print("\nJSON written to \(json)")
         }
         if let chart {
-            let svg = ThroughputChart(results: results, ceilingBytesPerSecond: ceiling.bytesPerSecond, workload: pool.label + ", \(producers) producers").svg()
+            let svg = ThroughputChart(
+                results: results, ceilingBytesPerSecond: ceiling.bytesPerSecond, workload: pool.label + ", \(producers) producers",
+                resourceWindowStartSeconds: settings.resourceWindowStartSeconds
+            ).svg()
             try Data(svg.utf8).write(to: URL(fileURLWithPath: chart))
             print("\(json == nil ? "\n" : "")Chart written to \(chart)")
         }

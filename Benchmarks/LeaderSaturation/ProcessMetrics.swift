@@ -4,9 +4,9 @@ import Foundation
 import Glibc
 #endif
 
-/// The benchmark process's own resource use. The leader, its producers and the
-/// fault-injecting proxies all run in this process, so these are the leader's figures
-/// (proxy included); the follower processes are not counted.
+/// The benchmark process's own resource use, and by PID a follower process's. The leader,
+/// its producers and the fault-injecting proxies all run in this process, so its figures are
+/// the leader's (proxy included) and never count the follower processes.
 enum ProcessMetrics {
     /// Returns freed heap memory to the kernel and resets the peak resident set size
     /// (VmHWM) to the current one, so the next reading is this scenario's peak alone.
@@ -27,16 +27,38 @@ enum ProcessMetrics {
     }
 
     /// Peak resident set size since the last reset, in bytes (VmHWM from /proc/self/status).
-    static func peakResidentBytes() -> Int { statusField("VmHWM:") }
+    static func peakResidentBytes() -> Int { statusField("VmHWM:", of: "self") ?? 0 }
 
     /// Current resident set size in bytes (VmRSS).
-    static func residentBytes() -> Int { statusField("VmRSS:") }
+    static func residentBytes() -> Int { statusField("VmRSS:", of: "self") ?? 0 }
 
-    private static func statusField(_ name: String) -> Int {
-        guard let text = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+    /// Another process's resident set size in bytes (VmRSS), nil once it is gone.
+    static func residentBytes(of pid: pid_t) -> Int? { statusField("VmRSS:", of: "\(pid)") }
+
+    /// This process's open file descriptors (entries of /proc/self/fd, less the one that
+    /// reading the directory opens).
+    static func openDescriptors() -> Int { (descriptorEntries(of: "self") ?? 1) - 1 }
+
+    /// Another process's open file descriptors (entries of /proc/PID/fd), nil once it is gone.
+    static func openDescriptors(of pid: pid_t) -> Int? { descriptorEntries(of: "\(pid)") }
+
+    private static func descriptorEntries(of process: String) -> Int? {
+        guard let directory = opendir("/proc/\(process)/fd") else { return nil }
+        defer { closedir(directory) }
+        var count = 0
+        while let entry = readdir(directory) {
+            // Every name but "." and ".." is a descriptor number.
+            let isDescriptor = withUnsafeBytes(of: entry.pointee.d_name) { $0.first.map { $0 != UInt8(ascii: ".") } ?? false }
+            if isDescriptor { count += 1 }
+        }
+        return count
+    }
+
+    private static func statusField(_ name: String, of process: String) -> Int? {
+        guard let text = try? String(contentsOfFile: "/proc/\(process)/status", encoding: .utf8),
             let line = text.split(separator: "\n").first(where: { $0.hasPrefix(name) }),
             let kilobytes = Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "")
-        else { return 0 }
+        else { return nil }
         return kilobytes * 1024
     }
 

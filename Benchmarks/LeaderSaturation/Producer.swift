@@ -27,12 +27,15 @@ struct ProducerResult: Sendable {
     /// Appends and deletes refused with `notEnoughReplicas` (min-ISR only).
     var refusedWrites = 0
     var segmentsDeleted = 0
+    /// Segment files it appended to (each counted at its first append).
+    var filesStarted = 0
 }
 
-/// One broker-like producer: appends records to its own segment files as fast as the leader
-/// takes them, rotates to a new segment every `segmentBytes`, and deletes its oldest segment
-/// beyond `keepSegments` (as a broker does once consumers have acked a segment), until the
-/// deadline or `maxRecords`, whichever comes first.
+/// One broker-like producer: appends records to its queues' segment files, in turn, one
+/// append call per queue per turn, as fast as the leader takes them or at `bytesPerSecond`;
+/// each queue rolls to a new segment every `segmentBytes` and deletes its oldest beyond the
+/// ones it keeps (``SegmentedQueue``), until the deadline or `maxRecords`, whichever comes
+/// first.
 ///
 /// Each append call appends `appendBatch` records, and its latency goes into an HdrHistogram. Under min-ISR each burst's last LSN goes
 /// to a ``ConfirmTracker``, which waits for its confirm without holding the producer, like an
@@ -41,28 +44,26 @@ struct Producer: Sendable {
     let index: Int
     let leader: ReplicationLeader
     let pool: RecordPool
+    /// The queues it owns (``FileLayout/queues(ofProducer:producers:)``), at least one.
+    let queues: [SegmentedQueue]
     let segmentBytes: Int
-    let keepSegments: Int
     /// Records between a yield (and a confirm request), at least one append call; a broker's
     /// connection task suspends on its socket at least this often, which lets the leader's
     /// own tasks run.
     let burst: Int
     /// Records per append call: 1 calls `append(to:bytes:)`, more `append(to:contentsOf:)`.
     let appendBatch: Int
-
-    func segmentPath(_ segment: Int) -> String {
-        let number = String(segment)
-        return "queues/q\(index)/segment." + String(repeating: "0", count: max(0, 10 - number.count)) + number
-    }
+    /// This producer's share of `--rate` in record bytes per second, nil for as fast as it can.
+    let bytesPerSecond: Double?
 
     func run(deadlineNanoseconds: UInt64, maxRecords: Int, counters: LoadCounters, confirms: ConfirmTracker?) async throws -> ProducerResult {
         var result = ProducerResult()
         let records = pool.records
         // Producers start at different places in the pool, so they do not write the same bytes.
         var next = (index * 1543) % records.count
-        var segment = 1
-        var segmentSize = 0
-        var path = segmentPath(segment)
+        var queues = self.queues
+        var turn = 0
+        var pacer = bytesPerSecond.map { Pacer(bytesPerSecond: $0, startNanoseconds: monotonicNanoseconds()) }
         var stop = false
         var batch: [ByteBuffer] = []
         batch.reserveCapacity(appendBatch)
@@ -74,7 +75,7 @@ struct Producer: Sendable {
             for _ in 0..<callsPerBurst {
                 let call: AppendCall
                 do {
-                    call = try await appendNext(to: path, from: records, at: &next, batch: &batch)
+                    call = try await appendNext(to: queues[turn].path, from: records, at: &next, batch: &batch)
                     lastLSN = call.lsn
                 } catch let error as ReplicationError where error.isNotEnoughReplicas {
                     result.refusedWrites += 1
@@ -88,30 +89,39 @@ struct Producer: Sendable {
                 result.appendLatency.record(end - call.startNanoseconds)
                 burstRecords += call.records
                 burstBytes += call.bytes
-                segmentSize += call.bytes
-                if segmentSize >= segmentBytes {
-                    segment += 1
-                    segmentSize = 0
-                    path = segmentPath(segment)
-                    if segment > keepSegments {
-                        do {
-                            try await leader.delete(segmentPath(segment - keepSegments))
-                            result.segmentsDeleted += 1
-                        } catch let error as ReplicationError where error.isNotEnoughReplicas {
-                            result.refusedWrites += 1
-                        }
+                if let oldest = queues[turn].appended(bytes: call.bytes, rollBytes: segmentBytes) {
+                    do {
+                        try await leader.delete(oldest)
+                        result.segmentsDeleted += 1
+                    } catch let error as ReplicationError where error.isNotEnoughReplicas {
+                        result.refusedWrites += 1
                     }
                 }
+                turn = turn + 1 == queues.count ? 0 : turn + 1
                 if end >= deadlineNanoseconds || result.records + burstRecords >= maxRecords { break }
             }
             result.records += burstRecords
             result.bytes += burstBytes
             counters.add(records: burstRecords, bytes: burstBytes)
             if lastLSN > 0 { confirms?.request(lsn: lastLSN, appendedAt: monotonicNanoseconds()) }
-            if stop || monotonicNanoseconds() >= deadlineNanoseconds { break }
-            await Task.yield()
+            let now = monotonicNanoseconds()
+            if stop || now >= deadlineNanoseconds { break }
+            if let delay = pacer?.delay(afterSending: burstBytes, now: now), delay > 0 {
+                try? await Task.sleep(for: .nanoseconds(Int64(min(delay, deadlineNanoseconds - now))))
+            } else {
+                await Task.yield()
+            }
         }
+        result.filesStarted = queues.reduce(0) { $0 + $1.filesStarted }
         return result
+    }
+
+    /// Appends one record to the first segment of each of its queues, so that the files (and
+    /// their directories) exist before the load, as a broker's queues do.
+    func createQueues() async throws {
+        for (offset, queue) in queues.enumerated() {
+            _ = try await leader.append(to: queue.path, bytes: pool.records[(index + offset) % pool.records.count])
+        }
     }
 
     struct AppendCall {

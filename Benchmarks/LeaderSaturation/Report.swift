@@ -82,11 +82,13 @@ struct Report {
             "scenario", "setup", "fault at (s)", "evictions by reason", "throttled (% of samples)",
             "refused writes (count)", "failed confirms (count)", "steady wire MB/s (throttled part, from s)", "cap MB/s",
             "leader CPU (cores)", "followers CPU (cores)", "RSS before the leader (MiB)",
+            "files appended (count)", "files created before the load (s)", "leader fds (max)", "follower fds (max)", "leader RSS (MiB, min-max)", "follower RSS (MiB, max)",
+            "max queue (MB)",
         ]
         var rows: [[String]] = []
         for result in results {
             let reasons = result.evictionsByReason.sorted { $0.key.rawValue < $1.key.rawValue }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
-            rows.append([
+            let events: [String] = [
                 result.scenario.name, result.scenario.summary,
                 result.faultSeconds.map { String(format: "%.2f", $0) } ?? "-",
                 reasons.isEmpty ? "none" : reasons,
@@ -98,9 +100,24 @@ struct Report {
                 String(format: "%.2f", result.leaderCores),
                 String(format: "%.2f", result.followerCores),
                 String(format: "%.0f", Double(result.residentBytesAtStart) / 1_048_576),
-            ])
+                "\(result.filesAppended)",
+                result.secondsToCreateFiles.map { String(format: "%.1f", $0) } ?? "-",
+            ]
+            rows.append(events + Self.resourceCells(ResourceSummary(samples: result.samples, from: 0)))
         }
-        return Self.markdown(headers: headers, rows: rows, rightAligned: [2, 4, 5, 7, 8, 9, 10, 11])
+        return Self.markdown(headers: headers, rows: rows, rightAligned: Set([2, 4, 5, 7, 8] + Array(9..<headers.count)))
+    }
+
+    /// Peak descriptors, RSS and queue depth over the whole load, as the events table shows them.
+    private static func resourceCells(_ whole: ResourceSummary) -> [String] {
+        func mebibytes(_ bytes: Int) -> String { String(format: "%.0f", Double(bytes) / 1_048_576) }
+        return [
+            whole.leaderDescriptors.map { "\($0.max)" } ?? "-",
+            whole.followerDescriptors.map { "\($0.max)" } ?? "-",
+            whole.leaderResidentBytes.map { "\(mebibytes($0.min))-\(mebibytes($0.max))" } ?? "-",
+            whole.followerResidentBytes.map { mebibytes($0.max) } ?? "-",
+            whole.maxQueuedBytes.map { String(format: "%.1f", Double($0) / 1e6) } ?? "-",
+        ]
     }
 
     // MARK: Targets
@@ -136,6 +153,12 @@ struct Report {
             checks.append(TargetCheck(met: ratio >= 0.80, text:
                 "healthy-4 payload \(Self.megabytes(healthy4.payloadBytesPerSecond)) MB/s = \(percent(ratio)) of healthy-1's \(Self.megabytes(healthy1.payloadBytesPerSecond)) MB/s (target >= 80%)"))
         }
+        if let healthy1 = result("healthy-1"), let healthy8 = result("healthy-8"), healthy1.cpuSecondsPerGB > 0 {
+            let ratio = healthy8.cpuSecondsPerGB / healthy1.cpuSecondsPerGB
+            checks.append(TargetCheck(met: ratio <= 1.3, text: String(
+                format: "healthy-8 leader CPU %.1f s/GB = %.2fx healthy-1's %.1f s/GB (target <= 1.3x: a batch is compressed once for every follower)",
+                healthy8.cpuSecondsPerGB, ratio, healthy1.cpuSecondsPerGB)))
+        }
         if let blackhole = result("blackhole-1-of-2") {
             let bound = settings.queueBytes + settings.backlogBytes + 64 << 20
             checks.append(TargetCheck(met: blackhole.peakResidentBytes <= bound, text: String(
@@ -152,44 +175,6 @@ struct Report {
                 "min-isr-2-of-2-slow: \(minISR.refusedWrites) refused writes, \(minISR.confirmsFailed) failed confirms, leader notEnoughReplicasErrors \(minISR.notEnoughReplicasErrors), \(minISR.evictions) evictions (target: none)"))
         }
         return checks
-    }
-
-    // MARK: JSON
-
-    /// `{"ceilingBytesPerSecond": N, "appendBatch": N, "scenarios": [...]}` (the schema in Docs/Performance.md)
-    /// with the follower figures and the failure flag added.
-    func json() throws -> Data {
-        let document = JSONReport(
-            ceilingBytesPerSecond: ceiling.bytesPerSecond,
-            appendBatch: settings.appendBatch,
-            scenarios: results.map { result in
-                JSONReport.Scenario(
-                    name: result.scenario.name,
-                    recordsPerSecond: result.recordsPerSecond,
-                    payloadBytesPerSecond: result.payloadBytesPerSecond,
-                    wireBytesPerSecond: result.wireBytesPerSecond,
-                    compressionRatio: result.compressionRatio,
-                    appendLatencyMicroseconds: .init(
-                        p50: Self.microseconds(result.appendLatency, 50), p99: Self.microseconds(result.appendLatency, 99),
-                        p999: Self.microseconds(result.appendLatency, 99.9), max: Self.maxMicroseconds(result.appendLatency)),
-                    confirmLatencyMicroseconds: result.confirmLatency.map { .init(p50: Self.microseconds($0, 50), p99: Self.microseconds($0, 99)) },
-                    evictions: result.evictions,
-                    secondsToEvict: result.secondsToEvict,
-                    leaderPeakRSSBytes: result.peakResidentBytes,
-                    leaderCPUSecondsPerGB: result.cpuSecondsPerGB,
-                    ratioToHealthy2: ratioToHealthy2(result),
-                    ratioToCeiling: ratioToCeiling(result),
-                    followerCPUSecondsPerGB: result.followerCPUSecondsPerGB,
-                    followerFlushesPerSecond: result.followerFlushesPerSecond,
-                    healthyEvictions: result.healthyEvictions.count,
-                    failed: result.failureReason != nil,
-                    failureReason: result.failureReason
-                )
-            }
-        )
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        return try encoder.encode(document)
     }
 
     // MARK: Formatting
@@ -219,75 +204,4 @@ struct Report {
         }.joined(separator: "|") + "|"
         return ([line(headers), rule] + rows.map(line)).joined(separator: "\n")
     }
-}
-
-/// The JSON file's shape. Optional values are written as `null`, never left out.
-struct JSONReport: Encodable {
-    struct AppendLatency: Encodable {
-        var p50: Double
-        var p99: Double
-        var p999: Double
-        var max: Double
-    }
-
-    struct ConfirmLatency: Encodable {
-        var p50: Double
-        var p99: Double
-    }
-
-    struct Scenario: Encodable {
-        var name: String
-        var recordsPerSecond: Double
-        var payloadBytesPerSecond: Double
-        var wireBytesPerSecond: Double
-        var compressionRatio: Double
-        var appendLatencyMicroseconds: AppendLatency
-        var confirmLatencyMicroseconds: ConfirmLatency?
-        var evictions: Int
-        var secondsToEvict: Double?
-        var leaderPeakRSSBytes: Int
-        var leaderCPUSecondsPerGB: Double
-        var ratioToHealthy2: Double?
-        var ratioToCeiling: Double
-        var followerCPUSecondsPerGB: Double?
-        var followerFlushesPerSecond: Double?
-        /// Evictions of followers the scenario did not make slow, black-holed or frozen.
-        var healthyEvictions: Int
-        /// True when a healthy follower was evicted; `failureReason` says which, why and when.
-        var failed: Bool
-        var failureReason: String?
-
-        private enum CodingKeys: String, CodingKey {
-            case name, recordsPerSecond, payloadBytesPerSecond, wireBytesPerSecond, compressionRatio, appendLatencyMicroseconds
-            case confirmLatencyMicroseconds, evictions, secondsToEvict, leaderPeakRSSBytes, leaderCPUSecondsPerGB, ratioToHealthy2, ratioToCeiling
-            case followerCPUSecondsPerGB, followerFlushesPerSecond, healthyEvictions, failed, failureReason
-        }
-
-        func encode(to encoder: any Encoder) throws {
-            var container = encoder.container(keyedBy: CodingKeys.self)
-            try container.encode(name, forKey: .name)
-            try container.encode(recordsPerSecond, forKey: .recordsPerSecond)
-            try container.encode(payloadBytesPerSecond, forKey: .payloadBytesPerSecond)
-            try container.encode(wireBytesPerSecond, forKey: .wireBytesPerSecond)
-            try container.encode(compressionRatio, forKey: .compressionRatio)
-            try container.encode(appendLatencyMicroseconds, forKey: .appendLatencyMicroseconds)
-            try container.encode(confirmLatencyMicroseconds, forKey: .confirmLatencyMicroseconds)
-            try container.encode(evictions, forKey: .evictions)
-            try container.encode(secondsToEvict, forKey: .secondsToEvict)
-            try container.encode(leaderPeakRSSBytes, forKey: .leaderPeakRSSBytes)
-            try container.encode(leaderCPUSecondsPerGB, forKey: .leaderCPUSecondsPerGB)
-            try container.encode(ratioToHealthy2, forKey: .ratioToHealthy2)
-            try container.encode(ratioToCeiling, forKey: .ratioToCeiling)
-            try container.encode(followerCPUSecondsPerGB, forKey: .followerCPUSecondsPerGB)
-            try container.encode(followerFlushesPerSecond, forKey: .followerFlushesPerSecond)
-            try container.encode(healthyEvictions, forKey: .healthyEvictions)
-            try container.encode(failed, forKey: .failed)
-            try container.encode(failureReason, forKey: .failureReason)
-        }
-    }
-
-    var ceilingBytesPerSecond: Double
-    /// Records per append call (`--append-batch`).
-    var appendBatch: Int
-    var scenarios: [Scenario]
 }

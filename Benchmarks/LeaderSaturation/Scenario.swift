@@ -52,6 +52,7 @@ struct Scenario: Sendable, Equatable {
         Scenario(name: "healthy-2", followers: 2, fault: .none, policy: .evictSlowFollowers, summary: "2 healthy followers"),
         Scenario(name: "healthy-2-tls", followers: 2, fault: .none, policy: .evictSlowFollowers, summary: "2 healthy followers over mutual TLS", tls: true),
         Scenario(name: "healthy-4", followers: 4, fault: .none, policy: .evictSlowFollowers, summary: "4 healthy followers"),
+        Scenario(name: "healthy-8", followers: 8, fault: .none, policy: .evictSlowFollowers, summary: "8 healthy followers"),
         Scenario(name: "slow-1-of-2", followers: 2, fault: .bandwidthCap, policy: .evictSlowFollowers, summary: "f2 capped in bandwidth, evict mode"),
         Scenario(name: "blackhole-1-of-2", followers: 2, fault: .blackHole, policy: .evictSlowFollowers, summary: "f2 black-holed at 25% of the run"),
         Scenario(name: "frozen-1-of-2", followers: 2, fault: .frozen, policy: .evictSlowFollowers, summary: "f2 SIGSTOPped at 25% of the run"),

@@ -17,10 +17,12 @@ struct Sample: Sendable {
     var maxLagBytes: Int
     var maxLagSeconds: Double
     var liveFollowers: Int
+    /// Memory, descriptors and queues of the leader and follower processes.
+    var resources: ResourceSample
 }
 
 /// An eviction, placed on the run's timeline.
-struct EvictionMark: Sendable, Hashable {
+struct EvictionMark: Sendable, Equatable {
     var seconds: Double
     var nodeID: String
     var reason: EvictionReason
@@ -59,6 +61,11 @@ struct ScenarioResult: Sendable {
     var faultSeconds: Double?
     var capBytesPerSecond: Int?
     var segmentsDeleted: Int
+    /// Segment files the producers appended to (each counted once).
+    var filesAppended: Int
+    /// With `--files`: seconds to create every queue's first segment on the leader and the
+    /// followers, before the load.
+    var secondsToCreateFiles: Double?
 
     var recordsPerSecond: Double { Double(records) / loadSeconds }
     var payloadBytesPerSecond: Double { Double(payloadBytes) / loadSeconds }

@@ -18,7 +18,12 @@ struct RunSettings: Sendable {
     /// The bandwidth cap of a slow follower (leader to follower), in bytes per second.
     var slowBytesPerSecond: Int
     var segmentBytes: Int
-    var keepSegments: Int
+    /// Which files the producers append to (`--files`).
+    var layout: FileLayout
+    /// All producers together, in record bytes per second (`--rate`); nil: as fast as they can.
+    var rateBytesPerSecond: Int?
+    /// Seconds at the start of the load that the resource minima and maxima leave out (`--warm-up`).
+    var warmUpSeconds: Double
     var burst: Int
     var replicationNode: URL
     var verbose: Bool
@@ -30,6 +35,15 @@ struct RunSettings: Sendable {
     var appendLabel: String {
         appendBatch == 1 ? "1 record per append call" : "\(appendBatch) records per append call (append(to:contentsOf:))"
     }
+
+    /// "as fast as the leader takes them" or "at 12.50 MB/s of records in total".
+    var rateLabel: String {
+        rateBytesPerSecond.map { String(format: "at %.2f MB/s of records in total", Double($0) / 1e6) } ?? "as fast as the leader takes them"
+    }
+
+    /// Where a scenario's resource window starts: after the warm-up, but in a short run no
+    /// later than half-way, so the window always has samples.
+    var resourceWindowStartSeconds: Double { min(warmUpSeconds, durationSeconds / 2) }
 }
 
 /// Runs one scenario from scratch: a fresh leader in this process on a new temporary data
@@ -39,7 +53,7 @@ struct ScenarioRunner {
     let scenario: Scenario
     let settings: RunSettings
 
-    private static let samplingInterval: Duration = .milliseconds(250)
+    static let samplingInterval: Duration = .milliseconds(250)
 
     func run() async throws -> ScenarioResult {
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("leader-saturation-\(UUID().uuidString)").path
@@ -115,7 +129,16 @@ struct ScenarioRunner {
         }
         try await waitUntilReady(leader, followers: followers)
 
-        // The load.
+        // The load. The producers' queues (up to 100,000 paths) are made before the clocks start.
+        let producers = (0..<settings.producers).map { index in
+            Producer(
+                index: index, leader: leader, pool: settings.pool,
+                queues: settings.layout.queues(ofProducer: index, producers: settings.producers), segmentBytes: settings.segmentBytes,
+                burst: settings.burst, appendBatch: settings.appendBatch,
+                bytesPerSecond: settings.rateBytesPerSecond.map { Double($0) / Double(settings.producers) }
+            )
+        }
+        let secondsToCreateFiles = try await createFiles(producers, leader: leader, followers: followers.count)
         let counters = LoadCounters()
         let durationNanoseconds = UInt64(settings.durationSeconds * 1e9)
         let maxRecordsPerProducer = Int(min(Double(Int.max / 4), settings.durationSeconds * 10_000_000))
@@ -144,16 +167,14 @@ struct ScenarioRunner {
             faultDate.set(Date())
         }
         let stopSampling = Shared(false)
-        let sampler = Task { await sample(leader, counters: counters, loadStart: loadStart, loadStartDate: loadStartDate, stop: stopSampling) }
+        let sampled = followers
+        let sampler = Task { await sample(leader, followers: sampled, counters: counters, loadStart: loadStart, loadStartDate: loadStartDate, stop: stopSampling) }
         let trackers = (0..<settings.producers).map { _ in
             scenario.confirms ? ConfirmTracker(leader: leader, drainDeadlineNanoseconds: deadline + 20_000_000_000) : nil
         }
         let producerResults = try await withThrowingTaskGroup(of: ProducerResult.self) { group in
             for index in 0..<settings.producers {
-                let producer = Producer(
-                    index: index, leader: leader, pool: settings.pool, segmentBytes: settings.segmentBytes,
-                    keepSegments: settings.keepSegments, burst: settings.burst, appendBatch: settings.appendBatch
-                )
+                let producer = producers[index]
                 let tracker = trackers[index]
                 group.addTask {
                     try await producer.run(deadlineNanoseconds: deadline, maxRecords: maxRecordsPerProducer, counters: counters, confirms: tracker)
@@ -170,7 +191,7 @@ struct ScenarioRunner {
         }
         let endStatus = leader.status()
         stopSampling.set(true)
-        var (samples, marks) = await sampler.value
+        var (samples, evictionLog) = await sampler.value
         await faulting.value
 
         // Confirms still in flight drain here (bounded); they do not count in the load time.
@@ -183,9 +204,7 @@ struct ScenarioRunner {
             let waitUntil = ContinuousClock.now + .seconds(scenario.fault == .bandwidthCap ? 0 : 15)
             repeat {
                 let status = leader.status()
-                for eviction in status.recentEvictions {
-                    marks.insert(EvictionMark(seconds: eviction.at.timeIntervalSince(loadStartDate), nodeID: eviction.nodeID, reason: eviction.reason))
-                }
+                evictionLog.record(status, loadStart: loadStartDate)
                 if let first = status.recentEvictions.first(where: { $0.nodeID == faulty && $0.at >= since.addingTimeInterval(-0.001) }) {
                     secondsToEvict = max(0, first.at.timeIntervalSince(since))
                     break
@@ -195,9 +214,7 @@ struct ScenarioRunner {
             } while true
         }
         let finalStatus = leader.status()
-        for eviction in finalStatus.recentEvictions {
-            marks.insert(EvictionMark(seconds: eviction.at.timeIntervalSince(loadStartDate), nodeID: eviction.nodeID, reason: eviction.reason))
-        }
+        evictionLog.record(finalStatus, loadStart: loadStartDate)
         let peakResidentBytes = ProcessMetrics.peakResidentBytes()
         settings.progress.finish()
 
@@ -210,7 +227,10 @@ struct ScenarioRunner {
             confirmLatency = merged
         }
         if samples.isEmpty {
-            samples.append(Sample(seconds: loadSeconds, recordsPerSecond: 0, payloadBytes: 0, wireBytes: 0, throttledProducers: 0, maxLagBytes: 0, maxLagSeconds: 0, liveFollowers: 0))
+            samples.append(Sample(
+                seconds: loadSeconds, recordsPerSecond: 0, payloadBytes: 0, wireBytes: 0, throttledProducers: 0, maxLagBytes: 0, maxLagSeconds: 0,
+                liveFollowers: 0, resources: .none
+            ))
         }
         return ScenarioResult(
             scenario: scenario, loadSeconds: loadSeconds,
@@ -225,11 +245,36 @@ struct ScenarioRunner {
             maxLagBytes: samples.map(\.maxLagBytes).max() ?? 0, maxLagSeconds: samples.map(\.maxLagSeconds).max() ?? 0,
             peakResidentBytes: peakResidentBytes, residentBytesAtStart: residentBytesAtStart, cpuSeconds: cpuSeconds, followerCPUSeconds: followerCPUSeconds,
             followerFlushes: followers.isEmpty || followerFlushes.contains(nil) ? nil : followerFlushes.reduce(0) { $0 + $1! }, samples: samples,
-            evictionMarks: marks.sorted { $0.seconds < $1.seconds },
+            evictionMarks: evictionLog.marks,
             faultSeconds: faultDate.value.map { $0.timeIntervalSince(loadStartDate) },
             capBytesPerSecond: scenario.fault == .bandwidthCap ? settings.slowBytesPerSecond : nil,
-            segmentsDeleted: producerResults.reduce(0) { $0 + $1.segmentsDeleted }
+            segmentsDeleted: producerResults.reduce(0) { $0 + $1.segmentsDeleted },
+            filesAppended: producerResults.reduce(0) { $0 + $1.filesStarted }, secondsToCreateFiles: secondsToCreateFiles
         )
+    }
+
+    /// With `--files`, creates every queue's first segment (one record each) and waits until
+    /// every follower has acked them, at most 300 s; returns how long that took, or nil
+    /// without `--files`. A broker's queues exist before its load: otherwise a short run of
+    /// 10,000 files would mostly measure 3 x 10,000 file and directory creations, and not
+    /// appends spread over many files.
+    private func createFiles(_ producers: [Producer], leader: ReplicationLeader, followers: Int) async throws -> Double? {
+        guard let files = settings.layout.files else { return nil }
+        settings.progress.update("\(scenario.name): creating \(files) files before the load")
+        let start = monotonicNanoseconds()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for producer in producers { group.addTask { try await producer.createQueues() } }
+            try await group.waitForAll()
+        }
+        let deadline = ContinuousClock.now + .seconds(300)
+        while ContinuousClock.now < deadline {
+            let status = leader.status()
+            if status.followers.count >= followers, status.followers.allSatisfy({ $0.ackedLSN >= status.lastLSN }) { break }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        let seconds = Double(monotonicNanoseconds() - start) / 1e9
+        settings.progress.note("\(scenario.name): " + String(format: "%d files created on the leader and %d followers in %.1f s", files, followers, seconds))
+        return seconds
     }
 
     /// Waits (at most 60 s) until every follower is live, and under min-ISR in the stored
@@ -250,64 +295,6 @@ struct ScenarioRunner {
             }
             try await Task.sleep(for: .milliseconds(20))
         }
-    }
-
-    /// Every 250 ms until told to stop (and at most duration / 250 ms + 400 times): records
-    /// per second, the leader's counters, lag, throttling and evictions; updates the
-    /// progress line.
-    private func sample(
-        _ leader: ReplicationLeader, counters: LoadCounters, loadStart: UInt64, loadStartDate: Date, stop: Shared<Bool>
-    ) async -> ([Sample], Set<EvictionMark>) {
-        var samples: [Sample] = []
-        var marks = Set<EvictionMark>()
-        var previousRecords = 0
-        var previousTime = loadStart
-        let maxSamples = Int(settings.durationSeconds * 4) + 400
-        while !stop.value, samples.count < maxSamples {
-            try? await Task.sleep(for: Self.samplingInterval)
-            let now = monotonicNanoseconds()
-            let records = counters.records.load(ordering: .relaxed)
-            let status = leader.status()
-            for eviction in status.recentEvictions {
-                marks.insert(EvictionMark(seconds: eviction.at.timeIntervalSince(loadStartDate), nodeID: eviction.nodeID, reason: eviction.reason))
-            }
-            let seconds = Double(now - loadStart) / 1e9
-            let rate = Double(records - previousRecords) / (Double(now - previousTime) / 1e9)
-            let point = Sample(
-                seconds: seconds, recordsPerSecond: rate, payloadBytes: status.payloadBytes, wireBytes: status.wireBytes,
-                throttledProducers: status.throttledProducers,
-                maxLagBytes: status.followers.map(\.lagBytes).max() ?? 0, maxLagSeconds: status.followers.map(\.lagSeconds).max() ?? 0,
-                liveFollowers: status.followers.filter { $0.state == .live }.count
-            )
-            samples.append(point)
-            // A follower that needs a full sync (it fell out of the backlog) shows its progress
-            // every second: a sync above a few seconds is visible in the output.
-            if samples.count % 4 == 0 {
-                for follower in status.followers where follower.state == .syncing {
-                    guard let sync = follower.fullSync, sync.bytes > 0 else { continue }
-                    settings.progress.note(String(
-                        format: "%.2f s: %@ full sync: %d/%d files, %d/%d bytes (kept %d), %.1f MB/s, %d s left", seconds,
-                        follower.nodeID, sync.filesDone, sync.files, sync.bytesDone, sync.bytes, sync.bytesKept,
-                        Double(sync.bytesPerSecond) / 1e6, sync.secondsLeft
-                    ))
-                }
-            }
-            if settings.trace {
-                let followers = status.followers.map {
-                    "\($0.nodeID) \($0.state) queued \($0.queuedBytes) B, lag \($0.lagBytes) B / " + String(format: "%.2f s", $0.lagSeconds)
-                }
-                settings.progress.note(String(format: "trace %.2f s: ", seconds) + "in-sync \(status.isr), throttled producers \(status.throttledProducers); " + followers.joined(separator: "; "))
-            }
-            previousRecords = records
-            previousTime = now
-            let evicted = status.evictions.values.reduce(0, +)
-            settings.progress.update("\(scenario.name): " + String(
-                format: "%4.1f / %.0f s   %9.0f records/s   %6.1f MB/s payload   live followers %d   evictions %d   throttled producers %d   max lag %.1f MB",
-                seconds, settings.durationSeconds, rate, Double(status.payloadBytes) / max(seconds, 0.001) / 1e6,
-                point.liveFollowers, evicted, point.throttledProducers, Double(point.maxLagBytes) / 1e6
-            ))
-        }
-        return (samples, marks)
     }
 }
 

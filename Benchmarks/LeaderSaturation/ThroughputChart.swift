@@ -2,18 +2,22 @@ import Foundation
 
 /// An SVG of throughput over time, one panel per scenario on a shared scale, with the fault,
 /// every eviction and the throttled stretches marked, and a legend, so it reads without the
-/// table.
+/// table; under each, the processes' memory, descriptors and queues (``ResourceChart``).
 struct ThroughputChart {
     var results: [ScenarioResult]
     var ceilingBytesPerSecond: Double
     var workload: String
+    /// Where the resource minima and maxima start (the warm-up before it is shaded).
+    var resourceWindowStartSeconds: Double
 
     private let width = 1000.0
     private let left = 90.0
     private let right = 30.0
     private let panelHeight = 150.0
     private let panelGap = 70.0
-    private let top = 110.0
+    private let top = 130.0
+    /// One scenario: its throughput panel, the axis label, and its resource panels.
+    private var blockHeight: Double { panelHeight + panelGap + ResourceChart.height }
 
     func svg() -> String {
         let plotWidth = width - left - right
@@ -21,7 +25,7 @@ struct ThroughputChart {
         let peak = results.flatMap { $0.samples.map(\.recordsPerSecond) }.max() ?? 1
         let (yMax, yStep) = Self.niceScale(max(peak, 1))
         let xStep = Self.niceScale(maxSeconds, ticks: 8).step
-        let height = top + Double(results.count) * (panelHeight + panelGap) + 20
+        let height = top + Double(results.count) * blockHeight + 20
         var svg = """
             <svg xmlns="http://www.w3.org/2000/svg" width="\(Int(width))" height="\(Int(height))" viewBox="0 0 \(Int(width)) \(Int(height))" font-family="Helvetica, Arial, sans-serif" font-size="12">
             <rect width="100%" height="100%" fill="white"/>
@@ -41,10 +45,11 @@ struct ThroughputChart {
             <text x="\(left + 538)" y="\(legendY + 4)">follower evicted</text>
             <rect x="\(left + 660)" y="\(legendY - 7)" width="26" height="14" fill="#ff9900" fill-opacity="0.25"/>
             <text x="\(left + 692)" y="\(legendY + 4)">producers throttled (min-ISR)</text>
+            <text x="\(left)" y="\(legendY + 26)" fill="#444">Under each panel: the leader process (black) and each follower process (\(followerLegend)); grey: the warm-up, left out of the JSON's minima and maxima.</text>
 
             """
         for (index, result) in results.enumerated() {
-            let panelTop = top + Double(index) * (panelHeight + panelGap)
+            let panelTop = top + Double(index) * blockHeight
             let panelBottom = panelTop + panelHeight
             func x(_ seconds: Double) -> Double { left + min(max(seconds, 0), maxSeconds) / maxSeconds * plotWidth }
             func y(_ rate: Double) -> Double { panelBottom - min(rate, yMax) / yMax * panelHeight }
@@ -71,7 +76,7 @@ struct ThroughputChart {
                 tick += yStep
             }
             var second = 0.0
-            while second <= maxSeconds + xStep / 2 {
+            while second <= maxSeconds * 1.000001 {
                 svg += "<line x1=\"\(x(second))\" y1=\"\(panelBottom)\" x2=\"\(x(second))\" y2=\"\(panelBottom + 4)\" stroke=\"#666\"/>\n"
                 svg += "<text x=\"\(x(second))\" y=\"\(panelBottom + 17)\" text-anchor=\"middle\">\(Self.trimmed(second))</text>\n"
                 second += xStep
@@ -82,6 +87,9 @@ struct ThroughputChart {
             // The throughput line: each point is the rate over the 250 ms before it.
             let points = result.samples.map { "\(x($0.seconds)),\(y($0.recordsPerSecond))" }
             svg += "<polyline points=\"\(points.joined(separator: " "))\" fill=\"none\" stroke=\"#1f5fbf\" stroke-width=\"2\"/>\n"
+
+            svg += ResourceChart(result: result, maxSeconds: maxSeconds, windowStartSeconds: resourceWindowStartSeconds)
+                .svg(top: panelBottom + 40, left: left, width: plotWidth)
 
             if let fault = result.faultSeconds {
                 let label = switch result.scenario.fault {
@@ -107,6 +115,14 @@ struct ThroughputChart {
         }
         svg += "</svg>\n"
         return svg
+    }
+
+    /// "f1 f2 …" as SVG text spans, each in its follower's colour, for as many followers as
+    /// the largest scenario has.
+    private var followerLegend: String {
+        let colours = ResourceChart.followerColours
+        let count = min(colours.count, max(1, results.map(\.scenario.followers).max() ?? 1))
+        return (0..<count).map { "<tspan fill=\"\(colours[$0])\" font-weight=\"bold\">f\($0 + 1)</tspan>" }.joined(separator: " ")
     }
 
     /// A round maximum and step for an axis from 0 to `value`.
